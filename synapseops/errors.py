@@ -1,0 +1,109 @@
+"""The one error tree the reliability road reads.
+
+::
+
+    SynapseOpsError
+    ├── RetryableError            → next retry tier (then the dead letter after the last one)
+    │   ├── TargetUnavailable     connection refused / reset, 5xx from a target
+    │   ├── TargetTimeout         the target did not answer in time
+    │   ├── RateLimited           429; ``retry_after`` (seconds) is honoured by the tier
+    │   ├── KafkaUnavailable      the broker did not take a record durably
+    │   ├── DatabaseUnavailable   PostgreSQL down, failover, serialisation conflict
+    │   └── SinkUnavailable       any other sink that will likely work later
+    ├── FatalError                → dead-letter topic at once; retrying cannot help
+    │   ├── Undecodable           bytes that are not what the topic carries
+    │   ├── SchemaInvalid         decodes, but breaks the schema / pydantic model
+    │   └── TargetRejected        4xx (other than 408/429) from a target
+    └── ConfigurationError        the process cannot start; never reaches a record
+
+``BusinessRejection`` is not an error of the platform: a service raises it when the outside
+world said "no" on purpose (finance refused a settlement). The road records it as an outcome.
+
+Third-party exceptions (httpx, psycopg2, confluent-kafka) are wrapped at the boundary where
+they happen (``raise TargetTimeout(...) from exc``) and never travel further up.
+"""
+
+from __future__ import annotations
+
+
+class SynapseOpsError(Exception):
+    """Base of every error this platform raises on purpose."""
+
+
+class RetryableError(SynapseOpsError):
+    """Trying again later may succeed."""
+
+    retry_after: float | None = None
+
+
+class TargetUnavailable(RetryableError):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TargetTimeout(RetryableError):
+    pass
+
+
+class RateLimited(RetryableError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class KafkaUnavailable(RetryableError):
+    pass
+
+
+class DatabaseUnavailable(RetryableError):
+    pass
+
+
+class SinkUnavailable(RetryableError):
+    pass
+
+
+class FatalError(SynapseOpsError):
+    """Retrying cannot help: the record goes to the dead-letter topic at once."""
+
+
+class Undecodable(FatalError):
+    pass
+
+
+class SchemaInvalid(FatalError):
+    pass
+
+
+class TargetRejected(FatalError):
+    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConfigurationError(SynapseOpsError):
+    """The process cannot start as configured."""
+
+
+class BusinessRejection(SynapseOpsError):
+    """The outside system refused on purpose; recorded as an outcome, never retried."""
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def classify(exc: BaseException) -> str:
+    """``"retryable"``, ``"fatal"`` or ``"rejected"`` — the road's three ways out.
+
+    Anything this platform did not anticipate is fatal: an unknown bug retried three times
+    is still a bug, and the dead letter keeps the record and its trace for a person.
+    """
+    if isinstance(exc, BusinessRejection):
+        return "rejected"
+    if isinstance(exc, RetryableError | TimeoutError | ConnectionError):
+        return "retryable"
+    return "fatal"
