@@ -131,7 +131,9 @@ class TopicRegistry:
 INBOUND_EVENTS = TopicSpec(
     name="synapseops.events.inbound",
     partitions=6,
-    value_schema="inbound_event",
+    # The value is the raw body exactly as received (signatures stay verifiable); what we know
+    # about it travels in headers (synapseops/headers.py).
+    value_schema="bytes",
     description="every event accepted at ingress (raw bytes + headers), keyed by its entity",
 )
 

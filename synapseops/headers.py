@@ -1,0 +1,50 @@
+"""Kafka header names, defined once. Every hop reads and writes them through these constants.
+
+Ingress headers (on every record of ``synapseops.events.inbound`` and the service topics):
+
+==============================  ==============================================================
+``synapseops-event-id``          the source's own event id (Stripe ``evt_…``, Shopify
+                                 ``X-Shopify-Webhook-Id``, HubSpot ``eventId``, CloudEvents
+                                 ``source``+``id``); the de-duplication key
+``synapseops-source``            who sent it (``stripe``, ``shopify``, ``github``, a connector)
+``synapseops-event-type``        the source's event type when it has one (``payment_intent.succeeded``)
+``synapseops-received-at``       ingress time, RFC 3339 UTC with milliseconds
+``synapseops-http-headers``      the HTTP request headers as received (JSON object), secrets removed
+``content-type``                 the body's media type; the record value is the raw body bytes
+``traceparent``                  W3C trace context stamped at ingress, carried by every hop
+==============================  ==============================================================
+
+The retry road adds its own headers (``synapseops-attempt`` …); they are listed in
+``streams/road`` where they are written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+EVENT_ID = "synapseops-event-id"
+SOURCE = "synapseops-source"
+EVENT_TYPE = "synapseops-event-type"
+RECEIVED_AT = "synapseops-received-at"
+HTTP_HEADERS = "synapseops-http-headers"
+CONTENT_TYPE = "content-type"
+TRACEPARENT = "traceparent"
+
+# HTTP headers never copied into Kafka or the database: they carry credentials.
+SECRET_HTTP_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+HeaderList = list[tuple[str, bytes]]
+
+
+def to_map(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as ``{name: text}``; the last value wins when a name repeats."""
+    result: dict[str, str] = {}
+    for name, value in headers or ():
+        result[name] = value.decode("utf-8", "replace") if value is not None else ""
+    return result
+
+
+def http_headers_json(headers: Mapping[str, str]) -> bytes:
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS}
+    return json.dumps(kept, sort_keys=True).encode()
