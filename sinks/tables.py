@@ -1,0 +1,64 @@
+"""SQLAlchemy Core tables, matching the Alembic migrations under ``sinks/migrations``.
+
+The migrations are the truth for the schema; these objects let code build statements
+(``insert(inbound_events)``) without spelling column names as strings. A test compares the
+two, so a migration that forgets its table here (or the other way round) fails.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("entity_key", Text, nullable=False),
+    Column("event_type", Text, nullable=True),
+    Column("trace_id", Text, nullable=True),
+    Column("traceparent", Text, nullable=True),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("payload", JSONB, nullable=True),
+    Column("headers", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event_id"),
+)
+
+# Records a pipeline could not even decode: kept with their raw bytes so nothing is lost.
+rejected_events = Table(
+    "rejected_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("pipeline", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=True),
+    Column("headers", JSONB, nullable=False),
+    Column("error_class", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint(
+        "pipeline", "topic", "partition", "offset", name="uq_rejected_events_coordinates"
+    ),
+)
