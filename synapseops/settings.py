@@ -40,8 +40,12 @@ def parse_duration(text: str) -> float:
 
 
 def _section(prefix: str) -> SettingsConfigDict:
+    # The root's .env first, then the working directory's (later files win).
     return SettingsConfigDict(
-        env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=prefix,
+        env_file=(PROJECT_ROOT / ".env", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
     )
 
 
