@@ -1,0 +1,9 @@
+"""The reliability road: retry tiers, tier consumers and failure routing for every pipeline.
+
+A pipeline declares itself (:class:`~streams.road.pipeline.Pipeline`); :func:`process` runs
+its handler on one record and never lets an exception escape; a failure is handed to the
+:class:`~streams.road.router.FailureRouter`, which produces the record to its next retry tier
+or dead-letter topic (:mod:`streams.road.tiers` decides which) with its history in the
+headers (:mod:`streams.road.headers`); a :class:`~streams.road.tier_consumer.TierConsumer`
+per tier topic holds each record until it is due and runs it through :func:`process` again.
+"""
