@@ -1,0 +1,162 @@
+"""Webhook signature schemes, verified over the raw request bytes, in constant time.
+
+Each verifier raises :class:`SignatureInvalid` with a reason a sender can act on (the API answers
+401 with it); it never says which secret was tried or what the expected digest was.
+
+- Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]``, HMAC-SHA256 of ``"{t}.{body}"``
+  keyed with the whole ``whsec_…`` string; any ``v1`` may match any configured secret (rotation);
+  the timestamp must be within the tolerance.
+- Shopify: ``X-Shopify-Hmac-Sha256``: base64 HMAC-SHA256 of the body.
+- Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<b64> …``;
+  HMAC-SHA256 of ``"{id}.{timestamp}.{body}"`` keyed with the base64 part of ``whsec_…``.
+- Generic HMAC: a named header holding hex HMAC-SHA256 of the body, optionally ``sha256=``
+  prefixed (GitHub's ``X-Hub-Signature-256`` shape).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping, Sequence
+
+
+class SignatureInvalid(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _check_timestamp(timestamp: int, tolerance_s: int, now: float | None) -> None:
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        raise SignatureInvalid(
+            f"timestamp {timestamp} is outside the {tolerance_s}s tolerance (replayed or clock skew)"
+        )
+
+
+def verify_stripe(
+    body: bytes,
+    header: str | None,
+    secrets: Sequence[str],
+    *,
+    tolerance_s: int = 300,
+    now: float | None = None,
+) -> int:
+    """Verify a Stripe webhook; returns the signed timestamp."""
+    if not secrets:
+        raise SignatureInvalid("no Stripe webhook secret is configured")
+    if not header:
+        raise SignatureInvalid("missing Stripe-Signature header")
+    timestamp: int | None = None
+    signatures: list[bytes] = []
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise SignatureInvalid("Stripe-Signature timestamp is not an integer") from None
+        elif name == "v1":
+            try:
+                signatures.append(bytes.fromhex(value))
+            except ValueError:
+                continue
+    if timestamp is None:
+        raise SignatureInvalid("Stripe-Signature has no timestamp (t=)")
+    if not signatures:
+        raise SignatureInvalid("Stripe-Signature has no v1 signature")
+    signed = str(timestamp).encode() + b"." + body
+    expected = [_hmac_sha256(secret.encode(), signed) for secret in secrets]
+    # Compare every pair so the time taken does not depend on which one matched.
+    matched = False
+    for candidate in signatures:
+        for digest in expected:
+            matched |= hmac.compare_digest(candidate, digest)
+    if not matched:
+        raise SignatureInvalid("no v1 signature matches the body for any configured secret")
+    _check_timestamp(timestamp, tolerance_s, now)
+    return timestamp
+
+
+def verify_shopify(body: bytes, headers: Mapping[str, str], secret: str) -> None:
+    given = _header(headers, "X-Shopify-Hmac-Sha256")
+    if not given:
+        raise SignatureInvalid("missing X-Shopify-Hmac-Sha256 header")
+    try:
+        candidate = base64.b64decode(given, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureInvalid("X-Shopify-Hmac-Sha256 is not base64") from None
+    if not hmac.compare_digest(candidate, _hmac_sha256(secret.encode(), body)):
+        raise SignatureInvalid("X-Shopify-Hmac-Sha256 does not match the body")
+
+
+def verify_standard_webhooks(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    *,
+    tolerance_s: int = 300,
+    now: float | None = None,
+) -> None:
+    msg_id = _header(headers, "webhook-id")
+    stamp = _header(headers, "webhook-timestamp")
+    signature_header = _header(headers, "webhook-signature")
+    if not (msg_id and stamp and signature_header):
+        raise SignatureInvalid("missing webhook-id, webhook-timestamp or webhook-signature header")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise SignatureInvalid("webhook-timestamp is not an integer") from None
+    key_text = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(key_text)
+    except (binascii.Error, ValueError):
+        raise SignatureInvalid("the configured Standard Webhooks secret is not base64") from None
+    expected = _hmac_sha256(key, f"{msg_id}.{timestamp}.".encode() + body)
+    matched = False
+    for part in signature_header.split():
+        version, _, value = part.partition(",")
+        if version != "v1":
+            continue
+        try:
+            matched |= hmac.compare_digest(base64.b64decode(value), expected)
+        except (binascii.Error, ValueError):
+            continue
+    if not matched:
+        raise SignatureInvalid("no v1 webhook-signature matches the body")
+    _check_timestamp(timestamp, tolerance_s, now)
+
+
+def verify_hmac_hex(body: bytes, headers: Mapping[str, str], secret: str, header: str) -> None:
+    given = _header(headers, header)
+    if not given:
+        raise SignatureInvalid(f"missing {header} header")
+    given = given.removeprefix("sha256=")
+    try:
+        candidate = bytes.fromhex(given)
+    except ValueError:
+        raise SignatureInvalid(f"{header} is not hex") from None
+    if not hmac.compare_digest(candidate, _hmac_sha256(secret.encode(), body)):
+        raise SignatureInvalid(f"{header} does not match the body")
+
+
+def sign_stripe(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A ``Stripe-Signature`` value for ``body`` — for the sandbox, the demo and tests."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    digest = _hmac_sha256(secret.encode(), str(stamp).encode() + b"." + body).hex()
+    return f"t={stamp},v1={digest}"
