@@ -45,7 +45,8 @@ def _check_timestamp(timestamp: int, tolerance_s: int, now: float | None) -> Non
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_s:
         raise SignatureInvalid(
-            f"timestamp {timestamp} is outside the {tolerance_s}s tolerance (replayed or clock skew)"
+            f"timestamp {timestamp} is outside the {tolerance_s}s tolerance "
+            "(a replayed delivery or clock skew)"
         )
 
 
