@@ -1,0 +1,175 @@
+"""What the generic webhook ingress knows about a request, as pure functions (no I/O).
+
+The route in ``api/routes/webhooks.py`` reads the raw body, calls :func:`describe_event`
+and publishes the *original bytes* with the headers of :func:`kafka_headers`. Keeping the
+decisions here lets them be tested without a server, a broker or a database.
+
+Where each field comes from (first match wins; header names are case-insensitive):
+
+=============  ==========================================================================
+event id       ``Idempotency-Key``, ``X-Event-Id``, CloudEvents ``ce-id`` (as
+               ``<ce-source>/<ce-id>`` when ``ce-source`` is sent), the providers' own
+               delivery ids (``X-Shopify-Webhook-Id``, ``X-GitHub-Delivery``), else the
+               body's top-level ``id`` (string or integer); none of them → rejected
+entity key     ``X-Entity-Key``, else the body's top-level ``id``, else the event id
+event type     ``X-Event-Type``, ``ce-type``, ``X-Shopify-Topic``, ``X-GitHub-Event``, else
+               the body's top-level ``type`` (string); may be absent
+trace          a valid incoming ``traceparent`` is continued (same trace id, new span),
+               otherwise a new trace is started
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from synapseops import headers as kh
+from synapseops.errors import SchemaInvalid, Undecodable
+from synapseops.ids import child_traceparent
+
+# A source names a URL segment, a metric label and a database value: keep it boring.
+SOURCE_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62})$"
+_SOURCE = re.compile(SOURCE_PATTERN)
+
+# Ids travel in Kafka headers and a unique index; a megabyte "id" is an attack, not an id.
+MAX_ID_LENGTH = 512
+
+_EVENT_ID_HEADERS = ("idempotency-key", "x-event-id")
+_PROVIDER_EVENT_ID_HEADERS = ("x-shopify-webhook-id", "x-github-delivery")
+_EVENT_TYPE_HEADERS = ("x-event-type", "ce-type", "x-shopify-topic", "x-github-event")
+DEFAULT_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """What ingress decided about one request; the body itself is published untouched."""
+
+    event_id: str
+    entity_key: str
+    event_type: str | None
+    traceparent: str
+    received_at: str
+
+
+def is_valid_source(source: str) -> bool:
+    return bool(_SOURCE.match(source))
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity, which are not JSON; a consumer in another language
+    # would choke on the very bytes we promised were JSON.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The body as JSON, or :class:`Undecodable` with a reason a sender can act on."""
+    if not body.strip():
+        raise Undecodable("empty body: a JSON document is required")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise Undecodable("body is not JSON: nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise Undecodable(f"body is not JSON: {exc}") from exc
+
+
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value.strip() for name, value in headers.items()}
+
+
+def _first_header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def body_id(body: Any) -> str | None:
+    """The body's top-level ``id`` as text when it is a non-empty string or an integer."""
+    if not isinstance(body, dict):
+        return None
+    value = body.get("id")
+    # bool is an int in Python; ``"id": true`` is not an id.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def event_id_from(headers: Mapping[str, str], body: Any) -> str | None:
+    lowered = _lowered(headers)
+    explicit = _first_header(lowered, _EVENT_ID_HEADERS)
+    if explicit:
+        return explicit
+    ce_id = lowered.get("ce-id")
+    if ce_id:
+        ce_source = lowered.get("ce-source")
+        # CloudEvents ids are unique per source only.
+        return f"{ce_source}/{ce_id}" if ce_source else ce_id
+    return _first_header(lowered, _PROVIDER_EVENT_ID_HEADERS) or body_id(body)
+
+
+def entity_key_from(headers: Mapping[str, str], body: Any, event_id: str) -> str:
+    return _lowered(headers).get("x-entity-key") or body_id(body) or event_id
+
+
+def event_type_from(headers: Mapping[str, str], body: Any) -> str | None:
+    from_header = _first_header(_lowered(headers), _EVENT_TYPE_HEADERS)
+    if from_header:
+        return from_header
+    if isinstance(body, dict):
+        value = body.get("type")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def received_at_now() -> str:
+    """RFC 3339 UTC with milliseconds, the ``synapseops-received-at`` format."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_event(headers: Mapping[str, str], body: Any) -> InboundEvent:
+    """Event id, entity key, type and trace of one request; :class:`SchemaInvalid` if unusable."""
+    event_id = event_id_from(headers, body)
+    if event_id is None:
+        raise SchemaInvalid(
+            "no event id: send an Idempotency-Key, X-Event-Id or ce-id header, "
+            "or a top-level 'id' in the body"
+        )
+    entity_key = entity_key_from(headers, body, event_id)
+    for name, value in (("event id", event_id), ("entity key", entity_key)):
+        if len(value) > MAX_ID_LENGTH:
+            raise SchemaInvalid(f"{name} longer than {MAX_ID_LENGTH} characters")
+    return InboundEvent(
+        event_id=event_id,
+        entity_key=entity_key,
+        event_type=event_type_from(headers, body),
+        traceparent=child_traceparent(_lowered(headers).get("traceparent")),
+        received_at=received_at_now(),
+    )
+
+
+def kafka_headers(
+    event: InboundEvent, source: str, http_headers: Mapping[str, str]
+) -> list[tuple[str, bytes]]:
+    """The record headers of ``synapseops/headers.py`` for an accepted event."""
+    content_type = _lowered(http_headers).get("content-type") or DEFAULT_CONTENT_TYPE
+    result: list[tuple[str, bytes]] = [
+        (kh.EVENT_ID, event.event_id.encode()),
+        (kh.SOURCE, source.encode()),
+        (kh.RECEIVED_AT, event.received_at.encode()),
+        (kh.HTTP_HEADERS, kh.http_headers_json(http_headers)),
+        (kh.CONTENT_TYPE, content_type.encode()),
+        (kh.TRACEPARENT, event.traceparent.encode()),
+    ]
+    if event.event_type is not None:
+        result.insert(2, (kh.EVENT_TYPE, event.event_type.encode()))
+    return result

@@ -1,0 +1,60 @@
+"""Prometheus metrics of the API process (default registry, served at ``/metrics``).
+
+The ``source`` label comes from an unauthenticated URL segment, so its values are capped:
+after :data:`MAX_SOURCE_LABELS` distinct sources, new ones are counted as ``_other`` —
+otherwise anybody could grow the scrape without bound by posting to made-up sources.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+MAX_SOURCE_LABELS = 100
+OTHER_SOURCE = "_other"
+INVALID_SOURCE = "_invalid"
+
+# Outcomes of one ingress request.
+ACCEPTED = "accepted"
+TOO_LARGE = "too_large"
+INVALID = "invalid"
+UNAVAILABLE = "unavailable"
+
+INGRESS_REQUESTS = Counter(
+    "synapseops_ingress_requests_total",
+    "Webhook ingress requests by source and outcome (accepted, too_large, invalid, unavailable).",
+    ["source", "outcome"],
+)
+INGRESS_LATENCY = Histogram(
+    "synapseops_ingress_latency_seconds",
+    "Time from request start to the answer, including the wait for Kafka's acks=all.",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+INGRESS_BYTES = Counter(
+    "synapseops_ingress_bytes_total",
+    "Raw body bytes of accepted ingress requests.",
+    ["source"],
+)
+
+_seen_sources: set[str] = set()
+_seen_lock = threading.Lock()
+
+
+def source_label(source: str, *, valid: bool = True) -> str:
+    """The label value for ``source``, bounded in cardinality."""
+    if not valid:
+        return INVALID_SOURCE
+    with _seen_lock:
+        if source in _seen_sources:
+            return source
+        if len(_seen_sources) >= MAX_SOURCE_LABELS:
+            return OTHER_SOURCE
+        _seen_sources.add(source)
+        return source
+
+
+def exposition() -> tuple[bytes, str]:
+    """The default registry in the text format, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST

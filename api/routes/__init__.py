@@ -1,0 +1,22 @@
+"""The routers of the API, assembled once.
+
+Everything under ``/api/v1`` hangs off :data:`api_v1_router`, which carries the bearer-token
+dependency itself: a route added there cannot forget authentication. Webhooks authenticate
+by their own means (signatures), and ``/health`` and ``/metrics`` are open on purpose.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import TokenDep
+from api.routes import events, health, webhooks
+
+api_v1_router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[TokenDep],
+    responses={401: {"description": "missing or wrong bearer token"}},
+)
+api_v1_router.include_router(events.router)
+
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, webhooks.router)
