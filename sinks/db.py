@@ -7,9 +7,17 @@ replaced on checkout instead of failing the first statement of the next record.
 
 from __future__ import annotations
 
-import sqlalchemy
-from sqlalchemy import create_engine
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
 
+import sqlalchemy
+from sqlalchemy import Table, create_engine, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from sinks.base import Sink
+from synapseops.errors import DatabaseUnavailable, SchemaInvalid
 from synapseops.settings import Settings
 
 
@@ -23,3 +31,59 @@ def make_engine(settings: Settings) -> sqlalchemy.Engine:
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
+
+
+@contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """Translate SQLAlchemy/psycopg2 exceptions into the platform's error tree.
+
+    - connection trouble, timeouts, serialisation conflicts, a missing table (migrations not
+      applied yet) → :class:`DatabaseUnavailable`: the same statement may work later;
+    - data PostgreSQL refuses for good (bad encoding, out of range, a constraint other than
+      the one we upsert on) → :class:`SchemaInvalid`: retrying cannot help.
+    """
+    try:
+        yield
+    except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
+        raise SchemaInvalid(f"{what}: the database refused the data: {_reason(exc)}") from exc
+    except sa_exc.DBAPIError as exc:
+        # OperationalError, InterfaceError, InternalError, ProgrammingError (undefined table
+        # while migrations are pending) and disconnects: all "later may work".
+        raise DatabaseUnavailable(f"{what}: {type(exc).__name__}: {_reason(exc)}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise DatabaseUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def _reason(exc: sa_exc.DBAPIError) -> str:
+    # The driver's own message, first line only: the full text repeats the statement and its
+    # parameters, which may hold payload data that must not land in logs.
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+
+
+class TableSink(Sink[Mapping[str, Any]]):
+    """Insert rows into one table; rows clashing on ``conflict`` are absorbed, not errors.
+
+    ``write`` runs in one transaction and returns how many rows were new, so a caller writing
+    one row learns whether it was a duplicate.
+    """
+
+    def __init__(self, engine: sqlalchemy.Engine, table: Table, conflict: Sequence[str]) -> None:
+        super().__init__()
+        self.engine = engine
+        self.table = table
+        self.conflict = tuple(conflict)
+        self.name = f"postgres:{table.name}"
+
+    def setup(self) -> None:
+        with database_errors(f"{self.name} setup"), self.engine.connect() as conn:
+            conn.execute(select(self.table.c.id).limit(0))
+
+    def write(self, batch: Sequence[Mapping[str, Any]]) -> int:
+        statement = (
+            pg_insert(self.table)
+            .values([dict(row) for row in batch])
+            .on_conflict_do_nothing(index_elements=list(self.conflict))
+            .returning(self.table.c.id)
+        )
+        with database_errors(self.name), self.engine.begin() as conn:
+            return len(conn.execute(statement).fetchall())
