@@ -1,0 +1,124 @@
+"""The Faust app factory, the worker wiring, health, and the sink base — no broker, no database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy
+
+from sinks.base import Sink
+from sinks.db import database_errors
+from streams.app import broker_url, create_app
+from streams.health import app_health
+from streams.worker import build_worker
+from synapseops.errors import DatabaseUnavailable, SchemaInvalid, SinkUnavailable
+from synapseops.settings import KafkaSettings, Settings, WorkerSettings
+from topics.registry import INBOUND_EVENTS
+
+
+def settings(bootstrap: str = "10.1.2.3:19092") -> Settings:
+    return Settings(
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        worker=WorkerSettings(group_id="g-unit"),
+    )
+
+
+def test_broker_comes_from_settings() -> None:
+    assert broker_url(settings("a:1, b:2")) == "kafka://a:1;kafka://b:2"
+    app = create_app(settings())
+    assert [str(url) for url in app.conf.broker] == ["kafka://10.1.2.3:19092"]
+
+
+def test_app_is_configured_for_the_registry_and_durability() -> None:
+    conf = create_app(settings()).conf
+    assert conf.id == "g-unit"
+    assert conf.web_enabled is False
+    assert conf.topic_disable_leader is True
+    assert conf.topic_allow_declare is False
+    assert conf.producer_acks == -1
+    assert conf.consumer_auto_offset_reset == "earliest"
+    assert str(conf.store) == "memory:"
+
+
+def test_two_apps_do_not_share_state() -> None:
+    # No import-time app: each call builds its own.
+    assert create_app(settings()) is not create_app(settings())
+
+
+def test_worker_wires_the_event_log_agent_on_the_inbound_topic() -> None:
+    s = settings()
+    engine = sqlalchemy.create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    worker = build_worker(s, engine)
+    agents = list(worker.app.agents.values())
+    assert [agent.name for agent in agents] == ["synapseops.event-log"]
+    assert agents[0].channel.get_topic_name() == INBOUND_EVENTS.name
+
+
+def test_health_is_503_before_the_app_runs() -> None:
+    healthy, details = app_health(create_app(settings()))
+    assert healthy is False
+    assert details["app"] == "init" and details["consumer"] == "absent"
+
+
+# ---- sink base ----------------------------------------------------------------------------
+
+
+class FlakySink(Sink[int]):
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__()
+        self.error = error
+        self.written: list[int] = []
+
+    def write(self, batch: Sequence[int]) -> int:
+        if self.error is not None:
+            raise self.error
+        self.written.extend(batch)
+        return len(batch)
+
+
+def test_flush_writes_the_buffer_once() -> None:
+    sink = FlakySink(None)
+    sink.add(1)
+    sink.add(2)
+    assert sink.flush() == 2 and sink.flush() == 0
+    assert sink.written == [1, 2]
+
+
+def test_failed_flush_keeps_the_buffer_and_wraps_foreign_errors() -> None:
+    sink = FlakySink(OSError("socket closed"))
+    sink.add(1)
+    with pytest.raises(SinkUnavailable) as info:
+        sink.flush()
+    assert isinstance(info.value.__cause__, OSError)
+    assert sink.pending() == 1
+    sink.error = None
+    assert sink.flush() == 1
+
+
+def test_platform_errors_pass_through_unchanged() -> None:
+    with pytest.raises(SchemaInvalid):
+        FlakySink(SchemaInvalid("bad")).write_one(1)
+
+
+def _dbapi(cls: type[sqlalchemy.exc.DBAPIError]) -> sqlalchemy.exc.DBAPIError:
+    return cls("INSERT ...", {"secret": "payload"}, Exception("server closed the connection\nx"))
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (_dbapi(sqlalchemy.exc.OperationalError), DatabaseUnavailable),
+        (_dbapi(sqlalchemy.exc.ProgrammingError), DatabaseUnavailable),
+        (_dbapi(sqlalchemy.exc.DataError), SchemaInvalid),
+        (_dbapi(sqlalchemy.exc.IntegrityError), SchemaInvalid),
+        (sqlalchemy.exc.TimeoutError("pool exhausted"), DatabaseUnavailable),
+    ],
+)
+def test_database_errors_map_onto_the_error_tree(
+    raised: Exception, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected) as info, database_errors("inbound_events"):
+        raise raised
+    # The statement's parameters (payload data) never reach the message.
+    assert "payload" not in str(info.value)
