@@ -78,6 +78,7 @@ _FIELD_OF: dict[str, str] = {
     REPLAY_COUNT: "replay_count",
 }
 ROAD_HEADERS = frozenset(_FIELD_OF)
+_COUNTERS = frozenset({"attempt", "retries", "replay_count"})
 _INT_FIELDS = frozenset(
     {
         "attempt",
@@ -170,7 +171,8 @@ class FailureHistory:
         result: HeaderList = list(self.other)
         for name, field_name in _FIELD_OF.items():
             value = getattr(self, field_name)
-            if value is None:
+            # 0 is the default of the counters: leaving it out keeps a clean record clean.
+            if value is None or (value == 0 and field_name in _COUNTERS):
                 continue
             if field_name == "error_message":
                 value = truncate_head(str(value), MAX_MESSAGE_BYTES)

@@ -1,0 +1,159 @@
+"""A pipeline declares itself into the road; :func:`process` runs one record through it.
+
+:func:`process` is the only way a record meets its handler, on the main input and on every
+retry tier alike. It never lets the handler's exception escape (in Faust an escaped exception
+acks the record and it is gone): the error is classified and the record handed to the
+:class:`~streams.road.router.FailureRouter`, whose hand-off is durable when ``process``
+returns. The caller commits the record's offset after ``process`` returns, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from streams.road import metrics
+from streams.road.record import RoadRecord
+from streams.road.tiers import FATAL, RETRYABLE, Hop
+from synapseops import errors
+from synapseops.errors import KafkaUnavailable
+from synapseops.logging import get_logger
+from synapseops.settings import Settings
+from topics.registry import PipelineSpec, platform_registry
+
+if TYPE_CHECKING:
+    from streams.road.router import FailureRouter
+
+log = get_logger(__name__)
+
+OutcomeStatus = Literal["done", "rejected", "skipped"]
+# A hand-off the broker refused is tried again after 0.5 s, doubling up to 10 s: the record
+# cannot be committed until it lands, so giving up would only mean losing it.
+ROUTE_BACKOFF_INITIAL_S = 0.5
+ROUTE_BACKOFF_MAX_S = 10.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the handler finished a record: ``done`` (effect durable), ``rejected`` (the outside
+    world said no on purpose; recorded, never retried) or ``skipped`` (nothing to do, e.g. a
+    duplicate)."""
+
+    status: OutcomeStatus
+    detail: str = ""
+
+
+Handler = Callable[[RoadRecord], Awaitable[Outcome]]
+Classifier = Callable[[BaseException], str]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A processor on the road: its topics (``spec``), its work and its error classifier.
+
+    ``handler`` must be idempotent: after a crash a record may be handled again. It raises a
+    :class:`~synapseops.errors.RetryableError` / :class:`~synapseops.errors.FatalError` /
+    :class:`~synapseops.errors.BusinessRejection` (or returns ``Outcome("rejected")``).
+    """
+
+    name: str
+    spec: PipelineSpec
+    handler: Handler
+    classify: Classifier = field(default=errors.classify)
+    jitter: float = 0.2
+
+    @classmethod
+    def declared(
+        cls,
+        name: str,
+        handler: Handler,
+        settings: Settings,
+        classify: Classifier = errors.classify,
+    ) -> Pipeline:
+        """The pipeline ``name`` as the platform's topic registry declares it."""
+        registry = platform_registry(settings.retry.delays)
+        try:
+            spec = registry.pipelines[name]
+        except KeyError:
+            raise errors.ConfigurationError(
+                f"pipeline {name!r} is not declared in topics.registry"
+            ) from None
+        return cls(
+            name=name, spec=spec, handler=handler, classify=classify, jitter=settings.retry.jitter
+        )
+
+    def tier_group(self, worker_group: str) -> str:
+        """The consumer group of this pipeline's tier consumers."""
+        return f"{worker_group}.{self.name}.tiers"
+
+
+def _kind_of(pipeline: Pipeline, exc: BaseException) -> str:
+    try:
+        kind = pipeline.classify(exc)
+    except Exception:  # a broken classifier must not lose the record: treat it as fatal
+        log.exception("classifier failed", extra={"pipeline": pipeline.name})
+        return FATAL
+    return kind if kind in (RETRYABLE, "rejected") else FATAL
+
+
+async def process(pipeline: Pipeline, record: RoadRecord, router: FailureRouter) -> Outcome | Hop:
+    """Run ``record`` through ``pipeline``: its :class:`Outcome`, or the :class:`Hop` it was
+    durably handed to. Only cancellation (and interpreter exit) escapes; a broker that will
+    not take the hand-off is retried here, since the record must not be committed without it.
+    """
+    started = time.monotonic()
+    result: Outcome | Hop
+    try:
+        outcome = await pipeline.handler(record)
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"handler of {pipeline.name} returned {type(outcome).__name__}")
+        result = outcome
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        # Shutting down is not a failure of the record: it stays uncommitted and is redone.
+        raise
+    except BaseException as exc:
+        kind = _kind_of(pipeline, exc)
+        if kind == "rejected":
+            result = Outcome("rejected", str(exc))
+        else:
+            result = await _route_until_durable(pipeline, record, exc, kind, router)
+    _observe(pipeline, result, time.monotonic() - started)
+    return result
+
+
+async def _route_until_durable(
+    pipeline: Pipeline, record: RoadRecord, exc: BaseException, kind: str, router: FailureRouter
+) -> Hop:
+    backoff = ROUTE_BACKOFF_INITIAL_S
+    while True:
+        try:
+            return await router.route(pipeline, record, exc, kind)
+        except KafkaUnavailable:
+            log.warning(
+                "hand-off to the next hop failed; trying again",
+                exc_info=True,
+                extra=_where(pipeline, record) | {"backoff_s": backoff},
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, ROUTE_BACKOFF_MAX_S)
+
+
+def _observe(pipeline: Pipeline, result: Outcome | Hop, seconds: float) -> None:
+    if isinstance(result, Hop):
+        outcome = "dead" if result.dead else "retry"
+    else:
+        outcome = result.status
+    metrics.RECORDS.labels(pipeline.name, outcome).inc()
+    metrics.PROCESSING_SECONDS.labels(pipeline.name).observe(seconds)
+
+
+def _where(pipeline: Pipeline, record: RoadRecord) -> dict[str, object]:
+    return {
+        "pipeline": pipeline.name,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
