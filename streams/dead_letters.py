@@ -1,0 +1,216 @@
+"""The dead-letter consumer: every ``<pipeline>.dlq`` topic into the ``dead_letters`` table.
+
+For each record, in this order (an outbox, so a crash anywhere loses nothing and doubles
+nothing):
+
+1. insert its row ``ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO NOTHING``;
+2. if the row's trigger is still owed (a new row, or one whose trigger a crash interrupted),
+   publish a ``dead_letter`` notification trigger and await its ``acks=all`` delivery;
+3. set ``trigger_published_at``;
+4. only then commit the record's offset.
+
+A redelivered record therefore finds its row and, at most, publishes a trigger it still owes
+(the trigger's ``dedup_key`` lets the notification service drop a repeat).
+
+The consumer is confluent-kafka's, run as an asyncio task: its blocking calls run on one
+dedicated thread (the client is not meant to be called from two threads at once), database
+calls in the default executor. When a step fails with a retryable error the record's partition
+is rewound to it and tried again after a backoff, while ``poll`` keeps the group membership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import sqlalchemy
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row, trigger_record
+from synapseops import headers as h
+from synapseops.errors import SynapseOpsError
+from synapseops.ids import child_traceparent
+from synapseops.kafka import AsyncProducer, consumer_config
+from synapseops.logging import get_logger
+from synapseops.settings import Settings
+from topics.registry import NOTIFICATION_TRIGGERS, PipelineSpec, platform_registry
+
+log = get_logger(__name__)
+
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 30.0
+POLL_TIMEOUT_S = 0.5
+
+
+class TriggerEncoder:
+    """``notification_trigger`` records as Avro (Confluent wire format) from the local store."""
+
+    def __init__(self) -> None:
+        from schemas.serde import AvroSerde
+        from schemas.store import schema_store
+
+        self._serde = AvroSerde(schema_store(), NOTIFICATION_TRIGGERS.value_schema)
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        return self._serde.encode(record)
+
+
+class DeadLetterStore:
+    """Consumes every pipeline's dead-letter topic into ``dead_letters``; ``start``/``stop``.
+
+    ``pipelines`` defaults to the platform registry's; tests pass their own. ``group_id``
+    defaults to ``<worker group>.dead-letters``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: sqlalchemy.Engine,
+        producer: AsyncProducer,
+        *,
+        pipelines: Mapping[str, PipelineSpec] | None = None,
+        group_id: str | None = None,
+        trigger_topic: str = NOTIFICATION_TRIGGERS.name,
+    ) -> None:
+        if pipelines is None:
+            pipelines = platform_registry(settings.retry.delays).pipelines
+        self.settings = settings
+        self.repository = DeadLetterRepository(engine)
+        self.producer = producer
+        self.trigger_topic = trigger_topic
+        self.group_id = group_id or f"{settings.worker.group_id}.dead-letters"
+        self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
+        self._encoder = TriggerEncoder()
+        self._consumer: Consumer | None = None
+        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.stored = 0
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._pipeline_of)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        config = consumer_config(
+            self.settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
+        )
+        self._consumer = await self._on_kafka_thread(Consumer, config)
+        await self._on_kafka_thread(self._consumer.subscribe, self.topics)
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="dead-letter-store")
+        log.info("dead-letter store started", extra={"topics": self.topics})
+
+    async def stop(self) -> None:
+        """Finish the record in hand, then leave the group (its offsets are committed)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._on_kafka_thread(self._consumer.close)
+            self._consumer = None
+        self._kafka_thread.shutdown(wait=True)
+        log.info("dead-letter store stopped", extra={"stored": self.stored})
+
+    async def _on_kafka_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        backoff = BACKOFF_INITIAL_S
+        while not self._stopping.is_set():
+            message: Message | None = await self._on_kafka_thread(consumer.poll, POLL_TIMEOUT_S)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                # Unknown topic (not applied yet), transient broker trouble: the client retries.
+                log.warning("dead-letter consumer error", extra={"error": error.str()})
+                continue
+            record = self._record(message)
+            try:
+                await self.handle(record)
+                await self._on_kafka_thread(self._commit, consumer, record)
+                backoff = BACKOFF_INITIAL_S
+            except SynapseOpsError as exc:
+                log.warning(
+                    "dead letter not stored yet; will retry",
+                    extra={**record.log_fields(), "error": f"{type(exc).__name__}: {exc}"},
+                )
+                # Read it again on the next poll; the partition does not move past it.
+                await self._on_kafka_thread(self._rewind, consumer, record)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _record(self, message: Message) -> DeadRecord:
+        topic = message.topic() or ""
+        _, timestamp = message.timestamp()
+        raw_headers = message.headers() or []
+        return DeadRecord(
+            pipeline=self._pipeline_of.get(topic, topic.removesuffix(".dlq")),
+            topic=topic,
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            key=message.key(),
+            value=message.value(),
+            headers=tuple((name, value) for name, value in raw_headers),
+            timestamp_ms=timestamp if timestamp and timestamp > 0 else None,
+        )
+
+    async def handle(self, record: DeadRecord) -> int:
+        """Store one dead record and publish its trigger if owed; the row's id.
+
+        Raises a retryable :mod:`synapseops.errors` type when the database or Kafka did not
+        take it; calling again with the same record is always safe.
+        """
+        row = to_row(record)
+        stored = await asyncio.to_thread(self.repository.store, row)
+        if stored.created:
+            self.stored += 1
+            log.info("dead letter stored", extra={**record.log_fields(), "id": stored.id})
+        if stored.trigger_pending:
+            trigger = trigger_record(stored.id, row)
+            await self.producer.send(
+                self.trigger_topic,
+                self._encoder.encode(trigger),
+                key=record.pipeline.encode(),
+                headers=_trigger_headers(record),
+            )
+            await asyncio.to_thread(self.repository.mark_trigger_published, stored.id)
+        return stored.id
+
+    @staticmethod
+    def _commit(consumer: Consumer, record: DeadRecord) -> None:
+        offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Lost the partition in a rebalance: its new owner reads the record again and
+            # finds the row (and the flag) already there.
+            log.warning(
+                "dead-letter offset not committed", extra={**record.log_fields(), "error": str(exc)}
+            )
+
+    @staticmethod
+    def _rewind(consumer: Consumer, record: DeadRecord) -> None:
+        try:
+            consumer.seek(TopicPartition(record.topic, record.partition, record.offset))
+        except KafkaException as exc:
+            log.warning(
+                "dead-letter rewind failed", extra={**record.log_fields(), "error": str(exc)}
+            )
+
+
+def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:
+    # The trigger continues the dead record's trace, so a notification links to its input.
+    traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
+    return [(h.TRACEPARENT, child_traceparent(traceparent).encode())]
