@@ -1,0 +1,162 @@
+"""The finance ledger: settlements that move money, guarded by a required ``Idempotency-Key``.
+
+``POST /finance/v1/settlements`` with ``{payment_id, amount, currency, kind, ...}``:
+
+* 400 ``idempotency_key_required`` without the header; 400 ``invalid_request`` (with
+  ``fields``) when ``amount`` is not a positive integer of minor units, ``currency`` not three
+  letters (kept as sent), ``kind`` not charge/refund/dispute.
+* 201 ``{reference: "fin_...", ...}`` and one ledger entry per accepted key.
+* The same key again: same body → the stored answer replayed with ``Idempotent-Replayed:
+  true``; different body → 422; while the first is still in flight → 409.
+* Business refusals come from :class:`FinanceRules` (default: ``payment_id`` starting with
+  ``pi_reject`` → 402 ``{"error": "account_frozen"}``); they are stored and replayed too.
+  ``PUT /_sandbox/finance/rules`` changes them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from sandbox.gate import simulate_work
+from sandbox.idempotency import ClaimState, IdempotencyStore, StoredResponse, fingerprint
+from sandbox.payloads import BadPayload, field_errors, read_json
+from sandbox.recorder import now_iso
+
+router = APIRouter(prefix="/finance", tags=["finance"])
+
+
+class SettlementRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    payment_id: str = Field(min_length=1)
+    amount: StrictInt = Field(gt=0)
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$")
+    kind: Literal["charge", "refund", "dispute"]
+
+
+class Refusal(BaseModel):
+    status: int = Field(402, ge=400, le=499)
+    error: str
+
+
+class FinanceRules(BaseModel):
+    """Business rules that make finance say no on purpose."""
+
+    reject_prefixes: dict[str, Refusal] = Field(
+        default_factory=lambda: {"pi_reject": Refusal(status=402, error="account_frozen")}
+    )
+    max_amount: int | None = Field(None, gt=0)
+
+    def refusal(self, request: SettlementRequest) -> Refusal | None:
+        for prefix, refusal in self.reject_prefixes.items():
+            if request.payment_id.startswith(prefix):
+                return refusal
+        if self.max_amount is not None and request.amount > self.max_amount:
+            return Refusal(status=402, error="amount_exceeds_limit")
+        return None
+
+
+class FinanceSystem:
+    def __init__(self) -> None:
+        self.idempotency = IdempotencyStore()
+        self.rules = FinanceRules()
+        self._ledger: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def settle(self, key: str, request: SettlementRequest) -> StoredResponse:
+        refusal = self.rules.refusal(request)
+        if refusal is not None:
+            return StoredResponse(
+                refusal.status,
+                {"error": refusal.error, "payment_id": request.payment_id, "status": "refused"},
+            )
+        extras = request.model_extra or {}
+        settlement = {
+            "reference": f"fin_{secrets.token_hex(12)}",
+            "payment_id": request.payment_id,
+            "amount": request.amount,
+            "currency": request.currency,
+            "kind": request.kind,
+            "status": "settled",
+            "created_at": now_iso(),
+        }
+        with self._lock:
+            self._ledger.append({"key": key, **settlement, "metadata": extras})
+        return StoredResponse(201, {**settlement, "idempotency_key": key})
+
+    def ledger(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._ledger)
+
+    def find(self, reference: str) -> dict[str, Any] | None:
+        with self._lock:
+            return next((e for e in self._ledger if e["reference"] == reference), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ledger.clear()
+        self.idempotency.clear()
+
+
+def _finance(request: Request) -> FinanceSystem:
+    system: FinanceSystem = request.app.state.sandbox.finance
+    return system
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+@router.post("/v1/settlements")
+async def create_settlement(request: Request) -> JSONResponse:
+    finance = _finance(request)
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key:
+        return _error(400, "idempotency_key_required", "the Idempotency-Key header is required")
+    try:
+        body = await read_json(request)
+        settlement = SettlementRequest.model_validate(body)
+    except BadPayload as exc:
+        return _error(400, "invalid_request", str(exc))
+    except ValidationError as exc:
+        return _error(400, "invalid_request", "invalid settlement", fields=field_errors(exc))
+
+    claim = finance.idempotency.begin(key, fingerprint("POST", request.url.path, body))
+    if claim.state is ClaimState.REPLAY and claim.response is not None:
+        return JSONResponse(
+            claim.response.body,
+            status_code=claim.response.status,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    if claim.state is ClaimState.MISMATCH:
+        return _error(
+            422, "idempotency_key_reused", "this Idempotency-Key was used with another request"
+        )
+    if claim.state is ClaimState.IN_FLIGHT:
+        return _error(
+            409, "idempotency_key_in_flight", "a request with this Idempotency-Key is in progress"
+        )
+    try:
+        # The key is claimed: injected latency is spent here so a second try sees it in flight.
+        await simulate_work(request)
+        response = finance.settle(key, settlement)
+    except BaseException:
+        finance.idempotency.release(key)
+        raise
+    finance.idempotency.complete(key, response)
+    return JSONResponse(response.body, status_code=response.status)
+
+
+@router.get("/v1/settlements/{reference}")
+async def get_settlement(reference: str, request: Request) -> JSONResponse:
+    entry = _finance(request).find(reference)
+    if entry is None:
+        return _error(404, "not_found", f"no settlement {reference}")
+    return JSONResponse(entry)

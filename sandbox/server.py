@@ -1,0 +1,72 @@
+"""The sandbox process: every simulated outside system behind one uvicorn server, plus SMTP.
+
+``create_app(settings)`` builds an isolated app (fresh state; the SMTP server on
+``settings.sandbox.smtp_port`` starts and stops with the app's lifespan) — tests serve it on
+free ports. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from sandbox import control, erp, finance, hubspot, salesforce
+from sandbox.chat import slack_router, teams_router
+from sandbox.gate import TargetGate
+from sandbox.smtp import SmtpServer
+from sandbox.state import TARGETS, SandboxState
+from synapseops.errors import ConfigurationError
+from synapseops.logging import get_logger
+from synapseops.settings import Settings
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings, state: SandboxState | None = None) -> FastAPI:
+    state = state or SandboxState.fresh()
+    host, smtp_port = settings.sandbox.host, settings.sandbox.smtp_port
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        smtp = SmtpServer(state.mailbox, host, smtp_port)
+        try:
+            await asyncio.to_thread(smtp.start)
+        except (OSError, RuntimeError) as exc:
+            raise ConfigurationError(f"sandbox SMTP cannot listen on {host}:{smtp_port}") from exc
+        log.info("sandbox smtp listening", extra={"host": host, "port": smtp_port})
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(smtp.stop)
+
+    app = FastAPI(title="SynapseOps sandbox", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.sandbox = state
+    for router in (
+        control.router,
+        erp.router,
+        finance.router,
+        salesforce.router,
+        hubspot.router,
+        slack_router,
+        teams_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(TargetGate, recorder=state.recorder, faults=state.faults, targets=TARGETS)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the sandbox in the foreground (``synapseops sandbox``); returns when it stops."""
+    sandbox = settings.sandbox
+    log.info("sandbox starting", extra={"url": sandbox.url, "smtp_port": sandbox.smtp_port})
+    uvicorn.run(
+        create_app(settings),
+        host=sandbox.host,
+        port=sandbox.port,
+        log_config=None,
+        access_log=False,
+    )
