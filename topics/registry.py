@@ -9,7 +9,7 @@ reading one topic fail, retry and dead-letter independently.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -119,8 +119,15 @@ class TopicRegistry:
             self.declare(spec)
         return pipeline
 
-    def __iter__(self) -> Iterable[TopicSpec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[TopicSpec]:
+        """Every declared topic, derived ones included, sorted by name."""
         return iter(sorted(self.topics.values(), key=lambda spec: spec.name))
+
+    def __len__(self) -> int:
+        return len(self.topics)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.topics
 
     def get(self, name: str) -> TopicSpec:
         return self.topics[name]

@@ -1,0 +1,81 @@
+"""Drift between the registry and the broker, as pure functions over plain data."""
+
+from __future__ import annotations
+
+from topics.admin import ActualTopic, ConfigDrift, compare, config_drift, namespaces, topic_drift
+from topics.registry import TopicSpec
+
+SPEC = TopicSpec("orders.in", partitions=6, retention_ms=1000, cleanup_policy="compact,delete")
+
+
+def _actual(name: str = "orders.in", partitions: int = 6, **configs: str) -> ActualTopic:
+    base = {"retention.ms": "1000", "cleanup.policy": "compact,delete", "segment.ms": "1"}
+    return ActualTopic(
+        name, partitions, 1, base | {k.replace("_", "."): v for k, v in configs.items()}
+    )
+
+
+def test_a_topic_as_declared_is_in_sync() -> None:
+    drift = topic_drift(SPEC, _actual())
+    assert drift.in_sync and drift.describe() == []
+
+
+def test_list_values_in_another_order_are_not_drift() -> None:
+    assert topic_drift(SPEC, _actual(cleanup_policy="delete,compact")).in_sync
+
+
+def test_keys_the_declaration_does_not_own_are_ignored() -> None:
+    assert config_drift({"retention.ms": "1"}, {"retention.ms": "1", "segment.ms": "9"}) == ()
+
+
+def test_a_changed_config_is_drift_with_both_values() -> None:
+    drift = topic_drift(SPEC, _actual(retention_ms="5"))
+    assert drift.configs == (ConfigDrift("retention.ms", "1000", "5"),)
+    assert not drift.in_sync
+    assert drift.describe() == ["retention.ms=5, declared 1000"]
+
+
+def test_a_missing_config_value_is_drift() -> None:
+    assert config_drift({"cleanup.policy": "compact"}, {}) == (
+        ConfigDrift("cleanup.policy", "compact", None),
+    )
+
+
+def test_fewer_partitions_can_grow_more_can_only_be_reported() -> None:
+    short = topic_drift(SPEC, _actual(partitions=3))
+    assert short.partitions_short and not short.in_sync
+    excess = topic_drift(SPEC, _actual(partitions=12))
+    assert not excess.partitions_short and not excess.in_sync
+    assert excess.describe() == ["partitions 12, declared 6"]
+
+
+def test_another_replication_factor_is_drift() -> None:
+    actual = ActualTopic("orders.in", 6, 3, _actual().configs)
+    assert topic_drift(SPEC, actual).describe() == ["replication factor 3, declared 1"]
+
+
+def test_compare_gives_missing_drift_in_sync_and_extra_rows() -> None:
+    specs = [SPEC, TopicSpec("orders.out", partitions=2, retention_ms=1000)]
+    actual = {
+        "orders.in": _actual(partitions=3),
+        "orders.stale.retry.5s": _actual("orders.stale.retry.5s"),  # ours, undeclared
+        "someone.else": _actual("someone.else"),  # not our namespace
+        "__consumer_offsets": _actual("__consumer_offsets"),
+    }
+    rows = compare(specs, actual)
+    assert [(row.name, row.status) for row in rows] == [
+        ("orders.in", "drift"),
+        ("orders.out", "missing"),
+        ("orders.stale.retry.5s", "extra"),
+    ]
+    assert rows[0].declared_partitions == 6 and rows[0].actual_partitions == 3
+    assert rows[1].actual_partitions is None and rows[2].declared_partitions is None
+    assert [row.status for row in compare(specs, actual, include_extra=False)] == [
+        "drift",
+        "missing",
+    ]
+
+
+def test_namespaces_are_first_dotted_segments() -> None:
+    specs = [TopicSpec("synapseops.events.inbound"), TopicSpec("event-log.dlq"), TopicSpec("x")]
+    assert namespaces(specs) == {"synapseops.", "event-log.", "x."}
