@@ -26,6 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import fastavro
 import httpx
@@ -221,7 +222,7 @@ class ConfluentRegistryStore(SchemaStore):
     def register(self, subject: str, schema: SchemaSource) -> int:
         parsed = parse(schema)  # refuse a broken schema before it leaves the process
         text = schema if isinstance(schema, str) else json.dumps(schema)
-        answer = self._call("POST", f"/subjects/{subject}/versions", {"schema": text})
+        answer = self._call("POST", f"/subjects/{_quote(subject)}/versions", {"schema": text})
         new_id = int(answer["id"])
         with self._lock:
             self._by_id[new_id] = parsed
@@ -248,12 +249,17 @@ class ConfluentRegistryStore(SchemaStore):
             cached = self._latest.get(subject)
         if cached is not None and now - cached[0] < self._latest_ttl_s:
             return cached[1], cached[2]
-        answer = self._call("GET", f"/subjects/{subject}/versions/latest")
+        answer = self._call("GET", f"/subjects/{_quote(subject)}/versions/latest")
         latest_id, parsed = int(answer["id"]), parse(answer["schema"])
         with self._lock:
             self._by_id[latest_id] = parsed
             self._latest[subject] = (now, latest_id, parsed)
         return latest_id, parsed
+
+
+def _quote(subject: str) -> str:
+    # Subjects are free text in the registry ("orders-value", "io.x.Order"); keep "/" out.
+    return quote(subject, safe="")
 
 
 def _registry_error(response: httpx.Response, method: str, path: str) -> Exception:
