@@ -1,0 +1,243 @@
+"""The project's own PostgreSQL 15 cluster, used when ``SYNAPSEOPS_DATABASE_URL`` is not set.
+
+The cluster lives in ``{data_dir}/postgres`` (its unix socket too), listens on 127.0.0.1 only at
+``settings.database.local_port`` (55432 by default, so it never meets a system PostgreSQL on
+5432) and trusts the local user ``settings.database.local_user``. initdb and pg_ctl refuse to run
+as root, so as root they run as the ``postgres`` OS user, who owns the cluster's folder.
+
+With ``SYNAPSEOPS_DATABASE_URL`` set, nothing is started here: :meth:`LocalPostgres.migrate`
+only brings that database's schema up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+from synapseops.errors import ConfigurationError
+from synapseops.local.processes import log_tail, pid_alive, port_in_use, read_pid_file
+from synapseops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FALLBACK_BINDIR = Path("/usr/lib/postgresql/15/bin")
+OS_USER = "postgres"
+# A unix socket path longer than this (sun_path is 108 bytes) cannot be bound.
+_MAX_SOCKET_PATH = 100
+
+
+def find_bindir() -> Path:
+    """The folder with initdb and pg_ctl: ``pg_config --bindir``, else PostgreSQL 15's default."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config is not None:
+        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if result.returncode == 0 and result.stdout.strip():
+            candidates.append(Path(result.stdout.strip()))
+    candidates.append(FALLBACK_BINDIR)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    raise ConfigurationError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql-15, "
+        "or set SYNAPSEOPS_DATABASE_URL to a database of your own"
+    )
+
+
+def server_options(settings: Settings, pgdata: Path) -> str:
+    """The ``pg_ctl -o`` options: ports and addresses come from Settings on every start."""
+    port = settings.database.local_port
+    socket_path = pgdata / f".s.PGSQL.{port}"
+    # A data folder deep enough to overflow a socket path still works over TCP alone.
+    socket_dir = str(pgdata) if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
+    return " ".join(
+        [
+            "-c listen_addresses=127.0.0.1",
+            f"-p {port}",
+            f"-c unix_socket_directories={shlex.quote(socket_dir)}",
+        ]
+    )
+
+
+class LocalPostgres:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pgdata = settings.data_dir / "postgres"
+        self.log_path = settings.data_dir / "logs" / "postgres.log"
+
+    @property
+    def enabled(self) -> bool:
+        """False when SYNAPSEOPS_DATABASE_URL points elsewhere: nothing to run here."""
+        return self.settings.uses_local_database
+
+    @property
+    def url(self) -> str:
+        return self.settings.database_url
+
+    # -- running the server binaries --------------------------------------------------------
+
+    def _run(
+        self, tool: str, *args: str, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [str(find_bindir() / tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", OS_USER, "--", *argv]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _hand_to_os_user(self, *paths: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        for path in paths:
+            for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+                shutil.chown(item, OS_USER, OS_USER)
+        probe = subprocess.run(
+            ["runuser", "-u", OS_USER, "--", "test", "-w", str(self.pgdata)], check=False
+        )
+        if probe.returncode != 0:
+            raise ConfigurationError(
+                f"the {OS_USER} OS user cannot reach {self.pgdata}: make its parent folders "
+                "traversable (chmod o+x) or set SYNAPSEOPS_DATA_DIR to another folder"
+            )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        """initdb once; an existing cluster is kept as it is."""
+        if self.initialized:
+            return
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata.chmod(0o700)  # postgres refuses a data folder others can read
+        self._hand_to_os_user(self.pgdata)
+        result = self._run(
+            "initdb", "-D", str(self.pgdata), "-U", self.settings.database.local_user,
+            "--auth=trust", "--encoding=UTF8", "--locale=C",
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ConfigurationError(f"initdb failed:\n{(result.stderr or result.stdout)[-2000:]}")
+        log.info("created postgres cluster in %s", self.pgdata)
+
+    def pid(self) -> int | None:
+        """The postmaster's pid (from its own ``postmaster.pid``) while it runs."""
+        # Read, never removed: a stale postmaster.pid is postgres' own to deal with at start.
+        try:
+            record = read_pid_file(self.pgdata / "postmaster.pid")
+        except PermissionError:
+            return None
+        return record.pid if record is not None and pid_alive(record.pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def healthy(self, timeout: int = 2) -> bool:
+        """True when the database answers (the local cluster, or SYNAPSEOPS_DATABASE_URL's)."""
+        try:
+            connection = self._connect(None if self.enabled else self.url, timeout)
+        except ConfigurationError:
+            return False
+        connection.close()
+        return True
+
+    def _connect(self, url: str | None = None, timeout: int = 5) -> psycopg2.extensions.connection:
+        """A connection to ``url``, by default the local cluster's maintenance database."""
+        db = self.settings.database
+        target = make_url(url) if url else None
+        try:
+            if target is None:
+                return psycopg2.connect(
+                    host="127.0.0.1",
+                    port=db.local_port,
+                    user=db.local_user,
+                    dbname="postgres",
+                    connect_timeout=timeout,
+                )
+            return psycopg2.connect(
+                host=target.host,
+                port=target.port,
+                user=target.username,
+                password=target.password,
+                dbname=target.database,
+                connect_timeout=timeout,
+            )
+        except psycopg2.Error as exc:
+            where = f"{target.host}:{target.port}" if target else f"127.0.0.1:{db.local_port}"
+            raise ConfigurationError(f"cannot connect to postgres on {where}: {exc}") from exc
+
+    def start(self, timeout: int = 60) -> int | None:
+        """Create (once) and start the cluster, then create the database; idempotent.
+
+        Returns the postmaster's pid, or None when SYNAPSEOPS_DATABASE_URL is set.
+        """
+        if not self.enabled:
+            return None
+        if not self.is_running():
+            port = self.settings.database.local_port
+            if port_in_use("127.0.0.1", port):
+                raise ConfigurationError(
+                    f"port 127.0.0.1:{port} is taken by another process; stop it or set "
+                    "SYNAPSEOPS_DATABASE_LOCAL_PORT (or SYNAPSEOPS_DATABASE_URL)"
+                )
+            self.init()
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.touch()
+            self._hand_to_os_user(self.pgdata, self.log_path)
+            result = self._run(
+                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-w",
+                "-t", str(timeout), "-o", server_options(self.settings, self.pgdata), "start",
+                timeout=timeout + 10,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise ConfigurationError(
+                    f"postgres did not start ({result.stderr.strip() or result.stdout.strip()});"
+                    f" the end of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            log.info("started postgres on 127.0.0.1:%d", port)
+        self.ensure_database()
+        return self.pid()
+
+    def ensure_database(self) -> None:
+        name = self.settings.database.local_name
+        connection = self._connect()
+        connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                    log.info("created database %s", name)
+        except psycopg2.Error as exc:
+            raise ConfigurationError(f"cannot create database {name}: {exc}") from exc
+        finally:
+            connection.close()
+
+    def stop(self, timeout: int = 30) -> None:
+        """A fast shutdown (sessions end, data is flushed); immediate only if that hangs."""
+        if not self.enabled or not self.is_running():
+            return
+        result = self._run(
+            "pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", str(timeout), "stop",
+            timeout=timeout + 10,
+        )  # fmt: skip
+        if result.returncode != 0 and self.is_running():
+            log.warning("postgres did not stop in time; immediate shutdown")
+            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop")
+        log.info("stopped postgres")
+
+    def migrate(self) -> None:
+        """Bring the schema of ``settings.database_url`` up to date (Alembic, in sinks)."""
+        try:
+            from sinks.migrate import upgrade
+        except ImportError as exc:
+            raise ConfigurationError(f"the migrations cannot be loaded: {exc}") from exc
+        upgrade(self.settings.database_url)
