@@ -1,0 +1,161 @@
+"""The whole local stack, in order: ``up`` / ``down`` / ``status``.
+
+Steps of ``up`` (each is a no-op when its part already runs, so ``up`` twice is safe and never
+starts a second broker)::
+
+    kafka     LocalBroker (or whatever broker already answers on the bootstrap address)
+    postgres  LocalPostgres (skipped when SYNAPSEOPS_DATABASE_URL is set)
+    migrate   sinks.migrate.upgrade(settings.database_url)
+    topics    topics.admin.apply_topics(settings): creates the registry's missing topics
+    sandbox   `synapseops sandbox`  health GET {sandbox.url}/_sandbox/health
+    worker    `synapseops worker`   health GET http://{worker.metrics_host}:{metrics_port}/health
+    api       `synapseops api`      health GET {api.url}/health (503 = up, database unreachable)
+
+``down`` stops the long-running ones in reverse order and leaves no process of this data
+folder behind. The children get this process' environment plus the Settings they must share
+(ports, data folder), so a stack built from overridden Settings stays one stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from synapseops.errors import ConfigurationError
+from synapseops.local.kafka_broker import LocalBroker
+from synapseops.local.postgres import LocalPostgres
+from synapseops.local.processes import ManagedProcess
+from synapseops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STEPS = ("kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api")
+SERVICES = ("kafka", "postgres", "sandbox", "worker", "api")
+PROCESSES = ("sandbox", "worker", "api")
+# A Faust worker joins its group and recovers tables before it answers; the others are quick.
+START_TIMEOUT_S = {"sandbox": 30.0, "worker": 120.0, "api": 60.0}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_steps(names: Iterable[str] | None) -> list[str]:
+    """``["kafka,postgres", "api"]`` → the named steps in stack order; None → every step."""
+    if not names:
+        return list(STEPS)
+    wanted = {part.strip() for name in names for part in name.split(",") if part.strip()}
+    unknown = wanted - set(STEPS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(STEPS)}"
+        )
+    return [step for step in STEPS if step in wanted]
+
+
+def child_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the stack's processes: ours, plus the Settings they must share."""
+    env = dict(os.environ if base is None else base)
+    shared = {
+        "SYNAPSEOPS_ENV": settings.env,
+        "SYNAPSEOPS_DATA_DIR": str(settings.data_dir),
+        "SYNAPSEOPS_LOG_LEVEL": settings.log_level,
+        "SYNAPSEOPS_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "SYNAPSEOPS_KAFKA_CONTROLLER_PORT": str(settings.kafka.controller_port),
+        "SYNAPSEOPS_DATABASE_LOCAL_PORT": str(settings.database.local_port),
+        "SYNAPSEOPS_DATABASE_LOCAL_NAME": settings.database.local_name,
+        "SYNAPSEOPS_DATABASE_LOCAL_USER": settings.database.local_user,
+        "SYNAPSEOPS_API_HOST": settings.api.host,
+        "SYNAPSEOPS_API_PORT": str(settings.api.port),
+        "SYNAPSEOPS_SANDBOX_HOST": settings.sandbox.host,
+        "SYNAPSEOPS_SANDBOX_PORT": str(settings.sandbox.port),
+        "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(settings.sandbox.smtp_port),
+        "SYNAPSEOPS_WORKER_METRICS_HOST": settings.worker.metrics_host,
+        "SYNAPSEOPS_WORKER_METRICS_PORT": str(settings.worker.metrics_port),
+        # Logs reach the log file as they happen, not when a buffer fills.
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.database.url is not None:
+        shared["SYNAPSEOPS_DATABASE_URL"] = settings.database.url.get_secret_value()
+    env.update(shared)
+    return env
+
+
+def platform_process(settings: Settings, name: str) -> ManagedProcess:
+    command = [sys.executable, "-m", "synapseops.cli", name]
+    alive: tuple[int, ...]
+    if name == "sandbox":
+        health, alive = f"{settings.sandbox.url}/_sandbox/health", (200,)
+    elif name == "worker":
+        worker = settings.worker
+        health, alive = f"http://{worker.metrics_host}:{worker.metrics_port}/health", (200, 503)
+    elif name == "api":
+        health, alive = f"{settings.api.url}/health", (200, 503)
+    else:
+        raise ConfigurationError(f"no platform process named {name}")
+    return ManagedProcess(
+        name, command, data_dir=settings.data_dir, health_url=health, alive_statuses=alive
+    )
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, *, cache_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.broker = LocalBroker(settings, cache_dir=cache_dir)
+        self.postgres = LocalPostgres(settings)
+        self.processes = {name: platform_process(settings, name) for name in PROCESSES}
+
+    def up(self, only: Collection[str] | None = None) -> list[ServiceStatus]:
+        """Start what is down, in order; raises ConfigurationError at the first part that fails."""
+        env = child_environment(self.settings)
+        for step in parse_steps(only):
+            log.info("up: %s", step, extra={"step": step})
+            if step == "kafka":
+                self.broker.start()
+            elif step == "postgres":
+                self.postgres.start()
+            elif step == "migrate":
+                self.postgres.migrate()
+            elif step == "topics":
+                self._apply_topics()
+            else:
+                self.processes[step].start(env, timeout=START_TIMEOUT_S[step])
+        return self.status()
+
+    def _apply_topics(self) -> None:
+        try:
+            from topics.admin import apply_topics
+        except ImportError as exc:
+            raise ConfigurationError(f"the topic registry cannot be applied: {exc}") from exc
+        apply_topics(self.settings)
+
+    def down(self, only: Collection[str] | None = None) -> None:
+        """Stop the long-running parts in reverse order (a broker that is not ours is kept)."""
+        for step in reversed(parse_steps(only)):
+            if step in self.processes:
+                self.processes[step].stop()
+            elif step == "postgres":
+                self.postgres.stop()
+            elif step == "kafka":
+                self.broker.stop()
+
+    def status(self) -> list[ServiceStatus]:
+        rows = [
+            ServiceStatus("kafka", self.broker.pid(), self.broker.healthy(timeout=2.0)),
+            ServiceStatus("postgres", self.postgres.pid(), self.postgres.healthy()),
+        ]
+        for name in PROCESSES:
+            process = self.processes[name]
+            rows.append(ServiceStatus(name, process.pid(), process.healthy()))
+        return rows
