@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import TokenDep
-from api.routes import events, health, webhooks
+from api.routes import dead_letters, events, health, webhooks
 
 api_v1_router = APIRouter(
     prefix="/api/v1",
@@ -18,5 +18,6 @@ api_v1_router = APIRouter(
     responses={401: {"description": "missing or wrong bearer token"}},
 )
 api_v1_router.include_router(events.router)
+api_v1_router.include_router(dead_letters.router)
 
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, webhooks.router)

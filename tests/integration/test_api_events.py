@@ -29,8 +29,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    server_url = make_url(Settings().database_url)
+def events_database_url(database_url: str) -> Iterator[str]:
+    """A database of this module's own, on the server of the shared ``database_url``."""
+    server_url = make_url(database_url)
     name = f"test_api_events_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -64,21 +65,21 @@ def _row(n: int, source: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def base_url(database_url: str) -> Iterator[str]:
-    engine = sqlalchemy.create_engine(database_url)
+def base_url(settings: Settings, events_database_url: str) -> Iterator[str]:
+    engine = sqlalchemy.create_engine(events_database_url)
     with engine.begin() as conn:
         conn.execute(
             sqlalchemy.insert(inbound_events),
             [_row(n, "shopify" if n <= 3 else "stripe") for n in range(1, 6)],
         )
     engine.dispose()
-    settings = Settings().model_copy(
+    own = settings.model_copy(
         update={
-            "database": DatabaseSettings(url=SecretStr(database_url)),
+            "database": DatabaseSettings(url=SecretStr(events_database_url)),
             "api": ApiSettings(token=SecretStr(TOKEN)),
         }
     )
-    with serving_in_thread(create_app(settings)) as url:
+    with serving_in_thread(create_app(own)) as url:
         yield url
 
 

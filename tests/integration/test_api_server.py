@@ -1,7 +1,7 @@
 """The API served by uvicorn for real, against the real broker and PostgreSQL.
 
-Needs the Kafka broker of SYNAPSEOPS_KAFKA_BOOTSTRAP and the PostgreSQL of
-SYNAPSEOPS_DATABASE_URL (read through ``Settings()``); a missing service is a failure.
+The broker and database come from tests/integration/conftest.py (``kafka_bootstrap``,
+``database_url``): started by the project's own scripts when absent; never skipped.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
 
 from api.main import create_app
 from api.server import serving_in_thread
 from synapseops import headers as kh
 from synapseops.ids import parse_traceparent
-from synapseops.kafka import consumer_config, create_admin
+from synapseops.kafka import consumer_config
 from synapseops.settings import PROJECT_ROOT, DatabaseSettings, KafkaSettings, Settings
+from topics.admin import apply_topics
 from topics.registry import INBOUND_EVENTS
 
 pytestmark = pytest.mark.integration
@@ -32,27 +32,6 @@ FIXTURES = PROJECT_ROOT / "samples"
 SHOPIFY_ORDER = FIXTURES / "shopify" / "order.json"
 STRIPE_EVENT = FIXTURES / "stripe" / "events" / "charge.refunded.json"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-def ensure_inbound_topic(settings: Settings) -> None:
-    """Create the inbound topic as the registry declares it, unless it exists already."""
-    spec = INBOUND_EVENTS
-    topic = NewTopic(
-        spec.name,
-        num_partitions=spec.partitions,
-        replication_factor=spec.replication_factor,
-        config=spec.configs(),
-    )
-    admin = create_admin(settings.kafka)  # keep a reference: its futures die with it
-    for future in admin.create_topics([topic]).values():
-        try:
-            future.result(timeout=15)
-        except Exception as exc:
-            error = exc.args[0] if exc.args else None
-            if not (
-                isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
-            ):
-                raise
 
 
 def dead_port() -> int:
@@ -75,14 +54,9 @@ def read_record(settings: Settings, partition: int, offset: int) -> Message:
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
-    settings = Settings()
-    ensure_inbound_topic(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def base_url(settings: Settings) -> Iterator[str]:
+def base_url(settings: Settings, kafka_bootstrap: str, database_url: str) -> Iterator[str]:
+    # The inbound topic as the registry declares it (6 partitions), not auto-created with 1.
+    apply_topics(settings)
     with serving_in_thread(create_app(settings)) as url:
         yield url
 
@@ -159,7 +133,9 @@ def test_health_is_ok_with_both_services_up(base_url: str) -> None:
     assert response.json() == {"status": "ok", "checks": {"kafka": "ok", "database": "ok"}}
 
 
-def test_health_is_503_with_the_reason_when_the_database_is_down(settings: Settings) -> None:
+def test_health_is_503_with_the_reason_when_the_database_is_down(
+    settings: Settings, base_url: str
+) -> None:
     dead_url = f"postgresql+psycopg2://synapseops@127.0.0.1:{dead_port()}/synapseops"
     broken = settings.model_copy(update={"database": DatabaseSettings(url=SecretStr(dead_url))})
     with serving_in_thread(create_app(broken)) as url:
@@ -172,7 +148,9 @@ def test_health_is_503_with_the_reason_when_the_database_is_down(settings: Setti
     assert "refused" in body["checks"]["database"].lower()
 
 
-def test_health_is_503_with_the_reason_when_the_broker_is_down(settings: Settings) -> None:
+def test_health_is_503_with_the_reason_when_the_broker_is_down(
+    settings: Settings, base_url: str
+) -> None:
     kafka = KafkaSettings(bootstrap=f"127.0.0.1:{dead_port()}")
     broken = settings.model_copy(update={"kafka": kafka})
     with serving_in_thread(create_app(broken)) as url:
