@@ -87,6 +87,9 @@ class DeadLetterStore:
         self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Records taken from the DLQ topics (stored or found stored) and committed; ``stored``
+        # counts the rows this instance created.
+        self.handled = 0
         self.stored = 0
 
     @property
@@ -115,7 +118,9 @@ class DeadLetterStore:
             await self._on_kafka_thread(self._consumer.close)
             self._consumer = None
         self._kafka_thread.shutdown(wait=True)
-        log.info("dead-letter store stopped", extra={"stored": self.stored})
+        log.info(
+            "dead-letter store stopped", extra={"handled": self.handled, "stored": self.stored}
+        )
 
     async def _on_kafka_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
@@ -137,6 +142,7 @@ class DeadLetterStore:
             try:
                 await self.handle(record)
                 await self._on_kafka_thread(self._commit, consumer, record)
+                self.handled += 1
                 backoff = BACKOFF_INITIAL_S
             except SynapseOpsError as exc:
                 log.warning(

@@ -1,0 +1,393 @@
+"""The dead-letter store and replay on the real broker and a fresh PostgreSQL database.
+
+Each test declares its own pipeline (unique name, so unique ``.retry.*``/``.dlq`` topics),
+its own trigger topic and consumer groups. The module's database is created fresh and
+migrated with ``sinks.migrate.upgrade``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+from sqlalchemy import select, update
+
+from schemas.serde import AvroSerde
+from schemas.store import LocalSchemaStore
+from sinks.dead_letter_tables import dead_letters, replays
+from sinks.migrate import upgrade
+from sinks.replay import DeadLetterFilter, DeadLetterReplay
+from streams.dead_letters import DeadLetterStore
+from streams.road.headers import FailureHistory
+from synapseops.kafka import AsyncProducer, consumer_config
+from synapseops.settings import DatabaseSettings, Settings
+from topics.admin import apply_topics
+from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
+
+pytestmark = pytest.mark.integration
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+WAIT_S = 30.0
+
+
+# ---- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def db_url(database_url: str) -> Iterator[str]:
+    """A fresh database on the test server, migrated to head; dropped afterwards."""
+    server = sqlalchemy.engine.make_url(database_url)
+    name = f"dl_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def test_settings(db_url: str, kafka_bootstrap: str) -> Settings:
+    return Settings(database=DatabaseSettings(url=SecretStr(db_url)))
+
+
+@pytest.fixture(scope="module")
+def engine(test_settings: Settings) -> Iterator[sqlalchemy.Engine]:
+    engine = sqlalchemy.create_engine(test_settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+class Road:
+    """One test's pipeline, its topics and its trigger topic."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.settings = settings
+        self.source = TopicSpec(name=f"{name}.source", partitions=2)
+        self.triggers = TopicSpec(name=f"{name}.triggers", partitions=1)
+        self.pipeline = PipelineSpec(
+            name=name, inputs=(self.source.name,), retry_delays=(0.5, 2.0), partitions=2
+        )
+        registry = TopicRegistry()
+        registry.declare(self.source)
+        registry.declare(self.triggers)
+        registry.declare_pipeline(self.pipeline)
+        apply_topics(settings, registry)
+
+    @property
+    def pipelines(self) -> dict[str, PipelineSpec]:
+        return {self.pipeline.name: self.pipeline}
+
+    def store(self, engine: sqlalchemy.Engine, producer: AsyncProducer, group: str) -> Any:
+        return DeadLetterStore(
+            self.settings,
+            engine,
+            producer,
+            pipelines=self.pipelines,
+            group_id=group,
+            trigger_topic=self.triggers.name,
+        )
+
+
+@pytest.fixture
+def road(test_settings: Settings) -> Road:
+    return Road(test_settings, f"t-dl-{uuid.uuid4().hex[:10]}")
+
+
+def dead_headers(pipeline: str, n: int, error_class: str) -> list[tuple[str, bytes]]:
+    history = FailureHistory(
+        attempt=4,
+        retries=3,
+        original_topic=f"{pipeline}.source",
+        original_partition=n % 2,
+        original_offset=100 + n,
+        original_timestamp_ms=1_700_000_000_000 + n,
+        pipeline=pipeline,
+        error_kind="retryable" if error_class == "TargetUnavailable" else "fatal",
+        error_class=error_class,
+        error_message=f"failure {n}",
+        error_trace="Traceback (most recent call last): ...",
+        first_failed_at_ms=1_700_000_001_000,
+        last_failed_at_ms=1_700_000_002_000,
+        not_before_ms=None,
+        other=(("traceparent", TRACE.encode()), ("synapseops-event-id", f"evt_{n}".encode())),
+    )
+    return history.to_headers()
+
+
+async def produce_dead(
+    producer: AsyncProducer, road: Road, numbers: range, error_class: str = "TargetUnavailable"
+) -> None:
+    for n in numbers:
+        await producer.send(
+            road.pipeline.dlq_topic,
+            f'{{"n": {n}}}'.encode(),
+            key=f"key-{n}".encode(),
+            headers=dead_headers(road.pipeline.name, n, error_class),
+        )
+
+
+def rows(engine: sqlalchemy.Engine, pipeline: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        result = conn.execute(
+            select(dead_letters).where(dead_letters.c.pipeline == pipeline).order_by("id")
+        )
+        return [dict(row) for row in result.mappings()]
+
+
+async def wait_for_rows(
+    engine: sqlalchemy.Engine, pipeline: str, count: int, *, published: bool = True
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        found = await asyncio.to_thread(rows, engine, pipeline)
+        done = [r for r in found if r["trigger_published_at"] is not None or not published]
+        if len(done) >= count or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+def read_all(settings: Settings, topic: str, partitions: int) -> list[Any]:
+    """Every record on ``topic`` right now (up to the high watermarks)."""
+    consumer = Consumer(consumer_config(settings.kafka, f"t-read-{uuid.uuid4().hex}"))
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        }
+        wanted = sum(ends.values())
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        messages: list[Any] = []
+        deadline = time.monotonic() + WAIT_S
+        while len(messages) < wanted and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                messages.append(message)
+        assert len(messages) == wanted, f"read {len(messages)} of {wanted} from {topic}"
+        return messages
+    finally:
+        consumer.close()
+
+
+def decode_triggers(messages: list[Any]) -> list[dict[str, Any]]:
+    serde = AvroSerde(LocalSchemaStore(), "notification_trigger")
+    return [serde.decode(message.value()) for message in messages]
+
+
+async def run_store(
+    store: DeadLetterStore, engine: Any, pipeline: str, count: int, *, handles: int
+) -> list[Any]:
+    """Run ``store`` until it took ``handles`` records off the topic and ``count`` rows have
+    their trigger published; the rows."""
+    await store.start()
+    try:
+        for _ in range(int(WAIT_S / 0.1)):
+            if store.handled >= handles:
+                break
+            await asyncio.sleep(0.1)
+        assert store.handled == handles, f"the store handled {store.handled} of {handles}"
+        found = await wait_for_rows(engine, pipeline, count)
+    finally:
+        await store.stop()
+    return found
+
+
+# ---- the store --------------------------------------------------------------------------
+
+
+def test_each_dead_record_is_stored_once_and_triggers_once(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+
+    async def scenario() -> None:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            await produce_dead(producer, road, range(5))
+            group = f"{name}-store"
+            found = await run_store(road.store(engine, producer, group), engine, name, 5, handles=5)
+            assert len(found) == 5
+
+            # The same records consumed again (a new group reads the topic from the start):
+            # no second row, no second trigger.
+            again = await run_store(
+                road.store(engine, producer, f"{name}-again"), engine, name, 5, handles=5
+            )
+            assert [r["id"] for r in again] == [r["id"] for r in found]
+
+            # A restart of the first group picks up only what is new.
+            await produce_dead(producer, road, range(5, 7), error_class="SchemaInvalid")
+            after = await run_store(road.store(engine, producer, group), engine, name, 7, handles=2)
+            assert len(after) == 7
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    asyncio.run(scenario())
+
+    stored = rows(engine, name)
+    assert len(stored) == 7
+    assert len({(r["dlq_partition"], r["dlq_offset"]) for r in stored}) == 7
+    first = next(r for r in stored if r["key"] == b"key-3")
+    assert first["value"] == b'{"n": 3}'
+    assert first["status"] == "dead"
+    assert first["attempts"] == 4
+    assert first["error_class"] == "TargetUnavailable"
+    assert first["error_message"] == "failure 3"
+    assert (first["original_topic"], first["original_offset"]) == (f"{name}.source", 103)
+    assert first["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert first["headers"]["synapseops-event-id"] == "evt_3"
+    assert all(r["trigger_published_at"] is not None for r in stored)
+
+    triggers = decode_triggers(read_all(test_settings, road.triggers.name, 1))
+    assert sorted(int(t["subject_id"]) for t in triggers) == sorted(r["id"] for r in stored)
+    assert {t["kind"] for t in triggers} == {"dead_letter"}
+    assert {t["pipeline"] for t in triggers} == {name}
+
+
+def test_a_row_whose_trigger_was_never_published_gets_it_on_redelivery(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+
+    async def scenario() -> None:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            await produce_dead(producer, road, range(3))
+            await run_store(road.store(engine, producer, f"{name}-a"), engine, name, 3, handles=3)
+            # What a crash between the insert and the trigger leaves behind.
+            with engine.begin() as conn:
+                conn.execute(
+                    update(dead_letters)
+                    .where(dead_letters.c.pipeline == name, dead_letters.c.key == b"key-1")
+                    .values(trigger_published_at=None)
+                )
+            await run_store(road.store(engine, producer, f"{name}-b"), engine, name, 3, handles=3)
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    asyncio.run(scenario())
+    stored = rows(engine, name)
+    assert len(stored) == 3
+    assert all(r["trigger_published_at"] is not None for r in stored)
+    owed = next(r["id"] for r in stored if r["key"] == b"key-1")
+    subjects = [
+        int(t["subject_id"])
+        for t in decode_triggers(read_all(test_settings, road.triggers.name, 1))
+    ]
+    assert sorted(subjects) == sorted([r["id"] for r in stored] + [owed])
+
+
+# ---- replay -----------------------------------------------------------------------------
+
+
+def test_replay_by_filter_sends_each_dead_record_once_to_its_first_tier(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+    tier = road.pipeline.retry_topics[0]
+    replay = DeadLetterReplay(engine, road.pipelines)
+
+    async def scenario() -> dict[str, Any]:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            await produce_dead(producer, road, range(3), error_class="TargetUnavailable")
+            await produce_dead(producer, road, range(3, 5), error_class="SchemaInvalid")
+            await run_store(road.store(engine, producer, f"{name}-s"), engine, name, 5, handles=5)
+
+            unavailable = DeadLetterFilter(pipeline=name, error_class="TargetUnavailable")
+            dry = await replay.replay(unavailable, dry_run=True, producer=None)
+            first = await replay.replay(
+                unavailable, idempotency_key=f"{name}-k", producer=producer, rate_per_s=50
+            )
+            repeat = await replay.replay(
+                unavailable, idempotency_key=f"{name}-k", producer=producer, rate_per_s=50
+            )
+            rest = await replay.replay(DeadLetterFilter(pipeline=name), producer=producer)
+            nothing_left = await replay.replay(DeadLetterFilter(pipeline=name), producer=producer)
+            return {
+                "dry": dry,
+                "first": first,
+                "repeat": repeat,
+                "rest": rest,
+                "nothing_left": nothing_left,
+            }
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    before = time.time() * 1000
+    results = asyncio.run(scenario())
+    assert (results["dry"].matched, results["dry"].replayed) == (3, 0)
+    assert (results["first"].matched, results["first"].replayed) == (3, 3)
+    # The same Idempotency-Key: the first answer again, nothing sent.
+    assert results["repeat"] == results["first"]
+    assert (results["rest"].matched, results["rest"].replayed) == (2, 2)
+    assert (results["nothing_left"].matched, results["nothing_left"].replayed) == (0, 0)
+
+    sent = read_all(test_settings, tier, road.pipeline.partitions)
+    assert sorted(m.key() for m in sent) == [f"key-{n}".encode() for n in range(5)]
+    assert read_all(test_settings, road.pipeline.retry_topics[1], 2) == []
+    first_id = results["first"].replay_id
+    for message in sent:
+        n = int(message.key().decode().split("-")[1])
+        assert message.value() == f'{{"n": {n}}}'.encode()
+        history = FailureHistory.from_headers(message.headers())
+        assert history.attempt == 4
+        assert history.retries == 0
+        assert history.replay_count == 1
+        assert history.original_offset == 100 + n
+        assert history.not_before_ms is not None and history.not_before_ms >= before - 1000
+        assert dict(history.other)["traceparent"] == TRACE.encode()
+        expected = first_id if n < 3 else results["rest"].replay_id
+        assert history.replay_id == expected
+
+    stored = rows(engine, name)
+    assert {r["status"] for r in stored} == {"replayed"}
+    assert all(r["replay_count"] == 1 for r in stored)
+    assert {r["replay_id"] for r in stored if r["error_class"] == "TargetUnavailable"} == {first_id}
+    with engine.connect() as conn:
+        recorded = (
+            conn.execute(select(replays).where(replays.c.replay_id == first_id)).mappings().one()
+        )
+    assert recorded["idempotency_key"] == f"{name}-k"
+    assert recorded["response"] == results["first"].as_json()
+    assert recorded["finished_at"] is not None
+
+
+def test_discard_takes_rows_out_of_replay(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+    replay = DeadLetterReplay(engine, road.pipelines)
+
+    async def scenario() -> tuple[list[int], Any]:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            await produce_dead(producer, road, range(2), error_class="SchemaInvalid")
+            await produce_dead(producer, road, range(2, 4), error_class="TargetUnavailable")
+            await run_store(road.store(engine, producer, f"{name}-s"), engine, name, 4, handles=4)
+            discarded = replay.discard(DeadLetterFilter(pipeline=name, error_class="SchemaInvalid"))
+            result = await replay.replay(DeadLetterFilter(pipeline=name), producer=producer)
+            return discarded, result
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    discarded, result = asyncio.run(scenario())
+    assert len(discarded) == 2
+    assert (result.matched, result.replayed) == (2, 2)
+    statuses = {r["key"]: r["status"] for r in rows(engine, name)}
+    assert statuses == {
+        b"key-0": "discarded",
+        b"key-1": "discarded",
+        b"key-2": "replayed",
+        b"key-3": "replayed",
+    }
