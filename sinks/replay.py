@@ -366,7 +366,8 @@ class DeadLetterReplay:
             .with_for_update(skip_locked=True)
         )
         with database_errors("dead_letters lock"):
-            return conn.execute(statement).mappings().first()
+            row = conn.execute(statement).mappings().first()
+        return dict(row) if row is not None else None
 
     @staticmethod
     def _mark_replayed(

@@ -160,15 +160,16 @@ class DeadLetterStore:
     def _record(self, message: Message) -> DeadRecord:
         topic = message.topic() or ""
         _, timestamp = message.timestamp()
-        raw_headers = message.headers() or []
+        raw_headers: Any = message.headers() or []
+        pairs = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
         return DeadRecord(
             pipeline=self._pipeline_of.get(topic, topic.removesuffix(".dlq")),
             topic=topic,
             partition=message.partition() or 0,
             offset=message.offset() or 0,
-            key=message.key(),
-            value=message.value(),
-            headers=tuple((name, value) for name, value in raw_headers),
+            key=_as_bytes(message.key()),
+            value=_as_bytes(message.value()),
+            headers=tuple((str(name), _as_bytes(value)) for name, value in pairs),
             timestamp_ms=timestamp if timestamp and timestamp > 0 else None,
         )
 
@@ -220,3 +221,8 @@ def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:
     # The trigger continues the dead record's trace, so a notification links to its input.
     traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
     return [(h.TRACEPARENT, child_traceparent(traceparent).encode())]
+
+
+def _as_bytes(value: str | bytes | None) -> bytes | None:
+    # The consumer has no deserializer, so these are bytes; the stubs also allow str.
+    return value.encode() if isinstance(value, str) else value
