@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from mode import Service
 
 from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row, trigger_record
 from synapseops import headers as h
@@ -84,7 +85,7 @@ class DeadLetterStore:
         self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
         self._encoder = TriggerEncoder()
         self._consumer: Consumer | None = None
-        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
+        self._kafka_thread: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         # Records taken from the DLQ topics (stored or found stored) and committed; ``stored``
@@ -99,6 +100,7 @@ class DeadLetterStore:
     async def start(self) -> None:
         if self._task is not None:
             return
+        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
         config = consumer_config(
             self.settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
         )
@@ -108,21 +110,29 @@ class DeadLetterStore:
         self._task = asyncio.create_task(self._run(), name="dead-letter-store")
         log.info("dead-letter store started", extra={"topics": self.topics})
 
-    async def stop(self) -> None:
-        """Finish the record in hand, then leave the group (its offsets are committed)."""
+    async def stop(self, grace_s: float = 15.0) -> None:
+        """Finish the record in hand, then leave the group. A record not committed by then is
+        read again by whoever gets its partition, and finds its row."""
         self._stopping.set()
         if self._task is not None:
-            await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._consumer is not None:
             await self._on_kafka_thread(self._consumer.close)
             self._consumer = None
-        self._kafka_thread.shutdown(wait=True)
+        if self._kafka_thread is not None:
+            self._kafka_thread.shutdown(wait=True)
+            self._kafka_thread = None
         log.info(
             "dead-letter store stopped", extra={"handled": self.handled, "stored": self.stored}
         )
 
     async def _on_kafka_thread(self, fn: Any, *args: Any) -> Any:
+        assert self._kafka_thread is not None, "start() first"
         return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
 
     async def _run(self) -> None:
@@ -215,6 +225,41 @@ class DeadLetterStore:
             log.warning(
                 "dead-letter rewind failed", extra={**record.log_fields(), "error": str(exc)}
             )
+
+
+class DeadLetterStoreService(Service):
+    """The store as a :class:`mode.Service`, for ``faust.Worker(app, ..., service)``.
+
+    Uses ``producer`` when given (and leaves it open), else owns one of its own.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: sqlalchemy.Engine,
+        *,
+        producer: AsyncProducer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.engine = engine
+        self._given_producer = producer
+        self._producer: AsyncProducer | None = None
+        self.store: DeadLetterStore | None = None
+
+    async def on_start(self) -> None:
+        self._producer = self._given_producer or AsyncProducer(self.settings.kafka)
+        self.store = DeadLetterStore(self.settings, self.engine, self._producer)
+        await self.store.start()
+
+    async def on_stop(self) -> None:
+        if self.store is not None:
+            await self.store.stop()
+            self.store = None
+        if self._producer is not None and self._given_producer is None:
+            await asyncio.to_thread(self._producer.close)
+        self._producer = None
 
 
 def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:
