@@ -45,7 +45,7 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
     app = create_app(settings)
     event_log.attach(app, settings, engine)
     health = HealthServer(app, settings.worker.metrics_host, settings.worker.metrics_port)
-    return faust.Worker(
+    worker = faust.Worker(
         app,
         health,
         loglevel=settings.log_level,
@@ -53,6 +53,9 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
         redirect_stdouts=False,
         override_logging=False,
     )
+    # The progress spinner writes terminal escapes to stdout, into the JSON log lines.
+    worker.spinner = None
+    return worker
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,0 +1,221 @@
+"""The worker for real: ``synapseops worker`` as a subprocess, the real broker, a fresh database.
+
+Events are produced to the shared inbound topic with ids unique to this run; the assertions
+count rows by those ids (other records on the topic land in this fresh database too and are
+ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+import sqlalchemy
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewTopic
+from sqlalchemy import select
+
+from sinks.migrate import upgrade
+from sinks.tables import inbound_events, rejected_events
+from synapseops import headers as h
+from synapseops.kafka import AsyncProducer, create_admin
+from synapseops.settings import PROJECT_ROOT, KafkaSettings
+from topics.registry import INBOUND_EVENTS
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = PROJECT_ROOT / "samples"
+BODIES = [
+    SAMPLES / "stripe/events/payment_intent.succeeded.json",
+    SAMPLES / "stripe/events/charge.refunded.json",
+    SAMPLES / "shopify/order.json",
+    SAMPLES / "github/issues.opened.json",
+]
+CLI = PROJECT_ROOT / ".venv/bin/synapseops"
+DEADLINE_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def event_log_database(database_url: str) -> Iterator[str]:
+    name = f"t_event_log_{uuid4().hex[:10]}"
+    server = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    url = sqlalchemy.make_url(database_url).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    upgrade(rendered)
+    try:
+        yield rendered
+    finally:
+        with server.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+def ensure_inbound_topic(kafka: KafkaSettings) -> None:
+    spec = INBOUND_EVENTS
+    new = NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1)
+    admin = create_admin(kafka)  # kept referenced: a collected client cancels its futures
+    future = admin.create_topics([new], operation_timeout=15)[spec.name]
+    try:
+        future.result(timeout=20)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def worker(
+    kafka_bootstrap: str, event_log_database: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    ensure_inbound_topic(KafkaSettings(bootstrap=kafka_bootstrap))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SYNAPSEOPS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SYNAPSEOPS_DATABASE_URL": event_log_database,
+        "SYNAPSEOPS_WORKER_GROUP_ID": f"t-event-log-{uuid4().hex[:10]}",
+        "SYNAPSEOPS_WORKER_METRICS_PORT": str(port),
+        "SYNAPSEOPS_DATA_DIR": str(tmp_path),
+        "SYNAPSEOPS_ENV": "dev",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(CLI), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        print(log_path.read_text()[-4000:])
+
+
+def wait_healthy(process: subprocess.Popen[bytes], base: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"worker exited with {process.returncode}"
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("worker never answered /health with 200")
+
+
+async def produce(
+    bootstrap: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    producer = AsyncProducer(KafkaSettings(bootstrap=bootstrap))
+    try:
+        for key, value, headers in records:
+            await producer.send(INBOUND_EVENTS.name, value, key=key, headers=headers)
+    finally:
+        producer.close()
+
+
+def ingress_headers(event_id: str, source: str) -> list[tuple[str, bytes]]:
+    return [
+        (h.EVENT_ID, event_id.encode()),
+        (h.SOURCE, source.encode()),
+        (h.RECEIVED_AT, b"2026-01-02T03:04:05.000Z"),
+        (h.CONTENT_TYPE, b"application/json"),
+    ]
+
+
+def metric(text: str, outcome: str) -> float:
+    pattern = (
+        r'^synapseops_pipeline_records_total\{[^}]*outcome="' + outcome + r'"[^}]*'
+        r'pipeline="event-log"[^}]*\}\s+(\S+)$|^synapseops_pipeline_records_total\{[^}]*'
+        r'pipeline="event-log"[^}]*outcome="' + outcome + r'"[^}]*\}\s+(\S+)$'
+    )
+    for match in re.finditer(pattern, text, re.MULTILINE):
+        return float(match.group(1) or match.group(2))
+    return 0.0
+
+
+def test_worker_stores_events_once_and_keeps_poison(
+    worker: tuple[subprocess.Popen[bytes], str], kafka_bootstrap: str, event_log_database: str
+) -> None:
+    process, base = worker
+    wait_healthy(process, base)
+
+    run = uuid4().hex[:8]
+    source = f"test-{run}"
+    good = [(f"evt_{run}_{n}", path.read_bytes()) for n, path in enumerate(BODIES)]
+    poison_id = f"evt_{run}_poison"
+    records = [
+        (f"entity-{n}".encode(), body, ingress_headers(eid, source))
+        for n, (eid, body) in enumerate(good)
+    ]
+    # The first event again (a webhook redelivery) and a body that is not JSON.
+    records.append((b"entity-0", good[0][1], ingress_headers(good[0][0], source)))
+    records.append((b"entity-x", b'{"broken": ', ingress_headers(poison_id, source)))
+    asyncio.run(produce(kafka_bootstrap, records))
+
+    engine = sqlalchemy.create_engine(event_log_database)
+    ids = [eid for eid, _ in good]
+    stored: list[sqlalchemy.Row[tuple[str, str]]] = []
+    rejected: list[sqlalchemy.Row[tuple[str, bytes]]] = []
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                stored = list(
+                    conn.execute(
+                        select(inbound_events.c.event_id, inbound_events.c.entity_key).where(
+                            inbound_events.c.source == source
+                        )
+                    )
+                )
+                rejected = list(
+                    conn.execute(
+                        select(rejected_events.c.error_class, rejected_events.c.value).where(
+                            rejected_events.c.headers[h.EVENT_ID].astext == poison_id
+                        )
+                    )
+                )
+            if len(stored) >= len(good) and rejected:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+    # Exactly one row per distinct event id: the redelivered one was absorbed.
+    assert sorted(row.event_id for row in stored) == sorted(ids)
+    assert {row.event_id: row.entity_key for row in stored}[ids[0]] == "entity-0"
+    assert [(row.error_class, row.value) for row in rejected] == [("Undecodable", b'{"broken": ')]
+
+    assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert metric(metrics, "stored") >= len(good)
+    assert metric(metrics, "duplicate") >= 1
+    assert metric(metrics, "rejected") >= 1
+    assert "synapseops_pipeline_processing_seconds_count" in metrics
+
+    # SIGTERM stops the worker cleanly.
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
