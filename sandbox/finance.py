@@ -52,7 +52,7 @@ class FinanceRules(BaseModel):
     reject_prefixes: dict[str, Refusal] = Field(
         default_factory=lambda: {"pi_reject": Refusal(status=402, error="account_frozen")}
     )
-    max_amount: int | None = Field(None, gt=0)
+    max_amount: int | None = Field(default=None, gt=0)
 
     def refusal(self, request: SettlementRequest) -> Refusal | None:
         for prefix, refusal in self.reject_prefixes.items():

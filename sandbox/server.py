@@ -8,6 +8,7 @@ free ports. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings, state: SandboxState | None = None) -> FastAPI
 def serve(settings: Settings) -> None:
     """Run the sandbox in the foreground (``synapseops sandbox``); returns when it stops."""
     sandbox = settings.sandbox
+    # aiosmtpd logs every SMTP command (and so every address) at INFO: connection noise.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     log.info("sandbox starting", extra={"url": sandbox.url, "smtp_port": sandbox.smtp_port})
     uvicorn.run(
         create_app(settings),
