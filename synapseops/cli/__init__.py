@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import typer
 
-from synapseops.cli import demo, local, run, stack, topics
+from synapseops.cli import demo, local, replay, run, stack, topics
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for module in (stack, run, local, topics, demo):
+for module in (stack, run, local, topics, replay, demo):
     module.register(app)
 
 
