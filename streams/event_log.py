@@ -46,6 +46,7 @@ PIPELINE = EVENT_LOG
 # In-place retry while the retry topics do not exist yet: 0.5 s doubling to 30 s.
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
+_RNG = random.Random()
 
 HeaderPairs = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 
@@ -63,7 +64,7 @@ class InboundRecord:
     timestamp_ms: int | None = None
 
     @classmethod
-    def from_event(cls, event: faust.types.EventT) -> InboundRecord:
+    def from_event(cls, event: faust.types.EventT[bytes]) -> InboundRecord:
         message = event.message
         raw = message.headers or ()
         pairs = tuple(raw.items()) if isinstance(raw, Mapping) else tuple(raw)
@@ -246,8 +247,8 @@ class Outcome:
 
 def backoff_delay(attempt: int, jitter: float, rng: random.Random | None = None) -> float:
     """Seconds to wait before in-place attempt ``attempt + 1`` (``attempt`` ≥ 1)."""
-    base = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (attempt - 1))
-    spread = (rng or random).uniform(-jitter, jitter)
+    base = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2.0 ** (attempt - 1))
+    spread: float = (rng or _RNG).uniform(-jitter, jitter)
     return max(0.0, base * (1 + spread))
 
 
@@ -355,7 +356,9 @@ def rejection_row(record: InboundRecord, error: BaseException) -> dict[str, Any]
     }
 
 
-def attach(app: faust.App, settings: Settings, engine: sqlalchemy.Engine) -> faust.types.AgentT:
+def attach(
+    app: faust.App, settings: Settings, engine: sqlalchemy.Engine
+) -> faust.types.AgentT[bytes]:
     """Wire the event-log agent onto ``app``; returns the agent."""
     topic = app.topic(INBOUND_EVENTS.name, key_serializer="raw", value_serializer="raw")
     pipeline = EventLog.from_engine(engine, jitter=settings.retry.jitter)

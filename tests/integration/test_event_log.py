@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -45,21 +46,29 @@ CLI = PROJECT_ROOT / ".venv/bin/synapseops"
 DEADLINE_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def event_log_database(database_url: str) -> Iterator[str]:
+@contextmanager
+def fresh_database(database_url: str, *, migrated: bool) -> Iterator[str]:
+    """A database of its own on the server of ``database_url``, dropped afterwards."""
     name = f"t_event_log_{uuid4().hex[:10]}"
     server = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     url = sqlalchemy.make_url(database_url).set(database=name)
     rendered = url.render_as_string(hide_password=False)
-    upgrade(rendered)
     try:
+        if migrated:
+            upgrade(rendered)
         yield rendered
     finally:
         with server.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
+
+
+@pytest.fixture(scope="module")
+def event_log_database(database_url: str) -> Iterator[str]:
+    with fresh_database(database_url, migrated=True) as url:
+        yield url
 
 
 def ensure_inbound_topic(kafka: KafkaSettings) -> None:
@@ -80,16 +89,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def worker(
-    kafka_bootstrap: str, event_log_database: str, tmp_path: Path
+@contextmanager
+def running_worker(
+    kafka_bootstrap: str, database: str, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     ensure_inbound_topic(KafkaSettings(bootstrap=kafka_bootstrap))
     port = free_port()
     env = {
         **os.environ,
         "SYNAPSEOPS_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "SYNAPSEOPS_DATABASE_URL": event_log_database,
+        "SYNAPSEOPS_DATABASE_URL": database,
         "SYNAPSEOPS_WORKER_GROUP_ID": f"t-event-log-{uuid4().hex[:10]}",
         "SYNAPSEOPS_WORKER_METRICS_PORT": str(port),
         "SYNAPSEOPS_DATA_DIR": str(tmp_path),
@@ -111,6 +120,14 @@ def worker(
                 process.kill()
                 process.wait()
         print(log_path.read_text()[-4000:])
+
+
+@pytest.fixture
+def worker(
+    kafka_bootstrap: str, event_log_database: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with running_worker(kafka_bootstrap, event_log_database, tmp_path) as started:
+        yield started
 
 
 def wait_healthy(process: subprocess.Popen[bytes], base: str) -> None:
@@ -219,3 +236,46 @@ def test_worker_stores_events_once_and_keeps_poison(
     # SIGTERM stops the worker cleanly.
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+def test_database_trouble_is_retried_in_place_until_the_record_is_written(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    # The worker starts against a database whose schema is not there yet (as after a restore
+    # or before `db migrate`): every write fails, nothing may be acked or lost meanwhile.
+    with (
+        fresh_database(database_url, migrated=False) as database,
+        running_worker(kafka_bootstrap, database, tmp_path) as (process, base),
+    ):
+        wait_healthy(process, base)
+        run = uuid4().hex[:8]
+        event_id, source = f"evt_{run}_late", f"test-{run}"
+        body = BODIES[0].read_bytes()
+        asyncio.run(
+            produce(kafka_bootstrap, [(b"entity", body, ingress_headers(event_id, source))])
+        )
+
+        deadline = time.monotonic() + DEADLINE_S
+        while metric(httpx.get(f"{base}/metrics", timeout=5).text, "retry") < 1:
+            assert time.monotonic() < deadline, "the worker never retried"
+            time.sleep(0.3)
+
+        upgrade(database)
+        engine = sqlalchemy.create_engine(database)
+        try:
+            found: list[str] = []
+            while not found:
+                assert time.monotonic() < deadline, "the record never arrived after the fix"
+                with engine.connect() as conn:
+                    found = list(
+                        conn.execute(
+                            select(inbound_events.c.event_id).where(
+                                inbound_events.c.source == source
+                            )
+                        ).scalars()
+                    )
+                time.sleep(0.3)
+        finally:
+            engine.dispose()
+        assert found == [event_id]
+        assert process.poll() is None
