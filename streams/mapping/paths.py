@@ -6,7 +6,7 @@ Source paths read a decoded JSON payload::
     a.b[-1]                        negative indexes count from the end
     attributes["service.name"]     a quoted key may hold dots or brackets
     $.order.currency               ``$`` anchors at the payload root (inside ``map_array``)
-    @                              the current item itself (the root at top level)
+    @  @.sku  [0]                  ``@`` is the current item itself (the root at top level)
 
 A path that does not resolve (missing key, index out of range, a key asked of a list, an
 index asked of a dict) reads as :data:`MISSING`; :func:`resolve` turns that into ``None``.
@@ -68,12 +68,12 @@ def parse_source(text: str) -> SourcePath:
     if not isinstance(text, str) or not text.strip():
         raise PathSyntaxError("a path must be a non-empty string")
     text = text.strip()
-    if text == "@":
-        return SourcePath(text, False, ())
     from_root = text.startswith("$")
-    pos = 1 if from_root else 0
+    anchored = from_root or text.startswith("@")
+    pos = 1 if anchored else 0
     segments: list[Segment] = []
-    expect_name = not from_root
+    # After an anchor, or before a leading index ("[0].sku" on a list item), no key is due.
+    expect_name = not anchored and not text.startswith("[")
     while pos < len(text):
         if expect_name:
             match = _NAME.match(text, pos)
@@ -203,14 +203,14 @@ def parse_template(text: str) -> Template:
         elif char == "{":
             end = text.find("}", pos)
             if end < 0:
-                raise PathSyntaxError(f"template {text!r}: '{{' at position {pos} is not closed")
+                raise PathSyntaxError(f"'{{' at position {pos} is not closed")
             if literal:
                 parts.append(literal)
                 literal = ""
             parts.append(parse_source(text[pos + 1 : end]))
             pos = end + 1
         elif char == "}":
-            raise PathSyntaxError(f"template {text!r}: lone '}}' at position {pos} (write '}}}}')")
+            raise PathSyntaxError(f"lone '}}' at position {pos} (write '}}}}')")
         else:
             literal += char
             pos += 1
