@@ -12,12 +12,12 @@ A mapping is rule JSON (``{"rules": [...]}``, one rule per target field; the lan
             log(error.message)                   # rule 3 (erp.total): to_float failed on ...
 """
 
+from streams.mapping.conditions import json_equal
 from streams.mapping.engine import (
     CompiledMapping,
     MappingResult,
     apply_mapping,
     compile_mapping,
-    json_equal,
 )
 from streams.mapping.errors import MappingFailed, MappingSpecInvalid, RuleError
 from streams.mapping.money import currency_exponent

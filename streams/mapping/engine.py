@@ -28,12 +28,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from streams.mapping import rules
+from streams.mapping.conditions import Predicate, compile_condition
 from streams.mapping.errors import MappingFailed, MappingSpecInvalid, RuleError, spec_problems
 from streams.mapping.paths import (
     MISSING,
     SourcePath,
     TargetPath,
-    format_segments,
     get,
     parse_source,
     parse_target,
@@ -57,7 +57,7 @@ class Scope:
         return get(self.root if path.from_root else self.item, path.segments)
 
     def where(self, path: SourcePath) -> str:
-        return format_segments(path.segments, "" if path.from_root else self.item_path) or "$"
+        return path.below(self.item_path)
 
 
 class _Failed(Exception):
@@ -68,7 +68,6 @@ class _Failed(Exception):
         self.message, self.value, self.source = message, value, source
 
 
-Predicate = Callable[[Scope], bool]
 Producer = Callable[[Scope, str, list[RuleError]], tuple[Any, str | None]]
 
 
@@ -150,7 +149,7 @@ def _compile_rules(specs: list[rules.Rule], parent: str) -> tuple[CompiledRule, 
                 target=parse_target(spec.target),
                 produce=_producer(spec, label),
                 steps=tuple(build_step(t) for t in spec.transforms),
-                condition=_condition(spec.when) if spec.when is not None else None,
+                condition=compile_condition(spec.when) if spec.when is not None else None,
                 otherwise=(spec.else_,) if "else_" in given else (),
                 fallback=(spec.default,) if "default" in given else (),
                 required=spec.required,
@@ -242,45 +241,6 @@ def _map_array(spec: rules.MapArray, label: str) -> Producer:
         return out, where
 
     return each
-
-
-def _condition(spec: Any) -> Predicate:
-    match spec:
-        case rules.AllOf():
-            parts = [_condition(c) for c in spec.all]
-            return lambda scope: all(p(scope) for p in parts)
-        case rules.AnyOf():
-            parts = [_condition(c) for c in spec.any]
-            return lambda scope: any(p(scope) for p in parts)
-        case rules.NotOf():
-            inner = _condition(spec.not_)
-            return lambda scope: not inner(scope)
-    path, given = parse_source(spec.path), spec.model_fields_set
-
-    def value_of(scope: Scope) -> Any:
-        value = scope.read(path)
-        return None if value is MISSING else value
-
-    if "exists" in given:
-        return lambda scope: (value_of(scope) is not None) == spec.exists
-    if "in_" in given:
-        return lambda scope: any(json_equal(value_of(scope), x) for x in spec.in_)
-    expected, negate = (spec.ne, True) if "ne" in given else (spec.eq, False)
-    return lambda scope: json_equal(value_of(scope), expected) != negate
-
-
-def json_equal(left: Any, right: Any) -> bool:
-    """Equality as JSON means it: ``true`` is not ``1``; numbers compare exactly
-    (``Decimal('0.1')`` equals the spec's ``0.1``); ``"1"`` is not ``1``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    numbers = (int, float, Decimal)
-    if isinstance(left, numbers) and isinstance(right, numbers):
-        try:
-            return decimal_of(left) == decimal_of(right)
-        except TransformFailed:
-            return False
-    return bool(left == right)
 
 
 # --- applying ---------------------------------------------------------------------------

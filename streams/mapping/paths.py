@@ -56,6 +56,15 @@ class SourcePath:
     text: str
     from_root: bool
     segments: tuple[Segment, ...]
+    rendered: str = ""  # the segments written canonically (``a.b[0]``), for messages
+
+    def below(self, prefix: str) -> str:
+        """The concrete path of this one under ``prefix`` (the current item's path)."""
+        if self.from_root or not prefix:
+            return self.rendered or "$"
+        if not self.rendered:
+            return prefix
+        return prefix + self.rendered if self.rendered[0] == "[" else f"{prefix}.{self.rendered}"
 
 
 _NAME = re.compile(r"[^.\[\]\"$@\s]+")
@@ -98,7 +107,7 @@ def parse_source(text: str) -> SourcePath:
         raise PathSyntaxError(f"unexpected {text[pos]!r} at position {pos} in {text!r}")
     if expect_name:
         raise PathSyntaxError(f"path {text!r} ends where a key is expected")
-    return SourcePath(text, from_root, tuple(segments))
+    return SourcePath(text, from_root, tuple(segments), format_segments(segments))
 
 
 def get(data: Any, segments: Sequence[Segment]) -> Any:
