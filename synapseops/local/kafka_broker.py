@@ -37,6 +37,7 @@ from synapseops.settings import Settings
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Nearest-wins dependency mediation would otherwise pick slf4j 1.7 (no log4j2 binding found:
 # the broker starts silent); these three make the log4j2 pipeline of Kafka 4.x complete.
 LOGGING_JARS = (
@@ -175,7 +176,8 @@ class LocalBroker:
         log.info("fetching the kafka %s jars from Maven Central", self.settings.kafka.version)
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not any(self.libs.glob("kafka_2.13-*.jar")):
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            output = _ANSI.sub("", result.stdout + result.stderr)
+            tail = "\n".join(line for line in output.splitlines()[-20:] if line.strip())
             raise ConfigurationError(
                 f"Maven could not fetch org.apache.kafka:kafka_2.13:{self.settings.kafka.version}"
                 f" (is Maven Central reachable?); mvn said:\n{tail}"

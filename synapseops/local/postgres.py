@@ -67,6 +67,17 @@ def server_options(settings: Settings, pgdata: Path) -> str:
     )
 
 
+def _as_os_user(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv``; as root, as the postgres OS user (initdb and pg_ctl refuse root)."""
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        argv = [runuser, "-u", OS_USER, "--", *argv]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigurationError(f"cannot run {' '.join(argv[-3:])}: {exc}") from exc
+
+
 class LocalPostgres:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,21 +98,23 @@ class LocalPostgres:
     def _run(
         self, tool: str, *args: str, timeout: float = 120.0
     ) -> subprocess.CompletedProcess[str]:
-        argv = [str(find_bindir() / tool), *args]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", OS_USER, "--", *argv]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return _as_os_user([str(find_bindir() / tool), *args], timeout)
 
     def _hand_to_os_user(self, *paths: Path) -> None:
         if os.geteuid() != 0:
             return
-        for path in paths:
-            for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
-                shutil.chown(item, OS_USER, OS_USER)
-        probe = subprocess.run(
-            ["runuser", "-u", OS_USER, "--", "test", "-w", str(self.pgdata)], check=False
-        )
-        if probe.returncode != 0:
+        try:
+            for path in paths:
+                for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+                    shutil.chown(item, OS_USER, OS_USER)
+        except (LookupError, OSError) as exc:
+            raise ConfigurationError(f"cannot hand {path} to the {OS_USER} OS user: {exc}") from exc
+        if (
+            _as_os_user(
+                [shutil.which("test") or "/usr/bin/test", "-w", str(self.pgdata)], 10
+            ).returncode
+            != 0
+        ):
             raise ConfigurationError(
                 f"the {OS_USER} OS user cannot reach {self.pgdata}: make its parent folders "
                 "traversable (chmod o+x) or set SYNAPSEOPS_DATA_DIR to another folder"

@@ -211,6 +211,8 @@ class ManagedProcess:
 
     ``health_url`` answers 200 when the process is healthy; any status in ``alive_statuses``
     means the process is up (e.g. the API answers 503 while its database is unreachable).
+    ``port`` (host, port) is the address it will listen on: if something else already does, a
+    start is refused, so another stack's process is never mistaken for this one.
     """
 
     def __init__(
@@ -221,8 +223,10 @@ class ManagedProcess:
         data_dir: Path,
         health_url: str,
         alive_statuses: Collection[int] = (200,),
+        port: tuple[str, int] | None = None,
     ) -> None:
         self.name = name
+        self.port = port
         self.argv = list(argv)
         self.health_url = health_url
         self.alive_statuses = frozenset(alive_statuses)
@@ -251,6 +255,11 @@ class ManagedProcess:
         if pid is not None:
             log.info("%s already running (pid %d)", self.name, pid, extra={"service": self.name})
             return pid
+        if self.port is not None and port_in_use(*self.port):
+            host, port = self.port
+            raise ConfigurationError(
+                f"cannot start {self.name}: {host}:{port} is taken by another process"
+            )
         pid = spawn(self.argv, log_path=self.log_path, pid_path=self.pid_path, env=env, cwd=cwd)
         log.info("started %s (pid %d)", self.name, pid, extra={"service": self.name})
         if wait:

@@ -94,18 +94,25 @@ def child_environment(settings: Settings, base: dict[str, str] | None = None) ->
 
 def platform_process(settings: Settings, name: str) -> ManagedProcess:
     command = [sys.executable, "-m", "synapseops.cli", name]
-    alive: tuple[int, ...]
+    alive: tuple[int, ...] = (200, 503)
     if name == "sandbox":
+        host, port = settings.sandbox.host, settings.sandbox.port
         health, alive = f"{settings.sandbox.url}/_sandbox/health", (200,)
     elif name == "worker":
-        worker = settings.worker
-        health, alive = f"http://{worker.metrics_host}:{worker.metrics_port}/health", (200, 503)
+        host, port = settings.worker.metrics_host, settings.worker.metrics_port
+        health = f"http://{host}:{port}/health"
     elif name == "api":
-        health, alive = f"{settings.api.url}/health", (200, 503)
+        host, port = settings.api.host, settings.api.port
+        health = f"{settings.api.url}/health"
     else:
         raise ConfigurationError(f"no platform process named {name}")
     return ManagedProcess(
-        name, command, data_dir=settings.data_dir, health_url=health, alive_statuses=alive
+        name,
+        command,
+        data_dir=settings.data_dir,
+        health_url=health,
+        alive_statuses=alive,
+        port=(host, port),
     )
 
 

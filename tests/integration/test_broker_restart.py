@@ -4,6 +4,7 @@ across a stop and a start: the storage is formatted once and never again."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from synapseops.errors import ConfigurationError
 from synapseops.kafka import AsyncProducer, consumer_config, create_admin
 from synapseops.local.kafka_broker import LocalBroker
 from synapseops.local.processes import port_in_use
@@ -86,3 +88,32 @@ def test_topic_and_records_survive_a_broker_restart(
     assert len(metadata.topics[unique_name].partitions) == PARTITIONS
     keys = _consume_all(kafka, unique_name, unique_name)
     assert keys == Counter({f"key-{i}": 1 for i in range(RECORDS)})
+
+
+def test_a_port_taken_by_something_else_is_a_clear_error(
+    tmp_path: Path, settings: Settings
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", controller_port=19393, heap="384m")
+        broker = LocalBroker(
+            Settings(data_dir=tmp_path, kafka=kafka), cache_dir=settings.data_dir / "cache"
+        )
+        with pytest.raises(ConfigurationError, match=f"port 127.0.0.1:{port} is taken"):
+            broker.start(timeout=30)
+    assert not broker.pid_path.exists()
+
+
+def test_a_broker_that_dies_while_starting_shows_its_log(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # A heap the JVM refuses: the process exits at once, and the error carries the reason.
+    kafka = KafkaSettings(bootstrap="127.0.0.1:19492", controller_port=19493, heap="1k")
+    broker = LocalBroker(
+        Settings(data_dir=tmp_path, kafka=kafka), cache_dir=settings.data_dir / "cache"
+    )
+    with pytest.raises(ConfigurationError, match=r"exited while starting(.|\n)*heap"):
+        broker.start(timeout=30)
+    assert not broker.is_running()

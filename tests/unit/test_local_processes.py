@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -116,3 +117,20 @@ def test_managed_process_start_is_idempotent_and_stop_clears_it(tmp_path: Path) 
     process.stop(timeout=5)
     assert not pid_alive(pid)
     assert process.pid() is None and not process.pid_path.exists()
+
+
+def test_a_taken_port_refuses_the_start_instead_of_trusting_a_stranger(tmp_path: Path) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        process = ManagedProcess(
+            "api",
+            [sys.executable, "-c", "pass"],
+            data_dir=tmp_path,
+            health_url=f"http://127.0.0.1:{port}/health",
+            port=("127.0.0.1", port),
+        )
+        with pytest.raises(ConfigurationError, match=f"127.0.0.1:{port} is taken"):
+            process.start()
+    assert not process.pid_path.exists()

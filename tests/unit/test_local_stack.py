@@ -65,6 +65,11 @@ def test_each_process_has_its_health_url_and_log(tmp_path: Path) -> None:
     assert 503 in api.alive_statuses and 503 not in sandbox.alive_statuses
     assert api.argv[1:] == ["-m", "synapseops.cli", "api"]
     assert api.pid_path == tmp_path / "run" / "api.pid"
+    assert (sandbox.port, worker.port, api.port) == (
+        ("127.0.0.1", 18100),
+        ("127.0.0.1", 18200),
+        ("127.0.0.1", 18000),
+    )
 
 
 def test_postgres_listens_on_localhost_with_its_socket_in_the_data_folder(tmp_path: Path) -> None:
