@@ -23,7 +23,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from synapseops.errors import ConfigurationError
-from synapseops.local.processes import log_tail, pid_alive, port_in_use, read_pid_file
+from synapseops.local.processes import cmdline, log_tail, pid_alive, port_in_use, read_pid_file
 from synapseops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,10 @@ class LocalPostgres:
             record = read_pid_file(self.pgdata / "postmaster.pid")
         except PermissionError:
             return None
-        return record.pid if record is not None and pid_alive(record.pid) else None
+        if record is None or not pid_alive(record.pid):
+            return None
+        # The pid of a crashed postmaster may since belong to some other program.
+        return record.pid if "postgres" in " ".join(cmdline(record.pid)) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
