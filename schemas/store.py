@@ -31,7 +31,6 @@ from urllib.parse import quote
 import fastavro
 import httpx
 from fastavro.schema import fingerprint, to_parsing_canonical_form
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synapseops.errors import (
     ConfigurationError,
@@ -41,29 +40,13 @@ from synapseops.errors import (
     TargetUnavailable,
     Undecodable,
 )
+from synapseops.settings import SchemaRegistrySettings
 
 AVRO_DIR = Path(__file__).resolve().parent / "avro"
 ParsedSchema = dict[str, Any]
 # fastavro's parsed form of a schema; what fastavro's readers and writers take.
 SchemaSource = str | dict[str, Any]
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
-
-
-class SchemaRegistrySettings(BaseSettings):
-    """``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` (unset: the local, file-based store).
-
-    Lives here until it moves into ``synapseops/settings.py`` as a section of ``Settings``.
-    """
-
-    model_config = SettingsConfigDict(
-        env_prefix="SYNAPSEOPS_SCHEMA_REGISTRY_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
-
-    url: str | None = None
-    timeout_s: float = 5.0
 
 
 def parse(schema: SchemaSource) -> ParsedSchema:

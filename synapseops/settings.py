@@ -138,6 +138,28 @@ class SandboxSettings(BaseSettings):
         return f"http://{self.host}:{self.port}"
 
 
+class PaymentSettings(BaseSettings):
+    model_config = _section("SYNAPSEOPS_PAYMENTS_")
+
+    # The finance system's ledger API (the sandbox's by default).
+    finance_url: str = "http://127.0.0.1:8100/finance"
+    finance_timeout_s: float = 5.0
+    # Charges at or above these amounts (minor units, per ISO currency) wait for approval,
+    # e.g. SYNAPSEOPS_PAYMENTS_APPROVAL_THRESHOLDS='{"USD": 1000000, "EUR": 1000000}'.
+    approval_thresholds: dict[str, int] = Field(
+        default_factory=lambda: {"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000}
+    )
+
+
+class SchemaRegistrySettings(BaseSettings):
+    model_config = _section("SYNAPSEOPS_SCHEMA_REGISTRY_")
+
+    # A Confluent-compatible registry; unset means the schemas in schemas/avro (ids derived
+    # from each schema's fingerprint, so every process agrees without a server).
+    url: str | None = None
+    timeout_s: float = 5.0
+
+
 class WorkerSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_WORKER_")
 
@@ -163,15 +185,15 @@ class Settings(BaseSettings):
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
 
     @property
     def database_url(self) -> str:
         if self.database.url is not None:
             return self.database.url.get_secret_value()
         db = self.database
-        return (
-            f"postgresql+psycopg2://{db.local_user}@127.0.0.1:{db.local_port}/{db.local_name}"
-        )
+        return f"postgresql+psycopg2://{db.local_user}@127.0.0.1:{db.local_port}/{db.local_name}"
 
     @property
     def uses_local_database(self) -> bool:
