@@ -151,24 +151,64 @@ NOTIFICATION_TRIGGERS = TopicSpec(
     description="triggers for the notification service (dead_letter, large_payment, ...)",
 )
 
-REPLAY_COMMANDS = TopicSpec(
-    name="synapseops.replay.commands",
-    partitions=1,
-    description="replay requests published by the API, executed by the worker",
+# ---- Payment Gateway -------------------------------------------------------------------
+
+STRIPE_EVENTS = TopicSpec(
+    name="payments.stripe.events",
+    partitions=6,
+    # Raw Stripe bytes (the signature stays verifiable), keyed by the payment intent so one
+    # payment's events stay in order on one partition; headers per synapseops/headers.py.
+    value_schema="bytes",
+    retention_ms=30 * DAY_MS,
+    description="verified Stripe webhook events, keyed by payment",
 )
 
-PLATFORM_TOPICS: tuple[TopicSpec, ...] = (INBOUND_EVENTS, NOTIFICATION_TRIGGERS, REPLAY_COMMANDS)
+SETTLEMENT_COMMANDS = TopicSpec(
+    name="payments.settlement.commands",
+    partitions=6,
+    description="approve/reject decisions on large payments, keyed by payment",
+)
+
+# ---- API Integration -------------------------------------------------------------------
+
+INTEGRATION_EVENTS = TopicSpec(
+    name="integration.events",
+    partitions=6,
+    value_schema="bytes",
+    description="source events of integration flows (raw bytes + headers), keyed by entity",
+)
+
+INTEGRATION_COMMANDS = TopicSpec(
+    name="integration.commands",
+    partitions=6,
+    description="re-run requests for integration runs, published by the API",
+)
+
+PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
+    INBOUND_EVENTS,
+    NOTIFICATION_TRIGGERS,
+    STRIPE_EVENTS,
+    SETTLEMENT_COMMANDS,
+    INTEGRATION_EVENTS,
+    INTEGRATION_COMMANDS,
+)
 
 # ---- the platform's pipelines ----------------------------------------------------------
 # A pipeline is named after what it does, not after the topic it reads. Tiers left as None
 # take SYNAPSEOPS_RETRY_TIERS; a pipeline may pin its own.
 
 EVENT_LOG = "event-log"
+PAYMENT_SETTLEMENT = "payment-settlement"
+INTEGRATION_DELIVERY = "integration-delivery"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
+    PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
+    INTEGRATION_DELIVERY: (INTEGRATION_EVENTS.name, INTEGRATION_COMMANDS.name),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
+    PAYMENT_SETTLEMENT: None,
+    INTEGRATION_DELIVERY: None,
 }
 
 
