@@ -7,3 +7,24 @@ or dead-letter topic (:mod:`streams.road.tiers` decides which) with its history 
 headers (:mod:`streams.road.headers`); a :class:`~streams.road.tier_consumer.TierConsumer`
 per tier topic holds each record until it is due and runs it through :func:`process` again.
 """
+
+from streams.road.headers import FailureHistory
+from streams.road.pipeline import Outcome, Pipeline, process
+from streams.road.record import RoadRecord
+from streams.road.router import FailureRouter
+from streams.road.tier_consumer import TierConsumer, tier_consumers
+from streams.road.tiers import Hop, delay_for, next_hop
+
+__all__ = [
+    "FailureHistory",
+    "FailureRouter",
+    "Hop",
+    "Outcome",
+    "Pipeline",
+    "RoadRecord",
+    "TierConsumer",
+    "delay_for",
+    "next_hop",
+    "process",
+    "tier_consumers",
+]

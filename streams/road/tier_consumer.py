@@ -8,9 +8,15 @@ task's state is never touched by two threads at once.
 
 Holding without stalling: records of one tier share a delay, so within a partition the due
 times follow the offsets and only a partition's head can be early. When the head is not due,
-the partition is paused and the consumer seeks back to the head; the task keeps polling (other
-partitions flow, ``max.poll.interval.ms`` is never broken) and resumes the partition when the
-earliest held due time has passed. A record's offset is committed, synchronously, only after
+its partition is paused and the head (one record per partition) is kept in memory, not
+committed; the task keeps polling (other partitions flow, ``max.poll.interval.ms`` is never
+broken) with a poll timeout that ends at the earliest due time. A due head is processed at
+once, committed, and only then its partition is sought just past it and resumed. Keeping the
+head rather than seeking back to it means its start does not wait for a fresh fetch after the
+resume (up to ~1 s on a loaded broker); a revoked or stopped partition simply drops its head,
+which its next owner reads again from the committed offset.
+
+A record's offset is committed, synchronously, only after
 :func:`~streams.road.pipeline.process` returned, i.e. after its effect or its hand-off to the
 next hop is durable.
 """
@@ -77,12 +83,16 @@ class TierConsumer:
                 # A resumed partition is fetched at the next fetch; keep that wait short so a
                 # record starts close to its due time.
                 "fetch.wait.max.ms": 200,
+                # Members learn of a rebalance from a heartbeat: a short interval keeps a
+                # scale-out from holding the tier's partitions (and their due records) for 3 s.
+                "heartbeat.interval.ms": 1000,
                 **dict(consumer_overrides or {}),
             },
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tier-{self.topic}")
         self._consumer: Consumer | None = None
-        self._held: dict[Partition, tuple[int, int]] = {}  # partition → (head offset, due ms)
+        self._held: dict[Partition, tuple[RoadRecord, int]] = {}  # partition → (head, due ms)
+        self._uncommitted: dict[Partition, int] = {}  # partition → next offset, not yet committed
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,8 +134,10 @@ class TierConsumer:
             )
             log.info("tier consumer started", extra=self._where())
             while not self._stopping.is_set():
-                await self._resume_due(consumer)
+                await self._run_due(consumer)
                 message = await self._call(consumer.poll, self._poll_timeout())
+                if self._uncommitted:
+                    await self._call(self._commit_uncommitted, consumer)
                 if message is not None:
                     await self._handle(consumer, message)
         finally:
@@ -143,21 +155,30 @@ class TierConsumer:
         earliest = min(due for _, due in self._held.values())
         return min(MAX_POLL_S, max(0.0, (earliest - self._clock_ms()) / 1000))
 
-    async def _resume_due(self, consumer: Consumer) -> None:
+    async def _run_due(self, consumer: Consumer) -> None:
+        """Run every held head that is due (earliest first), then fetch its partition again."""
         now = self._clock_ms()
-        due = [tp for tp, (_, due_ms) in self._held.items() if due_ms <= now]
-        if not due:
-            return
-        for tp in due:
-            del self._held[tp]
-        await self._call(consumer.resume, [TopicPartition(t, p) for t, p in due])
+        due = sorted((due_ms, tp) for tp, (_, due_ms) in self._held.items() if due_ms <= now)
+        for _, tp in due:
+            record, due_ms = self._held.pop(tp)
+            await self._run(consumer, record, due_ms)
+            await self._call(self._release, consumer, record)
 
-    async def _hold(self, consumer: Consumer, tp: Partition, offset: int, due_ms: int) -> None:
-        self._held[tp] = (offset, due_ms)
-        # Pause first, then seek: the seek drops whatever was already fetched past the head,
-        # and the paused partition is fetched from the head again once resumed.
-        await self._call(consumer.pause, [TopicPartition(*tp)])
-        await self._call(consumer.seek, TopicPartition(tp[0], tp[1], offset))
+    async def _hold(self, consumer: Consumer, record: RoadRecord, due_ms: int) -> None:
+        self._held[(record.topic, record.partition)] = (record, due_ms)
+        await self._call(consumer.pause, [TopicPartition(record.topic, record.partition)])
+
+    def _release(self, consumer: Consumer, head: RoadRecord) -> None:
+        # Seek just past the head before resuming: whatever was fetched behind it while the
+        # partition was being paused was dropped, so it must be fetched again from here.
+        try:
+            consumer.seek(TopicPartition(head.topic, head.partition, head.offset + 1))
+            consumer.resume([TopicPartition(head.topic, head.partition)])
+        except KafkaException as exc:
+            log.warning(
+                "could not resume a tier partition",
+                extra=self._where() | {"partition": head.partition, "error": str(exc)},
+            )
 
     async def _handle(self, consumer: Consumer, message: Message) -> None:
         error = message.error()
@@ -165,37 +186,55 @@ class TierConsumer:
             self._on_error(error)
             return
         record = RoadRecord.from_confluent(message)
-        tp = (record.topic, record.partition)
-        held = self._held.get(tp)
-        if held is not None:
-            # Fetched before the pause took effect: its partition waits on an earlier head.
-            await self._call(consumer.seek, TopicPartition(tp[0], tp[1], held[0]))
+        if (record.topic, record.partition) in self._held:
+            # Fetched before the pause took effect; read again after the head is released.
             return
         due_ms = record.history.not_before_ms or 0
-        now = self._clock_ms()
-        if due_ms > now:
-            await self._hold(consumer, tp, record.offset, due_ms)
+        if due_ms > self._clock_ms():
+            await self._hold(consumer, record, due_ms)
             return
+        await self._run(consumer, record, due_ms)
+
+    async def _run(self, consumer: Consumer, record: RoadRecord, due_ms: int) -> None:
         if due_ms:
-            metrics.TIER_HOLD_LAG.labels(self.pipeline.name, str(self.tier + 1)).observe(
-                (now - due_ms) / 1000
-            )
+            lag_s = (self._clock_ms() - due_ms) / 1000
+            metrics.TIER_HOLD_LAG.labels(self.pipeline.name, str(self.tier + 1)).observe(lag_s)
         await process(self.pipeline, record, self._router)
         await self._commit(consumer, record)
 
     async def _commit(self, consumer: Consumer, record: RoadRecord) -> None:
-        offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
+        self._uncommitted[(record.topic, record.partition)] = record.offset + 1
+        await self._call(self._commit_uncommitted, consumer)
+
+    def _commit_uncommitted(
+        self, consumer: Consumer, only: list[TopicPartition] | None = None
+    ) -> None:
+        """Commit the done-but-uncommitted offsets (of ``only`` these partitions), blocking.
+
+        A commit the group refuses (a rebalance bumped its generation) stays pending and is
+        tried again after the next poll, and in the revoke callback before a partition leaves:
+        a lost commit would make the partition's next owner redo records that are done.
+        """
+        wanted = {(tp.topic, tp.partition) for tp in only} if only is not None else None
+        pending = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in self._uncommitted.items()
+            if wanted is None or (topic, partition) in wanted
+        ]
+        if not pending:
+            return
         try:
-            await self._call(consumer.commit, offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=pending, asynchronous=False)
         except KafkaException as exc:
-            # Not fatal for the record: its effect or hand-off is durable. The partition's next
-            # commit covers it; if the partition moved away, its new owner redoes the record
-            # (handlers are idempotent).
             log.warning(
-                "commit failed",
+                "commit refused; kept for the next try",
                 extra=self._where()
-                | {"partition": record.partition, "offset": record.offset, "error": str(exc)},
+                | {"partitions": [tp.partition for tp in pending], "error": str(exc)},
             )
+            return
+        for tp in pending:
+            if self._uncommitted.get((tp.topic, tp.partition)) == tp.offset:
+                del self._uncommitted[(tp.topic, tp.partition)]
 
     # ---- rebalance and errors ---------------------------------------------------------
 
@@ -214,6 +253,10 @@ class TierConsumer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # A revoked partition's hold is its next owner's business: it reads from the committed
         # offset, which is at or before the held head.
+        # Still a member of this generation here: the last chance to commit what is done.
+        self._commit_uncommitted(consumer, only=partitions)
+        for tp in partitions:
+            self._uncommitted.pop((tp.topic, tp.partition), None)
         held = [tp for tp in partitions if self._held.pop((tp.topic, tp.partition), None)]
         _resume_quietly(consumer, held)
         log.info(
