@@ -14,6 +14,15 @@ Ingress headers (on every record of ``synapseops.events.inbound`` and the servic
 ``traceparent``                  W3C trace context stamped at ingress, carried by every hop
 ==============================  ==============================================================
 
+API Integration adds (on ``integration.events``):
+
+==============================  ==============================================================
+``synapseops-connector``         the source connector's name (``shopify``)
+``synapseops-endpoint``          the source endpoint's name (``orders/create``)
+``synapseops-flow-id``           set when the record is meant for one flow only (a Kafka-topic
+                                 source forwarded for its flow); absent → every matching flow
+==============================  ==============================================================
+
 The retry road adds its own headers (``synapseops-attempt`` …); they are listed in
 ``streams/road`` where they are written.
 """
@@ -30,6 +39,9 @@ RECEIVED_AT = "synapseops-received-at"
 HTTP_HEADERS = "synapseops-http-headers"
 CONTENT_TYPE = "content-type"
 TRACEPARENT = "traceparent"
+CONNECTOR = "synapseops-connector"
+ENDPOINT = "synapseops-endpoint"
+FLOW_ID = "synapseops-flow-id"
 
 # HTTP headers never copied into Kafka or the database: they carry credentials.
 SECRET_HTTP_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
