@@ -8,6 +8,7 @@ Create Date: 2025-01-04
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 _EMPTY = sa.text("'{}'::jsonb")
 
 
-def _timestamps(*names: str) -> list[sa.Column[sa.DateTime]]:
+def _timestamps(*names: str) -> list[sa.Column[Any]]:
     return [
         sa.Column(name, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
         for name in names
