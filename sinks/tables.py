@@ -12,7 +12,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -41,24 +40,4 @@ inbound_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event_id"),
-)
-
-# Records a pipeline could not even decode: kept with their raw bytes so nothing is lost.
-rejected_events = Table(
-    "rejected_events",
-    metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("pipeline", Text, nullable=False),
-    Column("topic", Text, nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger, nullable=False),
-    Column("key", LargeBinary, nullable=True),
-    Column("value", LargeBinary, nullable=True),
-    Column("headers", JSONB, nullable=False),
-    Column("error_class", Text, nullable=False),
-    Column("error", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    UniqueConstraint(
-        "pipeline", "topic", "partition", "offset", name="uq_rejected_events_coordinates"
-    ),
 )

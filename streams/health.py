@@ -15,25 +15,11 @@ from typing import Any
 import faust
 from aiohttp import web
 from mode import Service
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from synapseops.logging import get_logger
 
 log = get_logger(__name__)
-
-# Shared by every pipeline of the worker; label values: pipeline name, and outcome one of
-# stored / duplicate / rejected / retry (retry counts attempts, the others count records).
-PIPELINE_RECORDS = Counter(
-    "synapseops_pipeline_records_total",
-    "Records a pipeline finished with, by outcome",
-    ["pipeline", "outcome"],
-)
-PIPELINE_SECONDS = Histogram(
-    "synapseops_pipeline_processing_seconds",
-    "Time from a record's arrival at the agent to its outcome, retries in place included",
-    ["pipeline"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
 
 
 def app_health(app: faust.App) -> tuple[bool, dict[str, Any]]:

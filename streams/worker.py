@@ -1,8 +1,9 @@
 """``synapseops worker``: one place that wires the worker process together.
 
-Engine → Faust app → agents (one ``attach`` per pipeline) → topics applied → health server →
-run until SIGTERM/SIGINT. Faust's worker runs the loop and its signal handlers; it is told to
-leave our JSON logging alone and not to parse ``sys.argv``.
+Topics applied → engine → runtime (producer, failure router) → Faust app with one road agent
+per pipeline, its retry-tier consumers and the dead-letter store (streams/bootstrap.py) →
+health server → run until SIGTERM/SIGINT. Faust's worker runs the loop and its signal
+handlers; it is told to leave our JSON logging alone and not to parse ``sys.argv``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import faust
 import sqlalchemy
 
 from sinks.db import make_engine
-from streams import event_log
 from streams.app import create_app
+from streams.bootstrap import RoadTiers, Runtime, attach_pipeline, load_services
+from streams.dead_letters import DeadLetterStoreService
 from streams.health import HealthServer
 from synapseops.errors import ConfigurationError
 from synapseops.logging import get_logger
@@ -43,11 +45,18 @@ def apply_topics(settings: Settings) -> bool:
 def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
     """The worker, fully wired but not running."""
     app = create_app(settings)
-    event_log.attach(app, settings, engine)
+    runtime = Runtime.build(settings, engine)
+    pipelines, extra_services = load_services(runtime)
+    for pipeline in pipelines:
+        attach_pipeline(app, pipeline, runtime.router)
     health = HealthServer(app, settings.worker.metrics_host, settings.worker.metrics_port)
+    # mode stops services in reverse order: the tiers, which own the shared producer, last.
     worker = faust.Worker(
         app,
         health,
+        RoadTiers(runtime, pipelines),
+        DeadLetterStoreService(settings, engine, producer=runtime.producer),
+        *extra_services,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,

@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from sinks.base import Sink
-from streams import event_log
-from streams.event_log import (
-    EventLog,
-    InboundRecord,
-    OutcomeKind,
-    backoff_delay,
-    rejection_row,
-    to_row,
-)
+from streams.event_log import EventLog, to_row
+from streams.road import RoadRecord
 from synapseops import headers as h
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid, Undecodable
 from synapseops.settings import PROJECT_ROOT
@@ -154,63 +147,29 @@ class MemorySink(Sink[Any]):
         return new
 
 
-def pipeline(events_fail: int = 0, rejections_fail: int = 0) -> EventLog:
-    return EventLog(
-        MemorySink(("source", "event_id"), events_fail),
-        MemorySink(("pipeline", "topic", "partition", "offset"), rejections_fail),  # type: ignore[arg-type]
-        jitter=0.0,
-    )
+def pipeline(events_fail: int = 0) -> EventLog:
+    return EventLog(MemorySink(("source", "event_id"), events_fail))  # type: ignore[arg-type]
 
 
-def record(value: bytes, offset: int = 0, event_id: str = "evt_1") -> InboundRecord:
-    return InboundRecord("t", 0, offset, b"k", value, tuple(ingress_headers(event_id)), None)
+def record(value: bytes, offset: int = 0, event_id: str = "evt_1") -> RoadRecord:
+    return RoadRecord("t", 0, offset, None, b"k", value, ingress_headers(event_id))
 
 
 def test_handle_stores_then_absorbs_the_duplicate() -> None:
     log = pipeline()
-    assert log.handle(record(b"{}", 0)).kind is OutcomeKind.STORED
-    assert log.handle(record(b"{}", 1)).kind is OutcomeKind.DUPLICATE
-
-
-def test_handle_keeps_poison_in_rejections_with_its_bytes() -> None:
-    log = pipeline()
-    outcome = log.handle(record(b"\x00poison", 5))
-    assert outcome.kind is OutcomeKind.REJECTED and outcome.error_class == "Undecodable"
-    (kept,) = log.rejections.rows.values()  # type: ignore[attr-defined]
-    assert kept["value"] == b"\x00poison" and kept["offset"] == 5
-    assert kept["headers"][h.EVENT_ID] == "evt_1"
-
-
-def test_database_down_is_a_retry_and_so_is_a_failed_rejection() -> None:
-    assert pipeline(events_fail=1).handle(record(b"{}")).kind is OutcomeKind.RETRY
-    outcome = pipeline(rejections_fail=1).handle(record(b"nope"))
-    assert outcome.kind is OutcomeKind.RETRY
-
-
-def test_settle_retries_in_place_until_written(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(event_log, "BACKOFF_INITIAL_S", 0.001)
-    log = pipeline(events_fail=3)
-    outcome = asyncio.run(log.settle(record(b'{"a": 1}')))
-    assert outcome.kind is OutcomeKind.STORED
+    assert asyncio.run(log.handle(record(b"{}", 0))).detail == "stored"
+    duplicate = asyncio.run(log.handle(record(b"{}", 1)))
+    assert (duplicate.status, duplicate.detail) == ("skipped", "duplicate")
     assert len(log.events.rows) == 1  # type: ignore[attr-defined]
 
 
-def test_unexpected_bug_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object, **kwargs: object) -> None:
-        raise KeyError("bug")
-
-    monkeypatch.setattr(event_log, "to_row", broken)
-    outcome = pipeline().handle(record(b"{}"))
-    assert outcome.kind is OutcomeKind.REJECTED and outcome.error_class == "KeyError"
+def test_poison_raises_fatal_for_the_road_to_dead_letter() -> None:
+    with pytest.raises(Undecodable):
+        asyncio.run(pipeline().handle(record(b"\x00poison", 5)))
 
 
-def test_rejection_row_is_storable() -> None:
-    row = rejection_row(record(b"x"), Undecodable("bad \x00 byte"))
-    assert row["error_class"] == "Undecodable" and "\x00" not in row["error"]
-
-
-def test_backoff_doubles_and_is_capped() -> None:
-    delays = [backoff_delay(n, jitter=0.0) for n in range(1, 12)]
-    assert delays[:3] == [0.5, 1.0, 2.0]
-    assert max(delays) == event_log.BACKOFF_MAX_S
-    assert all(0.4 <= backoff_delay(1, jitter=0.2) <= 0.6 for _ in range(50))
+def test_database_down_raises_retryable_for_the_road() -> None:
+    log = pipeline(events_fail=1)
+    with pytest.raises(DatabaseUnavailable):
+        asyncio.run(log.handle(record(b"{}")))
+    assert asyncio.run(log.handle(record(b"{}"))).detail == "stored"

@@ -1,4 +1,4 @@
-"""inbound_events (every accepted event, deduplicated) and rejected_events (undecodable ones)
+"""inbound_events: every accepted event, deduplicated (undecodable ones go the dead-letter road)
 
 Revision ID: 0001
 Revises:
@@ -44,30 +44,8 @@ def upgrade() -> None:
     op.create_index("ix_inbound_events_received_at", "inbound_events", ["received_at"])
     op.create_index("ix_inbound_events_trace_id", "inbound_events", ["trace_id"])
 
-    op.create_table(
-        "rejected_events",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
-        sa.Column("pipeline", sa.Text, nullable=False),
-        sa.Column("topic", sa.Text, nullable=False),
-        sa.Column("partition", sa.Integer, nullable=False),
-        sa.Column("offset", sa.BigInteger, nullable=False),
-        sa.Column("key", sa.LargeBinary, nullable=True),
-        sa.Column("value", sa.LargeBinary, nullable=True),
-        sa.Column("headers", JSONB, nullable=False),
-        sa.Column("error_class", sa.Text, nullable=False),
-        sa.Column("error", sa.Text, nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        # A record redelivered after a crash is rejected once, not once per delivery.
-        sa.UniqueConstraint(
-            "pipeline", "topic", "partition", "offset", name="uq_rejected_events_coordinates"
-        ),
-    )
-
 
 def downgrade() -> None:
-    op.drop_table("rejected_events")
     op.drop_index("ix_inbound_events_trace_id", table_name="inbound_events")
     op.drop_index("ix_inbound_events_received_at", table_name="inbound_events")
     op.drop_table("inbound_events")
