@@ -17,7 +17,7 @@ from synapseops.settings import KafkaSettings, Settings, WorkerSettings
 from topics.registry import INBOUND_EVENTS
 
 
-def settings(bootstrap: str = "10.1.2.3:19092") -> Settings:
+def settings(bootstrap: str = "127.0.0.1:19999") -> Settings:
     return Settings(
         kafka=KafkaSettings(bootstrap=bootstrap),
         worker=WorkerSettings(group_id="g-unit"),
@@ -27,7 +27,7 @@ def settings(bootstrap: str = "10.1.2.3:19092") -> Settings:
 def test_broker_comes_from_settings() -> None:
     assert broker_url(settings("a:1, b:2")) == "kafka://a:1;kafka://b:2"
     app = create_app(settings())
-    assert [str(url) for url in app.conf.broker] == ["kafka://10.1.2.3:19092"]
+    assert [str(url) for url in app.conf.broker] == ["kafka://127.0.0.1:19999"]
 
 
 def test_app_is_configured_for_the_registry_and_durability() -> None:
@@ -46,13 +46,14 @@ def test_two_apps_do_not_share_state() -> None:
     assert create_app(settings()) is not create_app(settings())
 
 
-def test_worker_wires_the_event_log_agent_on_the_inbound_topic() -> None:
+def test_worker_puts_every_declared_pipeline_on_the_road() -> None:
     s = settings()
     engine = sqlalchemy.create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
     worker = build_worker(s, engine)
-    agents = list(worker.app.agents.values())
-    assert [agent.name for agent in agents] == ["synapseops.event-log"]
-    assert agents[0].channel.get_topic_name() == INBOUND_EVENTS.name
+    agents = {agent.name: agent for agent in worker.app.agents.values()}
+    assert "road.event-log" in agents
+    assert agents["road.event-log"].channel.get_topic_name() == INBOUND_EVENTS.name
+    assert all(agent.concurrency == 1 for agent in agents.values())
 
 
 def test_health_is_503_before_the_app_runs() -> None:
