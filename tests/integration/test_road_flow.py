@@ -15,7 +15,6 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from streams.road.tier_consumer import TierConsumer, tier_consumers
 from synapseops.errors import RateLimited, SchemaInvalid, TargetUnavailable, Undecodable
 from synapseops.kafka import AsyncProducer, consumer_config, create_admin
 from synapseops.settings import KafkaSettings, Settings
+from tests.fixtures import SHARED_FIXTURES
 from topics.registry import PipelineSpec
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,7 +39,7 @@ DELAYS = (1.0, 2.0, 3.0)
 JITTER = 0.2
 SLACK_S = 1.5
 PARTITIONS = 6
-FIXTURE = Path("/work/shared/fixtures/stripe/events/payment_intent.succeeded.json")
+FIXTURE = SHARED_FIXTURES / "stripe/events/payment_intent.succeeded.json"
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 Handler = Callable[[RoadRecord], Awaitable[Outcome]]

@@ -6,7 +6,6 @@ import json
 import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +13,11 @@ import pytest
 
 from sandbox.chat import ADAPTIVE_CARD
 from sandbox.harness import SandboxServer
+from tests.fixtures import SHARED_FIXTURES
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path("/work/shared/fixtures/notifications")
+FIXTURES = SHARED_FIXTURES / "notifications"
 SLACK = {"Authorization": "Bearer xoxb-test"}
 POST_MESSAGE = "/slack/api/chat.postMessage"
 

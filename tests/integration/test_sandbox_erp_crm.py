@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
+from tests.fixtures import SHARED_FIXTURES
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 BEARER = {"Authorization": "Bearer test-token"}
 SOBJECTS = "/salesforce/services/data/v60.0/sobjects"
 HUBSPOT = "/hubspot/crm/v3/objects"

@@ -6,17 +6,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
+from tests.fixtures import SHARED_FIXTURES
 
 pytestmark = pytest.mark.integration
 
 SETTLEMENTS = "/finance/v1/settlements"
-STRIPE_INTENT = Path("/work/shared/fixtures/stripe/events/payment_intent.succeeded.json")
+STRIPE_INTENT = SHARED_FIXTURES / "stripe/events/payment_intent.succeeded.json"
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ from streams.payments.settlement import (
     decide,
 )
 from synapseops.errors import SchemaInvalid, Undecodable
+from tests.fixtures import SHARED_FIXTURES
 
-STRIPE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "stripe"
+STRIPE = SHARED_FIXTURES / "stripe"
 NO_APPROVAL = ApprovalPolicy({})
 
 

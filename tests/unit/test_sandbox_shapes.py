@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,9 @@ from sandbox.chat import ADAPTIVE_CARD, blocks_problem, teams_problem
 from sandbox.crm import salesforce_checksum, salesforce_id, to_18
 from sandbox.erp import OrderIn, check_totals
 from sandbox.recorder import auth_scheme
+from tests.fixtures import SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 
 
 def test_salesforce_checksum_marks_upper_case_positions() -> None:

@@ -5,15 +5,15 @@ import hashlib
 import hmac
 import json
 import time
-from pathlib import Path
 
 import pytest
 import stripe
 
 from synapseops import signatures
 from synapseops.signatures import SignatureInvalid
+from tests.fixtures import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = SHARED_FIXTURES
 SECRET = "whsec_test_primary"
 ROTATED = "whsec_test_next"
 
