@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +16,10 @@ from pydantic import SecretStr
 
 from api.routes.stripe_webhooks import StripeRejected, describe_stripe_event, verify
 from synapseops.errors import SchemaInvalid
-from synapseops.settings import Settings, StripeSettings
+from synapseops.settings import PROJECT_ROOT, Settings, StripeSettings
 
-FIXTURES = Path("/work/shared/fixtures/stripe/events")
+# Byte-for-byte copies of /work/shared/fixtures/stripe/events, committed with the repo.
+FIXTURES = PROJECT_ROOT / "samples" / "stripe" / "events"
 SECRET = "whsec_unit_current"
 OLD_SECRET = "whsec_unit_previous"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

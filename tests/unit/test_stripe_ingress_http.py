@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +21,17 @@ from pydantic import SecretStr
 from api.main import create_app
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings, StripeSettings
+from synapseops.settings import (
+    PROJECT_ROOT,
+    ApiSettings,
+    DatabaseSettings,
+    Settings,
+    StripeSettings,
+)
 from topics.registry import STRIPE_EVENTS
 
-FIXTURES = Path("/work/shared/fixtures/stripe/events")
+# Byte-for-byte copies of /work/shared/fixtures/stripe/events, committed with the repo.
+FIXTURES = PROJECT_ROOT / "samples" / "stripe" / "events"
 SECRET = "whsec_unit_http"
 LIMIT = 8192
 PATH = "/webhooks/stripe"
