@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import TokenDep
-from api.routes import dead_letters, events, health, stripe_webhooks, webhooks
+from api.routes import connector_webhooks, dead_letters, events, health, stripe_webhooks, webhooks
 
 api_v1_router = APIRouter(
     prefix="/api/v1",
@@ -20,4 +20,11 @@ api_v1_router = APIRouter(
 api_v1_router.include_router(events.router)
 api_v1_router.include_router(dead_letters.router)
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, webhooks.router, stripe_webhooks.router)
+# connector_webhooks last: its /webhooks/{connector}/{endpoint} must not shadow the fixed
+# /webhooks/events/{source} and /webhooks/stripe routes above it.
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    webhooks.router,
+    stripe_webhooks.router,
+    connector_webhooks.router,
+)

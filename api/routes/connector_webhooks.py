@@ -1,0 +1,245 @@
+"""``POST /webhooks/{connector}/{endpoint}``: a connector's webhook source, raw bytes to Kafka.
+
+The endpoint (``orders/create`` may hold a slash) is looked up among the connector's source
+endpoints (404 unknown), its signature scheme is verified over the raw bytes with the
+endpoint's signing secret (401 with the reason, nothing published), and the body is published
+untouched to ``integration.events``, keyed by the entity, with the ingress headers of
+:mod:`api.ingress` plus the connector and endpoint. 202 only once the broker has it (acks=all).
+
+The event id is the source's delivery id (``X-Shopify-Webhook-Id``, Standard Webhooks'
+``webhook-id``, ... — :func:`api.ingress.describe_event`); the delivery pipeline de-duplicates
+on it (one succeeded Run per flow and event). A delivery id this process has already published
+is answered again without publishing a second copy.
+
+``/webhooks/events/{source}`` stays the generic ingress: this router is included after it, and
+a connector named ``events`` is refused here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import sqlalchemy
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from pydantic import BaseModel
+
+from api import metrics
+from api.deps import EngineDep, ProducerDep, SettingsDep
+from api.ingress import describe_event, kafka_headers, parse_json_body
+from api.routes.webhooks import RETRY_AFTER_S, BodyTooLarge, read_body
+from sinks.credentials import CredentialUnreadable
+from sinks.integration_store import RecordNotFound, connector_by_name, load_credential
+from sinks.integration_store import source_endpoint as find_source_endpoint
+from synapseops import headers as kh
+from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.ids import trace_id_of
+from synapseops.kafka import AsyncProducer
+from synapseops.logging import get_logger
+from synapseops.settings import Settings
+from synapseops.signatures import (
+    SignatureInvalid,
+    verify_hmac_hex,
+    verify_shopify,
+    verify_standard_webhooks,
+)
+from topics.registry import INTEGRATION_EVENTS
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+log = get_logger(__name__)
+
+RESERVED_CONNECTORS = frozenset({"events"})
+DEFAULT_HMAC_HEADER = "X-Signature-256"
+# Delivery ids already published by this process (a source's quick redelivery is answered
+# without a second record); the pipeline's de-duplication is the guarantee, this is economy.
+RECENT_DELIVERIES = 10_000
+
+
+class ConnectorEventAccepted(BaseModel):
+    event_id: str
+    connector: str
+    endpoint: str
+    topic: str
+    partition: int
+    offset: int
+    traceparent: str
+    duplicate: bool = False
+
+
+class _Recent:
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[tuple[str, str, str], ConnectorEventAccepted] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> ConnectorEventAccepted | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[str, str, str], value: ConnectorEventAccepted) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_recent = _Recent(RECENT_DELIVERIES)
+
+
+def verify_signature(
+    scheme: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str | None,
+    signature_header: str | None = None,
+) -> None:
+    """Raise :class:`SignatureInvalid` unless ``body`` is signed as ``scheme`` says."""
+    if scheme == "none":
+        return
+    if not secret:
+        raise SignatureInvalid(f"the endpoint's {scheme} signature has no signing secret set")
+    if scheme == "shopify":
+        verify_shopify(body, headers, secret)
+    elif scheme == "standard_webhooks":
+        verify_standard_webhooks(body, headers, secret)
+    elif scheme == "hmac_hex":
+        verify_hmac_hex(body, headers, secret, signature_header or DEFAULT_HMAC_HEADER)
+    else:
+        raise SignatureInvalid(f"unknown signature scheme {scheme!r}")
+
+
+def _lookup(
+    engine: sqlalchemy.Engine, settings: Settings, connector: str, endpoint: str
+) -> tuple[dict[str, Any], str | None]:
+    """The source endpoint and its clear signing secret (blocking)."""
+    if connector_by_name(engine, connector)["protocol"] != "webhook":
+        raise RecordNotFound(f"connector {connector!r} does not receive webhooks")
+    row = find_source_endpoint(engine, connector, endpoint)
+    secret = None
+    if row["secret_credential_id"] is not None:
+        credential = load_credential(engine, settings, int(row["secret_credential_id"]))
+        secret = credential.secret.get_secret_value()
+    return row, secret
+
+
+def _event_headers(headers: Mapping[str, str], scheme: str) -> dict[str, str]:
+    found = {name.lower(): value for name, value in headers.items()}
+    # Standard Webhooks name their delivery id webhook-id, which the generic rules do not
+    # know; it is the de-duplication key of such a source.
+    if scheme == "standard_webhooks" and found.get("webhook-id") and "x-event-id" not in found:
+        found["x-event-id"] = found["webhook-id"]
+    return found
+
+
+@router.post(
+    "/{connector}/{endpoint:path}",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="A connector's webhook source endpoint; 202 once the event is durably in Kafka",
+    responses={
+        400: {"description": "empty body, not JSON, or no delivery id"},
+        401: {"description": "signature missing or wrong; nothing was published"},
+        404: {"description": "no such connector/source endpoint"},
+        413: {"description": "body larger than SYNAPSEOPS_API_MAX_BODY_BYTES"},
+        503: {"description": "Kafka did not take the event; retry after Retry-After seconds"},
+    },
+)
+async def accept_connector_event(
+    connector: Annotated[str, Path(description="the connector's name, e.g. shopify")],
+    endpoint: Annotated[str, Path(description="the source endpoint, e.g. orders/create")],
+    request: Request,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    engine: EngineDep,
+) -> ConnectorEventAccepted:
+    started = time.perf_counter()
+    label = metrics.source_label(connector, valid=connector not in RESERVED_CONNECTORS)
+    try:
+        return await _accept(connector, endpoint, label, request, settings, producer, engine)
+    finally:
+        metrics.INGRESS_LATENCY.labels(source=label).observe(time.perf_counter() - started)
+
+
+def _reject(label: str, outcome: str, code: int, reason: str) -> HTTPException:
+    metrics.INGRESS_REQUESTS.labels(source=label, outcome=outcome).inc()
+    return HTTPException(status_code=code, detail=reason)
+
+
+async def _accept(
+    connector: str,
+    endpoint: str,
+    label: str,
+    request: Request,
+    settings: Settings,
+    producer: AsyncProducer,
+    engine: sqlalchemy.Engine,
+) -> ConnectorEventAccepted:
+    if connector in RESERVED_CONNECTORS:
+        raise _reject(label, metrics.INVALID, 404, f"{connector!r} is not a connector")
+    try:
+        row, secret = await asyncio.to_thread(_lookup, engine, settings, connector, endpoint)
+    except RecordNotFound as exc:
+        raise _reject(label, metrics.INVALID, 404, str(exc)) from exc
+    except CredentialUnreadable as exc:
+        log.error("signing secret unreadable", extra={"connector": connector, "error": str(exc)})
+        raise _reject(
+            label, "unavailable", 500, "the endpoint's signing secret is unreadable"
+        ) from exc
+    try:
+        body = await read_body(request, settings.api.max_body_bytes)
+    except BodyTooLarge as exc:
+        raise _reject(label, metrics.TOO_LARGE, 413, str(exc)) from exc
+    scheme = str(row["signature_scheme"])
+    try:
+        verify_signature(scheme, body, request.headers, secret, row["signature_header"])
+    except SignatureInvalid as exc:
+        raise _reject(label, "unauthorized", 401, exc.reason) from exc
+    try:
+        event = describe_event(_event_headers(request.headers, scheme), parse_json_body(body))
+    except (Undecodable, SchemaInvalid) as exc:
+        raise _reject(label, metrics.INVALID, 400, str(exc)) from exc
+
+    seen_key = (connector, endpoint, event.event_id)
+    seen = _recent.get(seen_key)
+    if seen is not None:
+        metrics.INGRESS_REQUESTS.labels(source=label, outcome="duplicate").inc()
+        return seen.model_copy(update={"duplicate": True})
+
+    headers = kafka_headers(event, connector, request.headers)
+    headers += [(kh.CONNECTOR, connector.encode()), (kh.ENDPOINT, endpoint.encode())]
+    coordinates = {
+        "connector": connector,
+        "endpoint": endpoint,
+        "event_id": event.event_id,
+        "trace_id": trace_id_of(event.traceparent),
+        "topic": INTEGRATION_EVENTS.name,
+    }
+    try:
+        partition, offset = await producer.send(
+            INTEGRATION_EVENTS.name, body, key=event.entity_key.encode(), headers=headers
+        )
+    except KafkaUnavailable as exc:
+        metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.UNAVAILABLE).inc()
+        log.warning("connector event not accepted: kafka unavailable", extra=coordinates)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"event not accepted, try again: {exc}",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from exc
+    metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.ACCEPTED).inc()
+    metrics.INGRESS_BYTES.labels(source=label).inc(len(body))
+    log.info("connector event accepted", extra={**coordinates, "partition": partition})
+    accepted = ConnectorEventAccepted(
+        event_id=event.event_id,
+        connector=connector,
+        endpoint=endpoint,
+        topic=INTEGRATION_EVENTS.name,
+        partition=partition,
+        offset=offset,
+        traceparent=event.traceparent,
+    )
+    _recent.put(seen_key, accepted)
+    return accepted
