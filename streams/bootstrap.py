@@ -32,7 +32,7 @@ from synapseops.settings import Settings
 
 log = get_logger(__name__)
 
-SERVICE_MODULES: tuple[str, ...] = ("streams.event_log",)
+SERVICE_MODULES: tuple[str, ...] = ("streams.event_log", "streams.api_integration")
 
 
 @dataclass
