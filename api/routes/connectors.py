@@ -1,0 +1,198 @@
+"""``/api/v1/connectors`` and ``/api/v1/endpoints``: the outside systems and their endpoints.
+
+A connector is one outside system (``shopify``, ``erp``) reached by webhook, REST or Kafka; an
+endpoint is one path or event on it, a ``source`` (``orders/create`` webhooks, a polled REST
+path, a topic) or a ``target`` (``POST /orders``). Webhook sources name their signature scheme
+and the ``signing_secret`` credential that verifies it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.deps import EngineDep
+from api.routes.records import record_errors
+from sinks import integration_store as store
+from sinks.integration_tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
+
+router = APIRouter(tags=["integration: connectors"])
+
+Protocol = Literal["webhook", "rest", "kafka"]
+Direction = Literal["source", "target"]
+SignatureScheme = Literal["shopify", "standard_webhooks", "hmac_hex", "none"]
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ENDPOINT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-/]{0,127}$"
+Id = Annotated[int, Path(ge=1)]
+
+
+class ConnectorBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: Protocol
+    base_url: str | None = Field(default=None, max_length=2048)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectorCreate(ConnectorBase):
+    name: str = Field(pattern=CONNECTOR_NAME_PATTERN)
+
+
+class ConnectorUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: Protocol | None = None
+    base_url: str | None = Field(default=None, max_length=2048)
+    config: dict[str, Any] | None = None
+
+
+class ConnectorPublic(ConnectorCreate):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method | None = None
+    path: str | None = Field(default=None, max_length=2048)
+    signature_scheme: SignatureScheme = "none"
+    signature_header: str | None = Field(default=None, max_length=200)
+    secret_credential_id: int | None = Field(default=None, ge=1)
+    poll_interval_s: int | None = Field(default=None, ge=1)
+    cursor: Any = None
+    kafka_topic: str | None = Field(default=None, max_length=249)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class EndpointCreate(EndpointFields):
+    connector_id: int = Field(ge=1)
+    name: str = Field(pattern=ENDPOINT_NAME_PATTERN)
+    direction: Direction
+
+    @model_validator(mode="after")
+    def _signed_sources_have_a_secret(self) -> EndpointCreate:
+        if self.signature_scheme != "none" and self.secret_credential_id is None:
+            raise ValueError(
+                f"signature_scheme {self.signature_scheme!r} needs secret_credential_id"
+            )
+        return self
+
+
+class EndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method | None = None
+    path: str | None = None
+    signature_scheme: SignatureScheme | None = None
+    signature_header: str | None = None
+    secret_credential_id: int | None = Field(default=None, ge=1)
+    poll_interval_s: int | None = Field(default=None, ge=1)
+    cursor: Any = None
+    kafka_topic: str | None = None
+    config: dict[str, Any] | None = None
+
+
+class EndpointPublic(EndpointCreate):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "name taken, or still referenced"}
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such record"}}
+
+
+@router.post("/connectors", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
+def create_connector(body: ConnectorCreate, engine: EngineDep) -> ConnectorPublic:
+    with record_errors():
+        row = store.insert_row(engine, connectors, body.model_dump())
+    return ConnectorPublic.model_validate(row)
+
+
+@router.get("/connectors")
+def list_connectors(engine: EngineDep) -> list[ConnectorPublic]:
+    return [ConnectorPublic.model_validate(row) for row in store.list_rows(engine, connectors)]
+
+
+@router.get("/connectors/{connector_id}", responses=_NOT_FOUND)
+def get_connector(connector_id: Id, engine: EngineDep) -> ConnectorPublic:
+    with record_errors():
+        return ConnectorPublic.model_validate(store.get_row(engine, connectors, connector_id))
+
+
+@router.patch("/connectors/{connector_id}", responses={**_NOT_FOUND, **_CONFLICT})
+def update_connector(connector_id: Id, body: ConnectorUpdate, engine: EngineDep) -> ConnectorPublic:
+    with record_errors():
+        row = store.update_row(
+            engine, connectors, connector_id, body.model_dump(exclude_unset=True)
+        )
+    return ConnectorPublic.model_validate(row)
+
+
+@router.delete(
+    "/connectors/{connector_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 409: {"description": "a flow still uses one of its endpoints"}},
+)
+def delete_connector(connector_id: Id, engine: EngineDep) -> None:
+    with record_errors():
+        store.delete_row(engine, connectors, connector_id)
+
+
+@router.post(
+    "/endpoints",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "name taken, or the connector/credential does not exist"}},
+)
+def create_endpoint(body: EndpointCreate, engine: EngineDep) -> EndpointPublic:
+    with record_errors():
+        row = store.insert_row(engine, endpoints, body.model_dump())
+    return EndpointPublic.model_validate(row)
+
+
+@router.get("/endpoints")
+def list_endpoints(
+    engine: EngineDep,
+    connector_id: Annotated[int | None, Query(ge=1)] = None,
+    direction: Direction | None = None,
+) -> list[EndpointPublic]:
+    where = []
+    if connector_id is not None:
+        where.append(endpoints.c.connector_id == connector_id)
+    if direction is not None:
+        where.append(endpoints.c.direction == direction)
+    return [EndpointPublic.model_validate(r) for r in store.list_rows(engine, endpoints, *where)]
+
+
+@router.get("/endpoints/{endpoint_id}", responses=_NOT_FOUND)
+def get_endpoint(endpoint_id: Id, engine: EngineDep) -> EndpointPublic:
+    with record_errors():
+        return EndpointPublic.model_validate(store.get_row(engine, endpoints, endpoint_id))
+
+
+@router.patch("/endpoints/{endpoint_id}", responses={**_NOT_FOUND, **_CONFLICT})
+def update_endpoint(endpoint_id: Id, body: EndpointUpdate, engine: EngineDep) -> EndpointPublic:
+    with record_errors():
+        row = store.update_row(engine, endpoints, endpoint_id, body.model_dump(exclude_unset=True))
+    return EndpointPublic.model_validate(row)
+
+
+@router.delete(
+    "/endpoints/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 409: {"description": "a flow still uses it"}},
+)
+def delete_endpoint(endpoint_id: Id, engine: EngineDep) -> None:
+    with record_errors():
+        store.delete_row(engine, endpoints, endpoint_id)
