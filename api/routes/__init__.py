@@ -10,7 +10,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import TokenDep
-from api.routes import connector_webhooks, dead_letters, events, health, stripe_webhooks, webhooks
+from api.routes import (
+    connector_webhooks,
+    dead_letters,
+    events,
+    health,
+    settlements,
+    stripe_webhooks,
+    webhooks,
+)
+from api.routes.integration import INTEGRATION_ROUTERS
 
 api_v1_router = APIRouter(
     prefix="/api/v1",
@@ -19,6 +28,9 @@ api_v1_router = APIRouter(
 )
 api_v1_router.include_router(events.router)
 api_v1_router.include_router(dead_letters.router)
+for integration_router in INTEGRATION_ROUTERS:
+    api_v1_router.include_router(integration_router)
+api_v1_router.include_router(settlements.router)
 
 # connector_webhooks last: its /webhooks/{connector}/{endpoint} must not shadow the fixed
 # /webhooks/events/{source} and /webhooks/stripe routes above it.
