@@ -9,10 +9,11 @@ Amounts stay integers in the currency's minor unit; currencies are upper-cased I
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from synapseops.errors import SchemaInvalid, Undecodable
 
@@ -47,9 +48,8 @@ def _id_of(value: Any) -> str | None:
     """An expandable field: an id string, an embedded object with an id, or nothing."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
-    return None
+    embedded = value.get("id") if isinstance(value, dict) else None
+    return embedded if isinstance(embedded, str) else None
 
 
 def _int(obj: dict[str, Any], *names: str) -> int:
@@ -129,3 +129,38 @@ def parse(raw: bytes) -> PaymentEvent | None:
     except ValidationError as exc:
         raise SchemaInvalid(f"Stripe {event_type} event is missing fields: {exc}") from exc
     return None
+
+
+class SettlementCommand(BaseModel):
+    """A person's decision on a large payment, as the API publishes it to
+    ``payments.settlement.commands`` (JSON, keyed by the payment id)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    settlement_id: str = Field(min_length=1)
+    decision: Literal["approve", "reject"]
+    actor: str = Field(min_length=1)
+    at: AwareDatetime
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_command(raw: bytes | None) -> SettlementCommand:
+    """Raises :class:`Undecodable` (not JSON) or :class:`SchemaInvalid` (wrong shape)."""
+    try:
+        data = json.loads(raw or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Undecodable(f"settlement command is not JSON: {exc}") from exc
+    try:
+        return SettlementCommand.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaInvalid(f"settlement command is invalid: {exc}") from exc
+
+
+def created_at(event: dict[str, Any]) -> datetime | None:
+    """Stripe's ``created`` (Unix seconds) as an aware datetime."""
+    value = event.get("created")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, UTC)

@@ -43,6 +43,10 @@ class Settlement:
     amount: int
     currency: str
     state: SettlementState
+    # A person's word on a large payment ("approve" / "reject"), once given. It outlives the
+    # state: an approved entry is pending again while finance is called, and a duplicate
+    # ``succeeded`` must not send it back to the approval inbox.
+    approval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,12 @@ def decide(
     if event.kind is EntryKind.CHARGE:
         return _decide_charge(event, current, policy, sid)
     if current is not None:
+        if current.state is SettlementState.PENDING:
+            # Decided before, booking not confirmed (finance down, crash before the commit):
+            # settle the stored amount again; the same Idempotency-Key keeps it one entry.
+            return Decision(
+                Action.SETTLE, sid, SettlementState.PENDING, current.amount, current.currency
+            )
         return Decision(Action.IGNORE, sid, current.state, reason="entry already exists")
     amount = event.amount - refunded_before if event.kind is EntryKind.REFUND else event.amount
     if amount <= 0:
@@ -113,10 +123,13 @@ def _decide_charge(
     event: PaymentEvent, current: Settlement | None, policy: ApprovalPolicy, sid: str
 ) -> Decision:
     state = current.state if current else None
+    if current is not None and current.approval == "reject":
+        return Decision(Action.IGNORE, sid, state, reason="rejected by a person")
     if state in (SettlementState.SETTLED, SettlementState.PENDING_APPROVAL):
         return Decision(Action.IGNORE, sid, state, reason=f"already {state}")
     if event.event_type in SUCCEEDED:
-        if policy.needs_approval(event.amount, event.currency):
+        approved = current is not None and current.approval == "approve"
+        if not approved and policy.needs_approval(event.amount, event.currency):
             return Decision(
                 Action.AWAIT_APPROVAL,
                 sid,
@@ -139,7 +152,21 @@ def _decide_charge(
 
 
 def after_approval(current: Settlement, approved: bool, who: str) -> Decision:
-    """A person decided on a ``pending_approval`` entry."""
+    """A person decided on a ``pending_approval`` entry.
+
+    An approval already given whose booking is not confirmed yet (``pending`` with
+    ``approval == "approve"``: finance was down, or the worker died mid-call) settles again:
+    the command is redelivered or retried, and the Idempotency-Key keeps it one entry.
+    """
+    if approved and current.state is SettlementState.PENDING and current.approval == "approve":
+        return Decision(
+            Action.SETTLE,
+            current.settlement_id,
+            SettlementState.PENDING,
+            current.amount,
+            current.currency,
+            reason=f"approved by {who}",
+        )
     if current.state is not SettlementState.PENDING_APPROVAL:
         return Decision(
             Action.IGNORE, current.settlement_id, current.state, reason=f"{current.state}"
