@@ -32,7 +32,11 @@ from synapseops.settings import Settings
 
 log = get_logger(__name__)
 
-SERVICE_MODULES: tuple[str, ...] = ("streams.event_log", "streams.api_integration")
+SERVICE_MODULES: tuple[str, ...] = (
+    "streams.event_log",
+    "streams.api_integration",
+    "streams.payment_gateway",
+)
 
 
 @dataclass
