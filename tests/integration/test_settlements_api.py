@@ -31,6 +31,7 @@ from sinks.payment_tables import (
     settlement_audit,
     settlements,
 )
+from streams.payments.events import parse_command
 from synapseops import headers as kh
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
@@ -362,6 +363,9 @@ def test_a_decision_is_a_command_on_the_topic(
     assert (command["actor"], command["reason"]) == ("user:ana", "checked with the customer")
     assert datetime.fromisoformat(command["at"]).tzinfo is not None
     assert command == body["command"]
+    # The worker's own reader takes it (streams.payments.events, the command contract).
+    parsed = parse_command(record.value())
+    assert (parsed.settlement_id, parsed.decision, parsed.actor) == ("stl_c", decision, "user:ana")
     headers = kh.to_map(record.headers())
     assert headers[kh.SOURCE] == "api"
     assert headers[kh.EVENT_ID].startswith("cmd_")
