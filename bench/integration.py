@@ -1,0 +1,168 @@
+"""API Integration figures: mapped events per second through one flow (Kafka in → ERP out) and
+the mapping engine's own rate on one core. Prints numbers; asserts nothing about time.
+
+Through the flow: N Shopify orders (distinct ids) are produced to ``integration.events`` with the
+connector/endpoint headers, then one consumer runs each through the real delivery pipeline
+(``streams.road.process``: map, POST to the sandbox ERP with credential and Idempotency-Key,
+a Run written before and after) — the path one worker partition takes. A throwaway database on
+the configured server and an in-process sandbox keep the figures free of other traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from sandbox.harness import SandboxServer
+from sinks import integration_store as store
+from sinks.integration_tables import connectors, endpoints, flows
+from sinks.migrate import upgrade
+from streams.api_integration import Delivery
+from streams.mapping import compile_mapping, load_payload
+from streams.road import FailureRouter, Outcome, Pipeline, RoadRecord, process
+from synapseops import headers as kh
+from synapseops.kafka import AsyncProducer, consumer_config
+from synapseops.settings import PROJECT_ROOT, DatabaseSettings, Settings
+from topics.admin import apply_topics
+from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
+
+EVENTS = 400
+MAPPING_SECONDS = 2.0
+ORDER = PROJECT_ROOT.parent / "shared" / "fixtures" / "shopify" / "order.json"
+MAPPING = PROJECT_ROOT / "tests" / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
+
+
+def _order_text() -> str:
+    path = ORDER if ORDER.exists() else PROJECT_ROOT / "samples" / "shopify" / "order.json"
+    return Path(path).read_text()
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def mapping_rate() -> float:
+    """Applications per second of the Shopify→ERP mapping on one core (decode included)."""
+    mapping = compile_mapping(json.loads(MAPPING.read_text()))
+    raw = _order_text().encode()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < MAPPING_SECONDS:
+        mapping.apply(load_payload(raw)).raise_for_errors()
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _flow(engine: sqlalchemy.Engine, settings: Settings, erp_url: str) -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    shop = store.insert_row(engine, connectors, {"name": f"bench-{suffix}", "protocol": "kafka"})
+    erp = store.insert_row(
+        engine, connectors, {"name": f"erp-{suffix}", "protocol": "rest", "base_url": erp_url}
+    )
+    token = store.create_credential(
+        engine, settings, name=f"erp-{suffix}", kind="bearer", secret=uuid.uuid4().hex
+    )
+    source = store.insert_row(
+        engine, endpoints, {"connector_id": shop["id"], "name": "orders", "direction": "source"}
+    )
+    target = store.insert_row(
+        engine,
+        endpoints,
+        {"connector_id": erp["id"], "name": "orders", "direction": "target",
+         "method": "POST", "path": "/erp/api/orders"},
+    )  # fmt: skip
+    mapping = store.create_mapping(
+        engine, name=f"bench-{suffix}", rules=json.loads(MAPPING.read_text())
+    )
+    store.insert_row(
+        engine,
+        flows,
+        {"name": f"bench-{suffix}", "source_endpoint_id": source["id"],
+         "target_endpoint_id": target["id"], "credential_id": token["id"],
+         "mapping_id": mapping["id"]},
+    )  # fmt: skip
+    return str(shop["name"]), "orders"
+
+
+async def _through_flow(settings: Settings, engine: sqlalchemy.Engine, erp_url: str) -> float:
+    connector, endpoint = await asyncio.to_thread(_flow, engine, settings, erp_url)
+    producer = AsyncProducer(settings.kafka)
+    text = _order_text()
+    run = uuid.uuid4().hex[:8]
+    starts: dict[int, int] = {}
+    sends = []
+    for n in range(EVENTS):
+        body = text.replace('"order_number": 1001', f'"order_number": {n + 1}', 1)
+        body = body.replace('"id": 450789469', f'"id": {2**53 + n}', 1)
+        headers = [
+            (kh.EVENT_ID, f"bench-{run}-{n}".encode()),
+            (kh.CONNECTOR, connector.encode()),
+            (kh.ENDPOINT, endpoint.encode()),
+        ]
+        sends.append(
+            producer.send(
+                INTEGRATION_EVENTS.name, body.encode(), key=str(n).encode(), headers=headers
+            )
+        )
+    for partition, offset in await asyncio.gather(*sends):
+        starts[partition] = min(starts.get(partition, offset), offset)
+    consumer = Consumer(consumer_config(settings.kafka, f"bench-{run}"))
+    consumer.assign([TopicPartition(INTEGRATION_EVENTS.name, p, o) for p, o in starts.items()])
+    delivery = Delivery(settings, engine)
+    pipeline = Pipeline.declared(INTEGRATION_DELIVERY, delivery.handle, settings)
+    router = FailureRouter(producer)
+    done = 0
+    started = time.perf_counter()
+    deadline = started + 300
+    while done < EVENTS and time.perf_counter() < deadline:
+        message = await asyncio.to_thread(consumer.poll, 0.5)
+        if message is None or message.error() is not None:
+            continue
+        record = RoadRecord.from_confluent(message)
+        if (dict(record.headers).get(kh.CONNECTOR) or b"").decode() != connector:
+            continue
+        outcome = await process(pipeline, record, router)
+        done += isinstance(outcome, Outcome) and outcome.status == "done"
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    await delivery.aclose()
+    await asyncio.to_thread(producer.close)
+    if done < EVENTS:
+        _say(f"  only {done} of {EVENTS} events delivered before the deadline")
+    return done / elapsed
+
+
+def run() -> None:
+    rate = mapping_rate()
+    _say(f"mapping engine: {rate:,.0f} Shopify orders mapped per second on one core")
+    base = Settings()
+    name = f"bench_integration_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(make_url(base.database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base.database_url).set(database=name).render_as_string(hide_password=False)
+    settings = base.model_copy(update={"database": DatabaseSettings(url=SecretStr(url))})
+    engine = sqlalchemy.create_engine(url, pool_size=5)
+    try:
+        upgrade(url)
+        apply_topics(settings)
+        with SandboxServer() as sandbox:
+            flow_rate = asyncio.run(_through_flow(settings, engine, sandbox.url))
+        _say(
+            f"one flow, Kafka in -> ERP out: {flow_rate:,.1f} mapped events per second "
+            f"({EVENTS} events, one partition consumer, a Run written per event)"
+        )
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
