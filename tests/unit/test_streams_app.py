@@ -10,6 +10,7 @@ import sqlalchemy
 from sinks.base import Sink
 from sinks.db import database_errors
 from streams.app import broker_url, create_app
+from streams.bootstrap import RoadTiers
 from streams.health import app_health
 from streams.worker import build_worker
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid, SinkUnavailable
@@ -54,6 +55,9 @@ def test_worker_puts_every_declared_pipeline_on_the_road() -> None:
     assert "road.event-log" in agents
     assert agents["road.event-log"].channel.get_topic_name() == INBOUND_EVENTS.name
     assert all(agent.concurrency == 1 for agent in agents.values())
+    # The runtime's producer connects at once; close it so it does not outlive the test.
+    (tiers,) = [service for service in worker.services if isinstance(service, RoadTiers)]
+    tiers.runtime.producer.close(timeout=0)
 
 
 def test_health_is_503_before_the_app_runs() -> None:
