@@ -8,11 +8,7 @@ ignored).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,16 +18,15 @@ from uuid import uuid4
 import httpx
 import pytest
 import sqlalchemy
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
 from sqlalchemy import select
 
 from sinks.dead_letter_tables import dead_letters
 from sinks.migrate import upgrade
 from sinks.tables import inbound_events
 from synapseops import headers as h
-from synapseops.kafka import AsyncProducer, create_admin
+from synapseops.kafka import AsyncProducer
 from synapseops.settings import PROJECT_ROOT, KafkaSettings
+from tests.integration.worker_process import WorkerProcess, running_worker
 from topics.registry import INBOUND_EVENTS
 
 pytestmark = pytest.mark.integration
@@ -43,7 +38,6 @@ BODIES = [
     SAMPLES / "shopify/order.json",
     SAMPLES / "github/issues.opened.json",
 ]
-CLI = PROJECT_ROOT / ".venv/bin/synapseops"
 DEADLINE_S = 60.0
 
 
@@ -72,77 +66,12 @@ def event_log_database(database_url: str) -> Iterator[str]:
         yield url
 
 
-def ensure_inbound_topic(kafka: KafkaSettings) -> None:
-    spec = INBOUND_EVENTS
-    new = NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1)
-    admin = create_admin(kafka)  # kept referenced: a collected client cancels its futures
-    future = admin.create_topics([new], operation_timeout=15)[spec.name]
-    try:
-        future.result(timeout=20)
-    except KafkaException as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_worker(
-    kafka_bootstrap: str, database: str, tmp_path: Path, tiers: str = "1s,2s,3s"
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    ensure_inbound_topic(KafkaSettings(bootstrap=kafka_bootstrap))
-    port = free_port()
-    env = {
-        **os.environ,
-        "SYNAPSEOPS_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "SYNAPSEOPS_DATABASE_URL": database,
-        "SYNAPSEOPS_WORKER_GROUP_ID": f"t-event-log-{uuid4().hex[:10]}",
-        "SYNAPSEOPS_WORKER_METRICS_PORT": str(port),
-        "SYNAPSEOPS_DATA_DIR": str(tmp_path),
-        "SYNAPSEOPS_ENV": "dev",
-        "SYNAPSEOPS_RETRY_TIERS": tiers,
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(CLI), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        print(log_path.read_text()[-4000:])
-
-
 @pytest.fixture
 def worker(
     kafka_bootstrap: str, event_log_database: str, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+) -> Iterator[WorkerProcess]:
     with running_worker(kafka_bootstrap, event_log_database, tmp_path) as started:
         yield started
-
-
-def wait_healthy(process: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"worker exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail("worker never answered /health with 200")
 
 
 async def produce(
@@ -176,10 +105,9 @@ def metric(text: str, outcome: str) -> float:
 
 
 def test_worker_stores_events_once_and_keeps_poison(
-    worker: tuple[subprocess.Popen[bytes], str], kafka_bootstrap: str, event_log_database: str
+    worker: WorkerProcess, kafka_bootstrap: str, event_log_database: str
 ) -> None:
-    process, base = worker
-    wait_healthy(process, base)
+    worker.wait_healthy()
 
     run = uuid4().hex[:8]
     source = f"test-{run}"
@@ -229,16 +157,15 @@ def test_worker_stores_events_once_and_keeps_poison(
     assert {row.event_id: row.entity_key for row in stored}[ids[0]] == "entity-0"
     assert [(row.error_class, row.value) for row in dead] == [("Undecodable", b'{"broken": ')]
 
-    assert httpx.get(f"{base}/health", timeout=5).status_code == 200
-    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert httpx.get(f"{worker.base}/health", timeout=5).status_code == 200
+    metrics = worker.metrics()
     assert metric(metrics, "done") >= len(good)
     assert metric(metrics, "skipped") >= 1
     assert metric(metrics, "dead") >= 1
     assert "synapseops_road_processing_seconds_count" in metrics
 
     # SIGTERM stops the worker cleanly.
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    assert worker.stop() == 0
 
 
 def test_database_trouble_rides_the_retry_tiers_until_the_record_is_written(
@@ -249,9 +176,9 @@ def test_database_trouble_rides_the_retry_tiers_until_the_record_is_written(
     # once the schema is there, a later tier writes it. Tiers long enough to migrate in.
     with (
         fresh_database(database_url, migrated=False) as database,
-        running_worker(kafka_bootstrap, database, tmp_path, tiers="3s,6s,12s") as (process, base),
+        running_worker(kafka_bootstrap, database, tmp_path, tiers="3s,6s,12s") as worker,
     ):
-        wait_healthy(process, base)
+        worker.wait_healthy()
         run = uuid4().hex[:8]
         event_id, source = f"evt_{run}_late", f"test-{run}"
         body = BODIES[0].read_bytes()
@@ -260,7 +187,7 @@ def test_database_trouble_rides_the_retry_tiers_until_the_record_is_written(
         )
 
         deadline = time.monotonic() + DEADLINE_S
-        while metric(httpx.get(f"{base}/metrics", timeout=5).text, "retry") < 1:
+        while metric(worker.metrics(), "retry") < 1:
             assert time.monotonic() < deadline, "the worker never retried"
             time.sleep(0.3)
 
@@ -282,4 +209,4 @@ def test_database_trouble_rides_the_retry_tiers_until_the_record_is_written(
         finally:
             engine.dispose()
         assert found == [event_id]
-        assert process.poll() is None
+        assert worker.process is not None and worker.process.poll() is None
