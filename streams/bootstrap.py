@@ -26,6 +26,7 @@ import sqlalchemy
 from mode import Service
 
 from streams.road import FailureRouter, Pipeline, RoadRecord, TierConsumer, process, tier_consumers
+from synapseops.errors import ConfigurationError
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -57,13 +58,29 @@ class Runtime:
 def load_services(
     runtime: Runtime, modules: Sequence[str] = SERVICE_MODULES
 ) -> tuple[list[Pipeline], list[Service]]:
+    """The pipelines (and their modules' services) this worker runs.
+
+    ``SYNAPSEOPS_WORKER_PIPELINES`` narrows them to the named ones; a module none of whose
+    pipelines is chosen contributes no services either.
+    """
+    wanted = runtime.settings.worker.pipeline_names
     pipelines: list[Pipeline] = []
     services: list[Service] = []
+    known: set[str] = set()
     for name in modules:
         module: Any = importlib.import_module(name)
-        pipelines.extend(module.pipelines(runtime))
-        if hasattr(module, "services"):
+        declared = module.pipelines(runtime)
+        known.update(p.name for p in declared)
+        chosen = [p for p in declared if not wanted or p.name in wanted]
+        pipelines.extend(chosen)
+        if chosen and hasattr(module, "services"):
             services.extend(module.services(runtime))
+    unknown = wanted - known
+    if unknown:
+        raise ConfigurationError(
+            f"SYNAPSEOPS_WORKER_PIPELINES names unknown pipeline(s) {sorted(unknown)}; "
+            f"known: {sorted(known)}"
+        )
     return pipelines, services
 
 

@@ -239,18 +239,22 @@ class DeadLetterStoreService(Service):
         engine: sqlalchemy.Engine,
         *,
         producer: AsyncProducer | None = None,
+        pipelines: Mapping[str, PipelineSpec] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.engine = engine
+        self.pipelines = pipelines
         self._given_producer = producer
         self._producer: AsyncProducer | None = None
         self.store: DeadLetterStore | None = None
 
     async def on_start(self) -> None:
         self._producer = self._given_producer or AsyncProducer(self.settings.kafka)
-        self.store = DeadLetterStore(self.settings, self.engine, self._producer)
+        self.store = DeadLetterStore(
+            self.settings, self.engine, self._producer, pipelines=self.pipelines
+        )
         await self.store.start()
 
     async def on_stop(self) -> None:

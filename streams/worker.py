@@ -55,7 +55,12 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
         app,
         health,
         RoadTiers(runtime, pipelines),
-        DeadLetterStoreService(settings, engine, producer=runtime.producer),
+        DeadLetterStoreService(
+            settings,
+            engine,
+            producer=runtime.producer,
+            pipelines={pipeline.name: pipeline.spec for pipeline in pipelines},
+        ),
         *extra_services,
         loglevel=settings.log_level,
         quiet=True,

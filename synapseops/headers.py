@@ -7,7 +7,7 @@ Ingress headers (on every record of ``synapseops.events.inbound`` and the servic
                                  ``X-Shopify-Webhook-Id``, HubSpot ``eventId``, CloudEvents
                                  ``source``+``id``); the de-duplication key
 ``synapseops-source``            who sent it (``stripe``, ``shopify``, ``github``, a connector)
-``synapseops-event-type``        the source's event type when it has one (``payment_intent.succeeded``)
+``synapseops-event-type``        the source's event type, when it has one
 ``synapseops-received-at``       ingress time, RFC 3339 UTC with milliseconds
 ``synapseops-http-headers``      the HTTP request headers as received (JSON object), secrets removed
 ``content-type``                 the body's media type; the record value is the raw body bytes

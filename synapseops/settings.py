@@ -167,6 +167,13 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8200
     group_id: str = "synapseops"
+    # Comma-separated pipeline names this worker runs (empty: all). Dedicated worker pools,
+    # e.g. payments apart from everything else, each with its own group id.
+    pipelines: str = ""
+
+    @property
+    def pipeline_names(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.pipelines.split(",") if part.strip())
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -66,6 +67,7 @@ def shopify_sign(body: bytes, secret: str = SHOP_SECRET) -> str:
 def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, Any]]:
     """The world: call inside a module-scoped fixture that also asks for ``kafka_bootstrap``."""
     name = f"t_integration_{uuid.uuid4().hex[:10]}"
+    credentials_key = Fernet.generate_key().decode()
     admin = sqlalchemy.create_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
@@ -74,6 +76,8 @@ def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, A
         update={
             "database": DatabaseSettings(url=SecretStr(url)),
             "api": ApiSettings(token=SecretStr("t")),
+            # Every process of this world (a worker subprocess too) must open the credentials.
+            "credentials_key": SecretStr(credentials_key),
         }
     )
     engine = sqlalchemy.create_engine(url)
@@ -81,7 +85,13 @@ def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, A
         upgrade(url)
         apply_topics(own)
         with SandboxServer() as sandbox, serving_in_thread(create_app(own)) as api:
-            yield {"settings": own, "engine": engine, "sandbox": sandbox, "api": api}
+            yield {
+                "settings": own,
+                "engine": engine,
+                "sandbox": sandbox,
+                "api": api,
+                "worker_env": {"SYNAPSEOPS_CREDENTIALS_KEY": credentials_key},
+            }
     finally:
         engine.dispose()
         with admin.connect() as conn:

@@ -127,3 +127,25 @@ def test_database_errors_map_onto_the_error_tree(
         raise raised
     # The statement's parameters (payload data) never reach the message.
     assert "payload" not in str(info.value)
+
+
+def test_a_worker_can_run_only_some_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.bootstrap import Runtime, load_services
+    from synapseops.errors import ConfigurationError
+
+    engine = sqlalchemy.create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    chosen = Settings(
+        kafka=KafkaSettings(bootstrap="127.0.0.1:19999"),
+        worker=WorkerSettings(group_id="g-unit", pipelines="event-log"),
+    )
+    runtime = Runtime.build(chosen, engine)
+    try:
+        pipelines, _ = load_services(runtime)
+        assert [p.name for p in pipelines] == ["event-log"]
+        runtime.settings = chosen.model_copy(
+            update={"worker": WorkerSettings(group_id="g", pipelines="event-log,nope")}
+        )
+        with pytest.raises(ConfigurationError, match="nope"):
+            load_services(runtime)
+    finally:
+        runtime.producer.close(timeout=0)
