@@ -33,8 +33,7 @@ from streams.road import Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.errors import TargetTimeout
 from synapseops.kafka import consumer_config
 from synapseops.settings import KafkaSettings, PaymentSettings, RetrySettings, Settings
-from tests.integration.payments_factory import PaymentFactory, StripeEvent
-from tests.integration.test_event_log import fresh_database
+from tests.integration.payments_factory import PaymentFactory, StripeEvent, payments_database
 from topics.admin import apply_topics
 from topics.registry import (
     NOTIFICATION_TRIGGERS,
@@ -50,8 +49,8 @@ OFFSETS = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def payments_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url, migrated=True) as url:
+def database(database_url: str) -> Iterator[str]:
+    with payments_database(database_url) as url:
         yield url
 
 
@@ -125,7 +124,7 @@ def harness(
     )
     apply_topics(settings)
     loop = asyncio.new_event_loop()
-    engine = sqlalchemy.create_engine(payments_database)
+    engine = sqlalchemy.create_engine(database)
     runtime = Runtime.build(settings, engine)
     gateway = build_gateway(settings, runtime)
     pipeline = Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handle, settings)
