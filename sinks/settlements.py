@@ -126,15 +126,13 @@ class SettlementRepository:
         """
         with database_errors("settlements: begin event"), self.engine.begin() as conn:
             _lock_payment(conn, event.payment_id or event.event_id)
-            conn.execute(
-                pg_insert(payment_events)
-                .values(**asdict(event))
-                .on_conflict_do_nothing(index_elements=["event_id"])
-            )
+            # Insert, or lock the row a former delivery stored (the no-op update takes the row
+            # lock), and learn in the same round trip whether that delivery finished it.
+            insert = pg_insert(payment_events).values(**asdict(event))
             processed = conn.execute(
-                select(payment_events.c.processed_at)
-                .where(payment_events.c.event_id == event.event_id)
-                .with_for_update()
+                insert.on_conflict_do_update(
+                    index_elements=["event_id"], set_={"event_id": insert.excluded.event_id}
+                ).returning(payment_events.c.processed_at)
             ).scalar_one()
             if processed is not None:
                 return Step(duplicate=True)
@@ -187,9 +185,7 @@ class SettlementRepository:
             return Step(False, decision, current.settlement if current else None)
         assert decision.state is not None
         asks_booking = decision.action in (Action.SETTLE, Action.AWAIT_APPROVAL)
-        _upsert(conn, payment, decision, event, asks_booking)
-        after = _load(conn, sid)
-        assert after is not None
+        after = _upsert(conn, payment, decision, event, asks_booking)
         detail |= {"to": decision.state.value, "amount": decision.amount}
         detail["currency"] = decision.currency
         if decision.action is Action.RECORD:
@@ -282,39 +278,37 @@ class SettlementRepository:
                 raise SchemaInvalid(f"settlement {sid} vanished before its booking was recorded")
             state = current.settlement.state
             payment_id = current.settlement.payment_id
+            after = current
             newly = False
-            if reference is not None and state is not SettlementState.SETTLED:
-                conn.execute(
-                    update(settlements)
-                    .where(settlements.c.settlement_id == sid)
-                    .values(
-                        state=SettlementState.SETTLED.value,
-                        finance_reference=reference,
-                        reason=None,
-                        settled_at=func.now(),
-                        updated_at=func.now(),
+            if state is not SettlementState.SETTLED:
+                values: dict[str, Any] = {"updated_at": func.now()}
+                if reference is not None:
+                    values |= {"state": SettlementState.SETTLED.value, "reason": None}
+                    values |= {"finance_reference": reference, "settled_at": func.now()}
+                    newly = True
+                else:
+                    values |= {"state": SettlementState.FAILED.value, "reason": refusal}
+                row = (
+                    conn.execute(
+                        update(settlements)
+                        .where(settlements.c.settlement_id == sid)
+                        .values(**values)
+                        .returning(settlements)
                     )
+                    .mappings()
+                    .one()
                 )
-                newly = True
-            elif refusal is not None and state is not SettlementState.SETTLED:
-                conn.execute(
-                    update(settlements)
-                    .where(settlements.c.settlement_id == sid)
-                    .values(
-                        state=SettlementState.FAILED.value, reason=refusal, updated_at=func.now()
-                    )
-                )
+                after = _current(row)
             conn.execute(settlement_attempts.insert().values(**attempt.as_row()))
             outcome = OUTCOME_SETTLED if reference is not None else OUTCOME_FAILED
             if attempt.event_id is not None:
                 _mark_event(conn, attempt.event_id, sid, outcome, refusal)
-            _resolve_waiting_events(conn, sid, outcome, refusal)
+            if current.settlement.approval is not None:
+                _resolve_waiting_events(conn, sid, outcome, refusal)
             action = "settled" if reference is not None else "finance_refused"
             detail: dict[str, Any] = {"from": state.value, "status": attempt.response_status}
             detail |= {"reference": reference} if reference else {"reason": refusal}
             _audit(conn, sid, payment_id, action, "finance", detail)
-            after = _load(conn, sid)
-            assert after is not None
             return Finished(after.settlement, newly, after.received_at)
 
     def record_attempt(self, attempt: Attempt) -> None:
@@ -342,8 +336,10 @@ def _lock_payment(conn: Connection, payment_id: str) -> None:
 def _load(conn: Connection, settlement_id: str, *, lock: bool = True) -> _Current | None:
     statement = select(settlements).where(settlements.c.settlement_id == settlement_id)
     row = conn.execute(statement.with_for_update() if lock else statement).mappings().first()
-    if row is None:
-        return None
+    return _current(row) if row is not None else None
+
+
+def _current(row: Any) -> _Current:
     settlement = Settlement(
         settlement_id=row["settlement_id"],
         payment_id=row["payment_id"],
@@ -375,7 +371,7 @@ def _upsert(
     decision: Decision,
     event: EventRecord,
     asks_booking: bool,
-) -> None:
+) -> _Current:
     values: dict[str, Any] = {
         "settlement_id": decision.settlement_id,
         "payment_id": payment.payment_id,
@@ -403,7 +399,16 @@ def _upsert(
     if asks_booking:
         # Latency is measured from the ingress of the event that asked for the booking.
         changes |= {"received_at": excluded.received_at, "trace_id": excluded.trace_id}
-    conn.execute(statement.on_conflict_do_update(index_elements=["settlement_id"], set_=changes))
+    row = (
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["settlement_id"], set_=changes
+            ).returning(settlements)
+        )
+        .mappings()
+        .one()
+    )
+    return _current(row)
 
 
 def _mark_event(

@@ -110,9 +110,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(
-    payments_database: str, sandbox: SandboxServer, kafka_bootstrap: str
-) -> Iterator[Harness]:
+def harness(database: str, sandbox: SandboxServer, kafka_bootstrap: str) -> Iterator[Harness]:
     settings = Settings(
         kafka=KafkaSettings(bootstrap=kafka_bootstrap),
         retry=RetrySettings(tiers="1s,2s,3s"),
