@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.metrics import DEAD_LETTER_GAUGES
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router
 from sinks.db import make_engine
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         owned_producer = producer is None
         app.state.producer = producer if producer is not None else AsyncProducer(settings.kafka)
         app.state.engine = make_engine(settings)
+        DEAD_LETTER_GAUGES.engine = app.state.engine
         log.info(
             "api started",
             extra={"kafka": settings.kafka.bootstrap, "env": settings.env},
@@ -53,6 +55,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             if owned_producer:
                 # close() flushes: records still in flight get their delivery reports.
                 await asyncio.to_thread(app.state.producer.close)
+            if DEAD_LETTER_GAUGES.engine is app.state.engine:
+                DEAD_LETTER_GAUGES.engine = None
             app.state.engine.dispose()
             log.info("api stopped")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+
+from sinks.dead_letter_metrics import DeadLetterGauges
 
 MAX_SOURCE_LABELS = 100
 OTHER_SOURCE = "_other"
@@ -37,6 +39,10 @@ INGRESS_BYTES = Counter(
     "Raw body bytes of accepted ingress requests.",
     ["source"],
 )
+
+# Read from PostgreSQL at scrape time; the app's lifespan points it at its engine.
+DEAD_LETTER_GAUGES = DeadLetterGauges()
+REGISTRY.register(DEAD_LETTER_GAUGES)
 
 _seen_sources: set[str] = set()
 _seen_lock = threading.Lock()

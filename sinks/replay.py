@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.db import database_errors
+from sinks.dead_letter_metrics import REPLAYED_RECORDS
 from sinks.dead_letter_tables import DEAD, DISCARDED, REPLAYED, dead_letters, replays
 from sinks.dead_letters import headers_from_json
 from streams.road.headers import FailureHistory
@@ -348,6 +349,7 @@ class DeadLetterReplay:
             await producer.send(spec.retry_topics[0], row["value"], key=row["key"], headers=headers)
             count = FailureHistory.from_headers(headers).replay_count
             await asyncio.to_thread(self._mark_replayed, conn, row_id, replay_id, count)
+            REPLAYED_RECORDS.labels(row["pipeline"]).inc()
             return True
         finally:
             await asyncio.to_thread(conn.close)  # rolls back unless _mark_replayed committed

@@ -126,6 +126,15 @@ def post(base_url: str, path: str, body: Any = None, **headers: str) -> httpx.Re
     )
 
 
+def metric_value(base_url: str, name: str, **labels: str) -> float | None:
+    """One sample of the API's ``/metrics`` (None when the series is absent)."""
+    text = httpx.get(base_url.replace("/api/v1/dead-letters", "") + "/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_the_routes_need_the_bearer_token(base_url: str) -> None:
     assert httpx.get(f"{base_url}/api/v1/dead-letters").status_code == 401
     response = httpx.post(f"{base_url}/api/v1/dead-letters/replay", json={"pipeline": "x"})
@@ -170,6 +179,14 @@ def test_one_dead_letter_in_full(
     assert body["error_class"] == "SchemaInvalid"
     assert body["headers"]["synapseops-error-message"] == "failure 5"
     assert get(base_url, "/999999999").status_code == 404
+
+
+def test_metrics_show_depth_and_age_of_what_waits(base_url: str, pipeline: PipelineSpec) -> None:
+    assert metric_value(base_url, "synapseops_dead_letters_depth", pipeline=pipeline.name) == 6
+    age = metric_value(
+        base_url, "synapseops_dead_letters_oldest_age_seconds", pipeline=pipeline.name
+    )
+    assert age is not None and age > 0
 
 
 def test_replay_dry_run_then_idempotent_replay_then_discard(
@@ -219,3 +236,14 @@ def test_replay_dry_run_then_idempotent_replay_then_discard(
     rest = post(base_url, "/replay", {"pipeline": pipeline.name})
     assert (rest.json()["matched"], rest.json()["replayed"]) == (0, 0)
     assert tier_records(test_settings, tier) == 3
+
+
+
+def test_metrics_after_replay_and_discard(base_url: str, pipeline: PipelineSpec) -> None:
+    # After the test above: 3 replayed, 3 discarded, none waiting.
+    name = pipeline.name
+    stored = "synapseops_dead_letters_stored"
+    assert metric_value(base_url, stored, pipeline=name, status="replayed") == 3
+    assert metric_value(base_url, stored, pipeline=name, status="discarded") == 3
+    assert metric_value(base_url, "synapseops_dead_letters_depth", pipeline=name) is None
+    assert metric_value(base_url, "synapseops_replayed_records_total", pipeline=name) == 3

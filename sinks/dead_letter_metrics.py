@@ -1,0 +1,80 @@
+"""Dead-letter gauges read from PostgreSQL at scrape time, and the replay counter.
+
+Depth and age come from the ``dead_letters`` table rather than from counters in one process:
+any API process answers the same numbers, and a restart does not reset them.
+
+- ``synapseops_dead_letters_depth{pipeline}``: rows still ``dead`` (waiting for a person);
+- ``synapseops_dead_letters_oldest_age_seconds{pipeline}``: age of the oldest of those;
+- ``synapseops_dead_letters_stored{pipeline,status}``: every dead letter ever stored, by status;
+- ``synapseops_replayed_records_total{pipeline}``: records sent back by a replay (this process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import sqlalchemy
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from sinks.dead_letter_tables import DEAD, dead_letters
+from synapseops.logging import get_logger
+
+log = get_logger(__name__)
+
+REPLAYED_RECORDS = Counter(
+    "synapseops_replayed_records_total",
+    "Dead letters sent back into their pipeline by a replay",
+    ["pipeline"],
+)
+
+
+class DeadLetterGauges(Collector):
+    """Reads the table on every scrape; a scrape never fails because the database did."""
+
+    def __init__(self) -> None:
+        self.engine: sqlalchemy.Engine | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "synapseops_dead_letters_depth",
+            "Dead letters waiting (status dead)",
+            labels=["pipeline"],
+        )
+        oldest = GaugeMetricFamily(
+            "synapseops_dead_letters_oldest_age_seconds",
+            "Age of the oldest dead letter still waiting",
+            labels=["pipeline"],
+        )
+        stored = GaugeMetricFamily(
+            "synapseops_dead_letters_stored",
+            "Dead letters stored, by pipeline and status (dead, replayed, discarded)",
+            labels=["pipeline", "status"],
+        )
+        for pipeline, status, count, first_dead in self._rows():
+            stored.add_metric([pipeline, status], count)
+            if status == DEAD:
+                depth.add_metric([pipeline], count)
+                oldest.add_metric([pipeline], max(0.0, time.time() - first_dead.timestamp()))
+        yield depth
+        yield oldest
+        yield stored
+
+    def _rows(self) -> list[tuple[str, str, int, object]]:
+        if self.engine is None:
+            return []
+        statement = select(
+            dead_letters.c.pipeline,
+            dead_letters.c.status,
+            func.count(),
+            func.min(dead_letters.c.dead_at),
+        ).group_by(dead_letters.c.pipeline, dead_letters.c.status)
+        try:
+            with self.engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(statement)]  # type: ignore[misc]
+        except sqlalchemy.exc.SQLAlchemyError:
+            log.warning("dead-letter gauges unavailable: database error", exc_info=True)
+            return []
