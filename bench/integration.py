@@ -41,7 +41,7 @@ ORDER = PROJECT_ROOT.parent / "shared" / "fixtures" / "shopify" / "order.json"
 MAPPING = PROJECT_ROOT / "tests" / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
 
 
-def _order_text() -> str:
+def order_text() -> str:
     path = ORDER if ORDER.exists() else PROJECT_ROOT / "samples" / "shopify" / "order.json"
     return Path(path).read_text()
 
@@ -54,7 +54,7 @@ def _say(line: str) -> None:
 def mapping_rate() -> float:
     """Applications per second of the Shopify→ERP mapping on one core (decode included)."""
     mapping = compile_mapping(json.loads(MAPPING.read_text()))
-    raw = _order_text().encode()
+    raw = order_text().encode()
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < MAPPING_SECONDS:
         mapping.apply(load_payload(raw)).raise_for_errors()
@@ -62,7 +62,8 @@ def mapping_rate() -> float:
     return count / (time.perf_counter() - started)
 
 
-def _flow(engine: sqlalchemy.Engine, settings: Settings, erp_url: str) -> tuple[str, str]:
+def make_flow(engine: sqlalchemy.Engine, settings: Settings, erp_url: str) -> tuple[str, int]:
+    """A Kafka-sourced Shopify orders endpoint → the ERP's order API; (connector, flow id)."""
     suffix = uuid.uuid4().hex[:8]
     shop = store.insert_row(engine, connectors, {"name": f"bench-{suffix}", "protocol": "kafka"})
     erp = store.insert_row(
@@ -83,20 +84,21 @@ def _flow(engine: sqlalchemy.Engine, settings: Settings, erp_url: str) -> tuple[
     mapping = store.create_mapping(
         engine, name=f"bench-{suffix}", rules=json.loads(MAPPING.read_text())
     )
-    store.insert_row(
+    flow = store.insert_row(
         engine,
         flows,
         {"name": f"bench-{suffix}", "source_endpoint_id": source["id"],
          "target_endpoint_id": target["id"], "credential_id": token["id"],
          "mapping_id": mapping["id"]},
     )  # fmt: skip
-    return str(shop["name"]), "orders"
+    return str(shop["name"]), int(flow["id"])
 
 
 async def _through_flow(settings: Settings, engine: sqlalchemy.Engine, erp_url: str) -> float:
-    connector, endpoint = await asyncio.to_thread(_flow, engine, settings, erp_url)
+    connector, _ = await asyncio.to_thread(make_flow, engine, settings, erp_url)
+    endpoint = "orders"
     producer = AsyncProducer(settings.kafka)
-    text = _order_text()
+    text = order_text()
     run = uuid.uuid4().hex[:8]
     starts: dict[int, int] = {}
     sends = []

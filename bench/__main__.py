@@ -1,0 +1,34 @@
+"""``python -m bench [name ...]``: run the benchmarks (all, or the named ones) and print figures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+BENCHES: tuple[str, ...] = ("road", "integration", "payments")
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(BENCHES)
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        sys.stderr.write(f"unknown benchmark(s): {', '.join(unknown)}; known: {BENCHES}\n")
+        return 2
+    # The broker and the database the benchmarks need, brought up by the project's own code.
+    from synapseops.local.stack import LocalStack
+    from synapseops.settings import Settings
+
+    LocalStack(Settings()).up(only=("kafka", "postgres", "migrate", "topics"))
+    for name in chosen:
+        module = importlib.import_module(f"bench.{name}")
+        sys.stdout.write(f"\n=== bench {name} ===\n")
+        sys.stdout.flush()
+        started = time.monotonic()
+        module.run()
+        sys.stdout.write(f"--- bench {name} took {time.monotonic() - started:.1f}s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
