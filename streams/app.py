@@ -29,6 +29,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         # acks=all: a record Faust produces counts only once every in-sync replica has it.
         producer_acks=-1,
+        # A worker killed with -9 gives its partitions up after this, not after Faust's 60 s.
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         # A new consumer group starts from the oldest retained record: nothing accepted at
         # ingress before the first worker ran is skipped.
         consumer_auto_offset_reset="earliest",

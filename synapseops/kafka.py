@@ -47,6 +47,8 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **overrides: Any) -> di
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        "session.timeout.ms": int(kafka.session_timeout_s * 1000),
+        "heartbeat.interval.ms": int(kafka.heartbeat_interval_s * 1000),
     }
     config.update(overrides)
     return config

@@ -54,6 +54,10 @@ class KafkaSettings(BaseSettings):
 
     bootstrap: str = "127.0.0.1:9092"
     client_id: str = "synapseops"
+    # How long a dead worker holds its partitions before the group moves them (kill -9, a
+    # lost host). Short, so a crashed worker's records are picked up within seconds.
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 1.0
     # Only used when the project's own script runs the local broker.
     version: str = "4.1.1"
     controller_port: int = 9093
