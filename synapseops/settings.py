@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synapseops.errors import ConfigurationError
@@ -26,6 +26,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The token a fresh checkout runs with. It is public (it is in this file), so anything but
 # dev mode refuses to start with it.
 DEFAULT_DEV_API_TOKEN = "dev-token-change-me"
+# The Stripe webhook secret the demo signs with; public too, so only dev mode accepts it.
+DEFAULT_DEV_STRIPE_SECRET = "whsec_synapseops_dev_demo"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -118,8 +120,9 @@ class RetrySettings(BaseSettings):
 class StripeSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_STRIPE_")
 
-    # Several comma-separated secrets are accepted while a secret is being rotated.
-    webhook_secret: SecretStr | None = None
+    # Several comma-separated secrets are accepted while a secret is being rotated. The
+    # default is the demo's public one, dropped outside dev mode (see Settings).
+    webhook_secret: SecretStr | None = SecretStr(DEFAULT_DEV_STRIPE_SECRET)
     tolerance_s: int = 300
 
     @property
@@ -164,6 +167,14 @@ class SchemaRegistrySettings(BaseSettings):
     timeout_s: float = 5.0
 
 
+class DemoSettings(BaseSettings):
+    model_config = _section("SYNAPSEOPS_DEMO_")
+
+    # `synapseops traffic` serves its own counters here (and the stack checks its health).
+    traffic_host: str = "127.0.0.1"
+    traffic_port: int = 8400
+
+
 class WorkerSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_WORKER_")
 
@@ -198,6 +209,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @property
     def database_url(self) -> str:
@@ -209,6 +221,15 @@ class Settings(BaseSettings):
     @property
     def uses_local_database(self) -> bool:
         return self.database.url is None
+
+    @model_validator(mode="after")
+    def _no_public_stripe_secret_outside_dev(self) -> Settings:
+        secret = self.stripe.webhook_secret
+        if self.env != "dev" and secret and secret.get_secret_value() == DEFAULT_DEV_STRIPE_SECRET:
+            # Unset, not refused: a deployment without Stripe must still start; its webhook
+            # then answers 503 not_configured.
+            self.stripe = self.stripe.model_copy(update={"webhook_secret": None})
+        return self
 
     def require_safe_secrets(self) -> None:
         """Refuse to run outside dev with a secret anybody can read in this repository."""

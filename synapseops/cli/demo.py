@@ -1,6 +1,15 @@
-"""``synapseops demo``: send sample traffic through the running stack and show what arrived."""
+"""``synapseops demo`` (a burst of sample traffic, what arrived, where to look) and
+``synapseops traffic`` (steady sample traffic until stopped; ``demo`` starts it in the
+background, ``synapseops down`` stops it)."""
 
 from __future__ import annotations
+
+import itertools
+import random
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import typer
@@ -10,66 +19,127 @@ from rich.table import Table
 from synapseops.settings import Settings
 
 
+def _wait(check: Callable[[], int], want: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    got = check()
+    while got < want and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = check()
+    return got
+
+
 def demo(
-    rounds: int = typer.Option(3, help="how many times each sample payload is sent"),
-    timeout: float = typer.Option(90.0, help="seconds to wait for the rows to arrive"),
+    rounds: int = typer.Option(2, help="how many times each generic sample is sent"),
+    payments: int = typer.Option(5, help="Stripe payments to send"),
+    orders: int = typer.Option(5, help="Shopify orders to send through the demo flow"),
+    timeout: float = typer.Option(120.0, help="seconds to wait for the effects"),
+    traffic: bool = typer.Option(True, help="start steady sample traffic in the background"),
 ) -> None:
-    """Send real sample payloads to the ingress, wait for their rows, print where to look."""
-    from synapseops.demo import deliveries, load_samples, send, wait_for_rows
+    """Send real sample payloads to three services, wait for their effects, print where to look."""
+    from synapseops.demo import (
+        DemoClient,
+        generic_deliveries,
+        load_samples,
+        order_numbers,
+        stripe_amount,
+    )
 
     settings = Settings()
     console = Console()
-    samples = load_samples()
-    sent: set[str] = set()
-    with httpx.Client(timeout=10.0) as client:
-        for event_id, sample in deliveries(samples, rounds):
-            response = send(client, settings.api.url, event_id, sample)
-            if response.status_code != 202:
-                console.print(f"[red]ingress refused {sample.source}: {response.status_code}")
-                console.print(response.text)
-                raise typer.Exit(1)
-            sent.add(event_id)
-        deliveries_made = len(samples) * rounds + 1
+    rng = random.Random()
+    with httpx.Client(timeout=15.0) as http:
+        client = DemoClient(settings, http)
+        client.ensure_flow()
+        event_ids: set[str] = set()
+        for event_id, sample in generic_deliveries(load_samples(), rounds):
+            _accepted(client.send_generic(event_id, sample), console)
+            event_ids.add(event_id)
+        paid: set[str] = set()
+        for _ in range(payments):
+            payment, body = client.stripe_event(stripe_amount(rng))
+            _accepted(client.send_stripe(body), console)
+            paid.add(payment)
+        numbers = set(itertools.islice(order_numbers(), orders))
+        for number in numbers:
+            _accepted(client.send_shopify(client.shopify_order(number), f"demo-{number}"), console)
         console.print(
-            f"sent {deliveries_made} deliveries ({len(sent)} distinct events, 1 duplicate) "
-            f"to {settings.api.url}/webhooks/events/<source>"
+            f"sent {len(event_ids)} generic events (+1 duplicate), {len(paid)} Stripe payments, "
+            f"{len(numbers)} Shopify orders"
         )
-        rows = wait_for_rows(client, settings, sent, timeout)
+        stored = _wait(lambda: len(client.stored_events(event_ids)), len(event_ids), timeout)
+        settled = _wait(lambda: len(client.settlements(paid)), len(paid), timeout)
+        delivered = _wait(lambda: len(client.erp_orders(numbers)), len(numbers), timeout)
+        _show(console, client, event_ids, paid, numbers)
 
-    table = Table(title=f"rows in PostgreSQL table inbound_events ({len(rows)}/{len(sent)})")
-    for column in ("id", "source", "event_type", "entity_key", "topic", "partition", "offset"):
-        table.add_column(column)
-    for row in sorted(rows, key=lambda r: int(str(r["id"])))[-12:]:
-        table.add_row(
-            *(
-                str(row.get(c, ""))
-                for c in (
-                    "id",
-                    "source",
-                    "event_type",
-                    "entity_key",
-                    "topic",
-                    "partition",
-                    "offset",
-                )
-            )
-        )
-    console.print(table)
-    if len(rows) != len(sent):
-        console.print(f"[red]{len(sent) - len(rows)} events did not arrive within {timeout}s")
+    if traffic:
+        from synapseops.local.stack import LocalStack
+
+        LocalStack(settings).up(only=("traffic",))
+    _where(console, settings, traffic)
+    missing = (len(event_ids) - stored) + (len(paid) - settled) + (len(numbers) - delivered)
+    if missing:
+        console.print(f"[red]{missing} effects did not arrive within {timeout:.0f}s")
         raise typer.Exit(1)
+
+
+def _accepted(response: httpx.Response, console: Console) -> None:
+    if response.status_code >= 300:
+        console.print(f"[red]{response.request.url} answered {response.status_code}")
+        console.print(response.text)
+        raise typer.Exit(1)
+
+
+def _show(
+    console: Console, client: Any, event_ids: set[str], paid: set[str], numbers: set[int]
+) -> None:
+    events = Table(title="PostgreSQL inbound_events (event-log pipeline)")
+    for column in ("id", "source", "event_type", "topic", "partition", "offset"):
+        events.add_column(column)
+    for row in sorted(client.stored_events(event_ids), key=lambda r: int(r["id"]))[-8:]:
+        events.add_row(*(str(row.get(c, "")) for c in ("id", "source", "event_type", "topic",
+                                                       "partition", "offset")))  # fmt: skip
+    console.print(events)
+    money = Table(title="settlements (payment-settlement pipeline → sandbox finance ledger)")
+    for column in ("settlement_id", "state", "amount", "currency", "finance_reference"):
+        money.add_column(column)
+    for row in client.settlements(paid):
+        money.add_row(*(str(row.get(c, "")) for c in ("settlement_id", "state", "amount",
+                                                     "currency", "finance_reference")))  # fmt: skip
+    console.print(money)
+    erp = Table(
+        title="sandbox ERP orders (integration-delivery pipeline, demo-shopify-orders flow)"
+    )
+    for column in ("external_id", "source_order_id", "total", "currency"):
+        erp.add_column(column)
+    for order in client.erp_orders(numbers):
+        total = str(order.get("totals", {}).get("total"))
+        erp.add_row(
+            order["external_id"], str(order.get("source_order_id")), total, str(order["currency"])
+        )
+    console.print(erp)
+
+
+def _where(console: Console, settings: Settings, traffic: bool) -> None:
+    api, token = settings.api.url, "$SYNAPSEOPS_API_TOKEN (dev: dev-token-change-me)"
     console.print(
         "\n[bold]Where to look[/bold]\n"
-        f"  API + OpenAPI      {settings.api.url}/docs   ({settings.api.url}/openapi.json)\n"
-        f"  health / metrics   {settings.api.url}/health   {settings.api.url}/metrics\n"
-        f"  worker metrics     http://{settings.worker.metrics_host}:"
-        f"{settings.worker.metrics_port}/metrics\n"
-        f"  stored events      curl -H 'Authorization: Bearer <SYNAPSEOPS_API_TOKEN>' "
-        f"{settings.api.url}/api/v1/events\n"
-        f"  the table          psql '{_psql_url(settings)}' -c 'select * from inbound_events'\n"
-        f"  sandbox            {settings.sandbox.url}/_sandbox/health\n"
-        "  processes          .venv/bin/synapseops status      (stop: make down)\n"
-        f"  logs               {settings.data_dir}/logs/"
+        f"  API docs           {api}/docs   (OpenAPI: {api}/openapi.json)\n"
+        f"  health / metrics   {api}/health   {api}/metrics   worker: http://"
+        f"{settings.worker.metrics_host}:{settings.worker.metrics_port}/metrics\n"
+        f"  management API     curl -H 'Authorization: Bearer {token}' {api}/api/v1/events\n"
+        f"                     ... /api/v1/settlements  /api/v1/runs  /api/v1/flows/summary"
+        "  /api/v1/dead-letters\n"
+        f"  the tables         psql '{_psql_url(settings)}' -c 'select * from inbound_events'\n"
+        "                     (also settlements, runs, dead_letters)\n"
+        f"  sandbox            {settings.sandbox.url}/_sandbox/finance/ledger   "
+        f"{settings.sandbox.url}/erp/api/orders\n"
+        "  processes          .venv/bin/synapseops status      (stop all: make down)\n"
+        f"  logs               {settings.data_dir}/logs/\n"
+        + (
+            "  traffic            steady sample traffic is flowing (synapseops status: traffic)"
+            if traffic
+            else ""
+        )  # fmt: skip
     )
 
 
@@ -80,5 +150,55 @@ def _psql_url(settings: Settings) -> str:
     return "$SYNAPSEOPS_DATABASE_URL"
 
 
+def traffic(
+    rate: float = typer.Option(1.0, help="deliveries per second"),
+) -> None:
+    """Send sample traffic to the running API until stopped (SIGTERM / Ctrl-C)."""
+    from prometheus_client import Counter, start_http_server
+
+    from synapseops.demo import DemoClient, load_samples, order_numbers, stripe_amount
+    from synapseops.ids import new_id
+    from synapseops.logging import configure_logging, get_logger
+
+    settings = Settings()
+    configure_logging("traffic", settings.log_level)
+    log = get_logger("synapseops.traffic")
+    sent = Counter("synapseops_demo_traffic_total", "Demo deliveries sent", ["kind", "status"])
+    start_http_server(settings.demo.traffic_port, addr=settings.demo.traffic_host)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    samples = load_samples()
+    numbers = order_numbers()
+    rng = random.Random()
+    with httpx.Client(timeout=15.0) as http:
+        client = DemoClient(settings, http)
+        client.ensure_flow()
+        tick = 0
+        while not stopping:
+            kind = ("generic", "stripe", "shopify")[tick % 3]
+            try:
+                if kind == "generic":
+                    sample = samples[tick % len(samples)]
+                    response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
+                elif kind == "stripe":
+                    response = client.send_stripe(client.stripe_event(stripe_amount(rng))[1])
+                else:
+                    number = next(numbers)
+                    response = client.send_shopify(client.shopify_order(number), f"demo-{number}")
+                sent.labels(kind, str(response.status_code)).inc()
+            except httpx.TransportError as exc:
+                sent.labels(kind, "unreachable").inc()
+                log.warning("the API did not answer", extra={"kind": kind, "error": str(exc)})
+            tick += 1
+            time.sleep(1.0 / rate)
+    log.info("traffic stopped", extra={"ticks": tick})
+
+
 def register(app: typer.Typer) -> None:
     app.command()(demo)
+    app.command()(traffic)

@@ -10,6 +10,7 @@ starts a second broker)::
     sandbox   `synapseops sandbox`  health GET {sandbox.url}/_sandbox/health
     worker    `synapseops worker`   health GET http://{worker.metrics_host}:{metrics_port}/health
     api       `synapseops api`      health GET {api.url}/health (503 = up, database unreachable)
+    traffic   `synapseops traffic`  sample traffic; only when asked for (``synapseops demo``)
 
 ``down`` stops the long-running ones in reverse order and leaves no process of this data
 folder behind. The children get this process' environment plus the Settings they must share
@@ -34,11 +35,13 @@ from synapseops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STEPS = ("kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api")
+STEPS = ("kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api", "traffic")
+# What `up` starts when not told otherwise: the platform, not the demo's sample traffic.
+DEFAULT_STEPS = STEPS[:-1]
 SERVICES = ("kafka", "postgres", "sandbox", "worker", "api")
-PROCESSES = ("sandbox", "worker", "api")
+PROCESSES = ("sandbox", "worker", "api", "traffic")
 # A Faust worker joins its group and recovers tables before it answers; the others are quick.
-START_TIMEOUT_S = {"sandbox": 30.0, "worker": 120.0, "api": 60.0}
+START_TIMEOUT_S = {"sandbox": 30.0, "worker": 120.0, "api": 60.0, "traffic": 30.0}
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,9 @@ class ServiceStatus:
 
 
 def parse_steps(names: Iterable[str] | None) -> list[str]:
-    """``["kafka,postgres", "api"]`` → the named steps in stack order; None → every step."""
+    """``["kafka,postgres", "api"]`` → the named steps in stack order; None → the default."""
     if not names:
-        return list(STEPS)
+        return list(DEFAULT_STEPS)
     wanted = {part.strip() for name in names for part in name.split(",") if part.strip()}
     unknown = wanted - set(STEPS)
     if unknown:
@@ -83,6 +86,8 @@ def child_environment(settings: Settings, base: dict[str, str] | None = None) ->
         "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(settings.sandbox.smtp_port),
         "SYNAPSEOPS_WORKER_METRICS_HOST": settings.worker.metrics_host,
         "SYNAPSEOPS_WORKER_METRICS_PORT": str(settings.worker.metrics_port),
+        "SYNAPSEOPS_DEMO_TRAFFIC_HOST": settings.demo.traffic_host,
+        "SYNAPSEOPS_DEMO_TRAFFIC_PORT": str(settings.demo.traffic_port),
         # Logs reach the log file as they happen, not when a buffer fills.
         "PYTHONUNBUFFERED": "1",
     }
@@ -104,6 +109,9 @@ def platform_process(settings: Settings, name: str) -> ManagedProcess:
     elif name == "api":
         host, port = settings.api.host, settings.api.port
         health = f"{settings.api.url}/health"
+    elif name == "traffic":
+        host, port = settings.demo.traffic_host, settings.demo.traffic_port
+        health, alive = f"http://{host}:{port}/metrics", (200,)
     else:
         raise ConfigurationError(f"no platform process named {name}")
     return ManagedProcess(
@@ -148,8 +156,11 @@ class LocalStack:
         apply_topics(self.settings)
 
     def down(self, only: Collection[str] | None = None) -> None:
-        """Stop the long-running parts in reverse order (a broker that is not ours is kept)."""
-        for step in reversed(parse_steps(only)):
+        """Stop the long-running parts in reverse order (a broker that is not ours is kept).
+
+        Without ``only`` everything goes, the demo's traffic included.
+        """
+        for step in reversed(parse_steps(only) if only else list(STEPS)):
             if step in self.processes:
                 self.processes[step].stop()
             elif step == "postgres":
@@ -164,5 +175,7 @@ class LocalStack:
         ]
         for name in PROCESSES:
             process = self.processes[name]
+            if name == "traffic" and process.pid() is None:
+                continue  # optional: listed only while it runs
             rows.append(ServiceStatus(name, process.pid(), process.healthy()))
         return rows

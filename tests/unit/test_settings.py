@@ -76,3 +76,13 @@ def test_bad_retry_tiers_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNAPSEOPS_RETRY_TIERS", "10s,soon")
     with pytest.raises(ValueError, match="not a duration"):
         Settings()
+
+
+def test_demo_stripe_secret_only_in_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synapseops.settings import DEFAULT_DEV_STRIPE_SECRET
+
+    assert Settings().stripe.secrets == [DEFAULT_DEV_STRIPE_SECRET]
+    monkeypatch.setenv("SYNAPSEOPS_ENV", "prod")
+    assert Settings().stripe.secrets == []
+    monkeypatch.setenv("SYNAPSEOPS_STRIPE_WEBHOOK_SECRET", "whsec_real")
+    assert Settings().stripe.secrets == ["whsec_real"]
