@@ -46,13 +46,16 @@ POLL_TIMEOUT_S = 0.5
 
 
 class TriggerEncoder:
-    """``notification_trigger`` records as Avro (Confluent wire format) from the local store."""
+    """``notification_trigger`` records as Avro (Confluent wire format), with the schema ids
+    of the configured store: the registry when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set,
+    else the schema files."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         from schemas.serde import AvroSerde
         from schemas.store import schema_store
 
-        self._serde = AvroSerde(schema_store(), NOTIFICATION_TRIGGERS.value_schema)
+        store = schema_store(settings.schema_registry)
+        self._serde = AvroSerde(store, NOTIFICATION_TRIGGERS.value_schema)
 
     def encode(self, record: dict[str, Any]) -> bytes:
         return self._serde.encode(record)
@@ -83,7 +86,7 @@ class DeadLetterStore:
         self.trigger_topic = trigger_topic
         self.group_id = group_id or f"{settings.worker.group_id}.dead-letters"
         self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
-        self._encoder = TriggerEncoder()
+        self._encoder = TriggerEncoder(settings)
         self._consumer: Consumer | None = None
         self._kafka_thread: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None

@@ -73,12 +73,12 @@ log = get_logger(__name__)
 class TriggerPublisher:
     """``large_payment`` notification triggers, Avro-encoded like the dead-letter ones."""
 
-    def __init__(self, producer: AsyncProducer) -> None:
+    def __init__(self, producer: AsyncProducer, settings: Settings) -> None:
         # The dead-letter store's encoder: one code path for every notification trigger.
         from streams.dead_letters import TriggerEncoder
 
         self.producer = producer
-        self.encoder = TriggerEncoder()
+        self.encoder = TriggerEncoder(settings)
 
     async def large_payment(self, settlement: Settlement, traceparent: str | None) -> None:
         sid = settlement.settlement_id
@@ -315,7 +315,7 @@ def build_gateway(settings: Settings, runtime: Runtime) -> PaymentGateway:
     return PaymentGateway(
         SettlementRepository(runtime.engine),
         FinanceClient.from_settings(settings),
-        TriggerPublisher(runtime.producer),
+        TriggerPublisher(runtime.producer, settings),
         ApprovalPolicy(dict(settings.payments.approval_thresholds)),
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import EngineDep
@@ -113,8 +113,16 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such record"}}
 
 
+RESERVED_CONNECTOR_NAMES = frozenset({"events", "stripe"})
+
+
 @router.post("/connectors", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
 def create_connector(body: ConnectorCreate, engine: EngineDep) -> ConnectorPublic:
+    if body.name in RESERVED_CONNECTOR_NAMES:
+        # /webhooks/events/<source> is the generic ingress; a connector cannot take its path.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"connector name {body.name!r} is reserved"
+        )
     with record_errors():
         row = store.insert_row(engine, connectors, body.model_dump())
     return ConnectorPublic.model_validate(row)

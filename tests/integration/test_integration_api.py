@@ -30,13 +30,14 @@ from sinks.migrate import upgrade
 from streams.mapping import load_payload
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.fixtures import SHARED_FIXTURES
 from topics.registry import INTEGRATION_COMMANDS
 
 TOKEN = f"itest-{uuid.uuid4().hex}"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = f"sk-live-{uuid.uuid4().hex}"
 GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
-SHOPIFY_ORDER = Path("/work/shared/fixtures/shopify/order.json")
+SHOPIFY_ORDER = SHARED_FIXTURES / "shopify" / "order.json"
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,9 @@ def test_connector_endpoint_and_flow_crud(api: httpx.Client, flow: dict[str, Any
         api.post("/connectors", json={"name": "Bad Name", "protocol": "webhook"}).status_code == 422
     )
     assert api.post("/connectors", json={"name": "x", "protocol": "smtp"}).status_code == 422
+    # /webhooks/events/... and /webhooks/stripe belong to the platform's own ingress.
+    reserved = api.post("/connectors", json={"name": "events", "protocol": "webhook"})
+    assert reserved.status_code == 422 and "reserved" in reserved.text
 
     shop = next(c for c in api.get("/connectors").json() if c["name"] == "shop")
     patched = api.patch(f"/connectors/{shop['id']}", json={"config": {"shop": "demo"}}).json()
