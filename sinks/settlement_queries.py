@@ -14,7 +14,8 @@ settled            its settlement reached the finance ledger
 failed             payment failed, finance refused, or a person rejected it
 pending_approval   a large payment still waiting for a person
 pending            stored but not finished: in flight or on the retry road
-dead               a ``dead`` dead letter of the ``payment-settlement`` pipeline holds it
+dead               a ``dead`` dead letter of the ``payment-settlement`` pipeline holds it, and
+                   no other delivery of the event finished it
 no_effect          changed nothing on purpose (``recorded``/``ignored``: out of order,
                    already settled, a type that is not settled)
 =================  =========================================================================
@@ -22,8 +23,9 @@ no_effect          changed nothing on purpose (``recorded``/``ignored``: out of 
 An event that waited for approval is counted by its settlement's state *now* (an approval
 that went through makes it ``settled``). ``dead`` is counted from the dead letters, apart from
 the events' own outcomes, so ``balanced`` (accepted == sum of the buckets) is a real check: it
-turns false when an event both finished and still has a dead letter, or a dead letter was
-counted for an event never accepted that day.
+turns false when an outcome is unknown to the report or a dead letter was counted for an event
+never accepted that day. (An event one delivery of which died while a duplicate finished it
+counts once, in its outcome's bucket.)
 """
 
 from __future__ import annotations
@@ -285,6 +287,7 @@ def _dead_events(conn: sqlalchemy.Connection, start: datetime, end: datetime) ->
             dead_letters.c.id,
             pe.event_id.label("stored_event_id"),
             pe.received_at,
+            pe.processed_at,
             s.currency,
             s.amount,
         )
@@ -307,6 +310,10 @@ def _dead_events(conn: sqlalchemy.Connection, start: datetime, end: datetime) ->
         )
         identity = row["event_id"] or f"dead-letter:{row['id']}"
         if not (start <= received < end) or identity in seen:
+            continue
+        if row["processed_at"] is not None:
+            # One delivery died, a duplicate of it was processed: the event ended in its
+            # outcome's bucket, not here (counting both would unbalance the day).
             continue
         seen.add(identity)
         bucket.add(1, row["currency"], row["amount"])
