@@ -166,7 +166,7 @@ class PaymentGateway:
         approved = command.decision == "approve"
 
         def decide_here(current: Settlement) -> Decision:
-            return after_approval(current, approved, command.actor)
+            return after_approval(current, approved, command.actor, command.reason)
 
         step = await asyncio.to_thread(
             self.repository.begin_command,

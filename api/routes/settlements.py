@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 from api.deps import EngineDep, ProducerDep
 from api.ingress import received_at_now
 from sinks import settlement_queries as queries
+from streams.payments.events import SettlementCommand
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable
 from synapseops.ids import child_traceparent
@@ -132,16 +132,6 @@ class SettlementDetail(SettlementPublic):
 class DecisionRequest(BaseModel):
     actor: str = Field(default="api", min_length=1, max_length=200)
     reason: str | None = Field(default=None, max_length=2000)
-
-
-class SettlementCommand(BaseModel):
-    """The record value on ``payments.settlement.commands``."""
-
-    settlement_id: str
-    decision: Decision
-    actor: str
-    at: datetime
-    reason: str | None
 
 
 class DecisionAccepted(BaseModel):
@@ -305,7 +295,7 @@ async def _decide(
         (kh.CONTENT_TYPE, b"application/json"),
         (kh.TRACEPARENT, traceparent.encode()),
     ]
-    value = json.dumps(command.model_dump(mode="json"), sort_keys=True).encode()
+    value = command.encode()
     try:
         partition, offset = await producer.send(
             SETTLEMENT_COMMANDS.name, value, key=row["payment_id"].encode(), headers=headers

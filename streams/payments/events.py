@@ -141,6 +141,8 @@ class SettlementCommand(BaseModel):
     decision: Literal["approve", "reject"]
     actor: str = Field(min_length=1)
     at: AwareDatetime
+    # Why the person decided so; kept in the settlement's reason and its audit trail.
+    reason: str | None = Field(default=None, max_length=2000)
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

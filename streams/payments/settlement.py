@@ -151,8 +151,10 @@ def _decide_charge(
     return Decision(Action.IGNORE, sid, state, reason=f"{event.event_type} changes nothing")
 
 
-def after_approval(current: Settlement, approved: bool, who: str) -> Decision:
-    """A person decided on a ``pending_approval`` entry.
+def after_approval(
+    current: Settlement, approved: bool, who: str, note: str | None = None
+) -> Decision:
+    """A person decided on a ``pending_approval`` entry (``note``: why, if they said).
 
     An approval already given whose booking is not confirmed yet (``pending`` with
     ``approval == "approve"``: finance was down, or the worker died mid-call) settles again:
@@ -186,5 +188,5 @@ def after_approval(current: Settlement, approved: bool, who: str) -> Decision:
         SettlementState.FAILED,
         current.amount,
         current.currency,
-        reason=f"rejected by {who}",
+        reason=f"rejected by {who}: {note}" if note else f"rejected by {who}",
     )

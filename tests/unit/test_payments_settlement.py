@@ -160,3 +160,9 @@ def test_bad_bytes_are_refused_clearly() -> None:
         parse(b"\xff\x00not json")
     with pytest.raises(SchemaInvalid, match="envelope"):
         parse(b'{"object": "charge"}')
+
+
+def test_a_rejection_keeps_the_persons_reason() -> None:
+    waiting = entry(raw(load("payment_intent.succeeded.json")), SettlementState.PENDING_APPROVAL)
+    decision = after_approval(waiting, False, "ops@example.com", "card testing pattern")
+    assert decision.reason == "rejected by ops@example.com: card testing pattern"
