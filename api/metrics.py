@@ -17,7 +17,7 @@ MAX_SOURCE_LABELS = 100
 OTHER_SOURCE = "_other"
 INVALID_SOURCE = "_invalid"
 
-# Outcomes of one ingress request.
+# Outcomes of one ingress request (the Stripe ingress adds invalid_signature, not_configured).
 ACCEPTED = "accepted"
 TOO_LARGE = "too_large"
 INVALID = "invalid"
@@ -25,7 +25,8 @@ UNAVAILABLE = "unavailable"
 
 INGRESS_REQUESTS = Counter(
     "synapseops_ingress_requests_total",
-    "Webhook ingress requests by source and outcome (accepted, too_large, invalid, unavailable).",
+    "Webhook ingress requests by source and outcome "
+    "(accepted, too_large, invalid, invalid_signature, unavailable, ...).",
     ["source", "outcome"],
 )
 INGRESS_LATENCY = Histogram(
