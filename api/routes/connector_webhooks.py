@@ -31,7 +31,8 @@ from pydantic import BaseModel
 from api import metrics
 from api.deps import EngineDep, ProducerDep, SettingsDep
 from api.ingress import describe_event, kafka_headers, parse_json_body
-from api.routes.webhooks import RETRY_AFTER_S, BodyTooLarge, read_body
+from api.publish import publish_event, unavailable
+from api.routes.webhooks import BodyTooLarge, read_body
 from sinks.credentials import CredentialUnreadable
 from sinks.integration_store import RecordNotFound, connector_by_name, load_credential
 from sinks.integration_store import source_endpoint as find_source_endpoint
@@ -218,20 +219,17 @@ async def _accept(
         "topic": INTEGRATION_EVENTS.name,
     }
     try:
-        partition, offset = await producer.send(
-            INTEGRATION_EVENTS.name, body, key=event.entity_key.encode(), headers=headers
+        partition, offset = await publish_event(
+            producer,
+            INTEGRATION_EVENTS.name,
+            body,
+            key=event.entity_key.encode(),
+            headers=headers,
+            label=label,
+            log_fields=coordinates,
         )
     except KafkaUnavailable as exc:
-        metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.UNAVAILABLE).inc()
-        log.warning("connector event not accepted: kafka unavailable", extra=coordinates)
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"event not accepted, try again: {exc}",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
-    metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.ACCEPTED).inc()
-    metrics.INGRESS_BYTES.labels(source=label).inc(len(body))
-    log.info("connector event accepted", extra={**coordinates, "partition": partition})
+        raise unavailable(exc) from exc
     accepted = ConnectorEventAccepted(
         event_id=event.event_id,
         connector=connector,

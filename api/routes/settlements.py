@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, ProducerDep
 from api.ingress import received_at_now
+from api.publish import RETRY_AFTER_S
 from sinks import settlement_queries as queries
 from streams.payments.events import SettlementCommand
 from synapseops import headers as kh
@@ -33,7 +34,7 @@ router = APIRouter(prefix="/settlements", tags=["settlements"])
 log = get_logger(__name__)
 
 MAX_PAGE = 500
-RETRY_AFTER_S = 5
+
 # The values of sinks.payment_tables.STATES (a Literal cannot be built from a tuple).
 State = Literal["pending", "pending_approval", "settled", "failed"]
 Decision = Literal["approve", "reject"]

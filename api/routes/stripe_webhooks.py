@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from api import metrics
 from api.deps import ProducerDep, SettingsDep
 from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body, received_at_now
+from api.publish import RETRY_AFTER_S, publish_event
 from api.routes.webhooks import BodyTooLarge, read_body
 from streams.payments.events import payment_key
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
@@ -43,7 +44,6 @@ log = get_logger(__name__)
 
 SOURCE = "stripe"
 SIGNATURE_HEADER = "stripe-signature"
-RETRY_AFTER_S = 5
 # Outcome label of the ingress counter for a refused signature (api/metrics.py has the others).
 INVALID_SIGNATURE = "invalid_signature"
 
@@ -59,9 +59,10 @@ class WebhookError(BaseModel):
 
 
 class StripeRejected(Exception):
-    """A request refused before publishing: HTTP status, error code, metric outcome, reason."""
+    """A refused request: HTTP status, error code, metric outcome (None: already counted, as
+    :func:`api.publish.publish_event` does for Kafka being unavailable), reason."""
 
-    def __init__(self, http_status: int, error: str, outcome: str, reason: str) -> None:
+    def __init__(self, http_status: int, error: str, outcome: str | None, reason: str) -> None:
         super().__init__(reason)
         self.http_status = http_status
         self.error = error
@@ -149,7 +150,8 @@ async def receive_stripe_event(
     try:
         received = await _receive(request, settings, producer)
     except StripeRejected as exc:
-        metrics.INGRESS_REQUESTS.labels(source=label, outcome=exc.outcome).inc()
+        if exc.outcome is not None:
+            metrics.INGRESS_REQUESTS.labels(source=label, outcome=exc.outcome).inc()
         log.warning(
             "stripe event refused",
             extra={
@@ -162,7 +164,6 @@ async def receive_stripe_event(
         return _error(exc)
     finally:
         metrics.INGRESS_LATENCY.labels(source=label).observe(time.perf_counter() - started)
-    metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.ACCEPTED).inc()
     return received
 
 
@@ -188,19 +189,17 @@ async def _receive(
         "topic": STRIPE_EVENTS.name,
     }
     try:
-        partition, offset = await producer.send(
+        await publish_event(
+            producer,
             STRIPE_EVENTS.name,
             body,
             key=event.entity_key.encode(),
             headers=kafka_headers(event, SOURCE, request.headers),
+            label=metrics.source_label(SOURCE),
+            log_fields=coordinates,
         )
     except KafkaUnavailable as exc:
         raise StripeRejected(
-            503, "kafka_unavailable", metrics.UNAVAILABLE, f"event not accepted, try again: {exc}"
+            503, "kafka_unavailable", None, f"event not accepted, try again: {exc}"
         ) from exc
-    metrics.INGRESS_BYTES.labels(source=SOURCE).inc(len(body))
-    log.info(
-        "stripe event accepted",
-        extra={**coordinates, "partition": partition, "offset": offset, "bytes": len(body)},
-    )
     return StripeEventReceived(event_id=event.event_id)

@@ -23,6 +23,7 @@ from api.ingress import (
     kafka_headers,
     parse_json_body,
 )
+from api.publish import publish_event, unavailable
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
 from synapseops.ids import trace_id_of
 from synapseops.kafka import AsyncProducer
@@ -32,8 +33,6 @@ from topics.registry import INBOUND_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = get_logger(__name__)
-
-RETRY_AFTER_S = 5
 
 
 class EventAccepted(BaseModel):
@@ -129,27 +128,17 @@ async def _accept(
         "topic": INBOUND_EVENTS.name,
     }
     try:
-        partition, offset = await producer.send(
+        partition, offset = await publish_event(
+            producer,
             INBOUND_EVENTS.name,
             body,
             key=event.entity_key.encode(),
             headers=kafka_headers(event, source, request.headers),
+            label=label,
+            log_fields=coordinates,
         )
     except KafkaUnavailable as exc:
-        metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.UNAVAILABLE).inc()
-        log.warning("ingress not accepted: kafka unavailable", extra=coordinates)
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"event not accepted, try again: {exc}",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
-
-    metrics.INGRESS_REQUESTS.labels(source=label, outcome=metrics.ACCEPTED).inc()
-    metrics.INGRESS_BYTES.labels(source=label).inc(len(body))
-    log.info(
-        "event accepted",
-        extra={**coordinates, "partition": partition, "offset": offset, "bytes": len(body)},
-    )
+        raise unavailable(exc) from exc
     return EventAccepted(
         event_id=event.event_id,
         topic=INBOUND_EVENTS.name,
