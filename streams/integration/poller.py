@@ -142,8 +142,17 @@ def save_cursor(engine: sqlalchemy.Engine, endpoint_id: int, cursor: Any) -> Non
         conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id).values(cursor=document))
 
 
+# Advisory-lock namespace of REST source endpoints (the second key is the endpoint id).
+POLL_LOCK_CLASS = 7342
+
+
 class RestPoller(Service):
-    """Polls every due REST source endpoint; one task for all of them."""
+    """Polls every due REST source endpoint; one task for all of them.
+
+    Every worker runs one, but an endpoint is polled by one worker only: the first to take
+    its PostgreSQL advisory lock (held by a connection kept for the worker's life, so a dead
+    worker's endpoints go to the next one that asks).
+    """
 
     def __init__(
         self,
@@ -157,6 +166,47 @@ class RestPoller(Service):
         self.engine = engine
         self.producer = producer
         self._due: dict[int, float] = {}
+        self._lock_conn: sqlalchemy.Connection | None = None
+        self._claimed: set[int] = set()
+
+    def _claim(self, endpoint_id: int) -> bool:
+        """Whether this worker polls ``endpoint_id`` (taking its advisory lock if free)."""
+        try:
+            if self._lock_conn is None:
+                self._lock_conn = self.engine.connect()
+                self._claimed.clear()
+            conn = self._lock_conn
+            if endpoint_id in self._claimed:
+                conn.execute(sqlalchemy.text("SELECT 1"))  # the claims live with the connection
+                conn.commit()
+                return True
+            taken = conn.execute(
+                sqlalchemy.text("SELECT pg_try_advisory_lock(:kind, :id)"),
+                {"kind": POLL_LOCK_CLASS, "id": endpoint_id},
+            ).scalar_one()
+            conn.commit()
+        except sqlalchemy.exc.SQLAlchemyError:
+            log.warning("poll lock connection lost; claims dropped", exc_info=True)
+            self._release_claims()
+            return False
+        if taken:
+            self._claimed.add(endpoint_id)
+        return bool(taken)
+
+    def _release_claims(self) -> None:
+        if self._lock_conn is not None:
+            # Invalidate, not close: a closed Connection goes back to the pool with its session,
+            # and session-level advisory locks would stay taken by nobody in particular.
+            try:
+                self._lock_conn.invalidate()
+                self._lock_conn.close()
+            except sqlalchemy.exc.SQLAlchemyError:
+                pass
+        self._lock_conn = None
+        self._claimed.clear()
+
+    async def on_stop(self) -> None:
+        await asyncio.to_thread(self._release_claims)
 
     @Service.task
     async def _poll_forever(self) -> None:
@@ -171,6 +221,8 @@ class RestPoller(Service):
                 for source in listed:
                     if self._due.get(source.endpoint_id, 0.0) <= now:
                         self._due[source.endpoint_id] = now + source.interval_s
+                        if not await asyncio.to_thread(self._claim, source.endpoint_id):
+                            continue  # another worker polls this endpoint
                         await self.poll_once(source)
                         listed_at = 0.0  # re-read: the cursor moved
             except SynapseOpsError as exc:
