@@ -110,6 +110,8 @@ class RetrySettings(BaseSettings):
         delays = [parse_duration(part) for part in value.split(",") if part.strip()]
         if not delays:
             raise ValueError("SYNAPSEOPS_RETRY_TIERS needs at least one delay")
+        if len(set(delays)) != len(delays):
+            raise ValueError("SYNAPSEOPS_RETRY_TIERS: each tier needs its own delay")
         return value
 
     @property

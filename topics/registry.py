@@ -57,6 +57,12 @@ class PipelineSpec:
     dlq_retention_ms: int = 30 * DAY_MS
     description: str = ""
 
+    def __post_init__(self) -> None:
+        names = [format_delay(delay) for delay in self.retry_delays]
+        if len(set(names)) != len(names):
+            # Two tiers with one delay would share one topic and one consumer group.
+            raise ValueError(f"pipeline {self.name}: retry delays must differ, got {names}")
+
     def retry_topic(self, tier: int) -> str:
         return f"{self.name}.retry.{format_delay(self.retry_delays[tier])}"
 

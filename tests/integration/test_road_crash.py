@@ -37,7 +37,9 @@ from tests.integration.worker_process import WorkerProcess
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ORDERS = 30
-TIERS = "3s,6s,12s"
+# Tier 1 is long enough that every order is still parked there at the first kill, even on a
+# slow machine (30 first tries take about a second).
+TIERS = "10s,12s,15s"
 
 
 @pytest.fixture(scope="module")

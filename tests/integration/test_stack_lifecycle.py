@@ -8,7 +8,6 @@ environment, independently of the pid files the code under test writes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,36 +20,29 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.harness import free_port
 from synapseops.local.kafka_broker import LocalBroker
 from synapseops.local.processes import cmdline, pid_alive
 from synapseops.settings import Settings
 
 SYNAPSEOPS = Path(sys.executable).with_name("synapseops")
-PORTS = {
-    "SYNAPSEOPS_KAFKA_BOOTSTRAP": "127.0.0.1:19192",
-    "SYNAPSEOPS_KAFKA_CONTROLLER_PORT": "19193",
-    "SYNAPSEOPS_KAFKA_HEAP": "384m",
-    "SYNAPSEOPS_DATABASE_LOCAL_PORT": "55532",
-    "SYNAPSEOPS_API_PORT": "18000",
-    "SYNAPSEOPS_SANDBOX_PORT": "18100",
-    "SYNAPSEOPS_SANDBOX_SMTP_PORT": "18125",
-    "SYNAPSEOPS_WORKER_METRICS_PORT": "18200",
-}
-# The part of the stack each step needs; a step whose module is not in the tree yet is left
-# out, everything present is exercised.
-STEP_MODULES = {
-    "migrate": "sinks.migrate",
-    "topics": "topics.admin",
-    "sandbox": "sandbox.server",
-    "worker": "streams.worker",
-    "api": "api.server",
-}
+def free_ports() -> dict[str, str]:
+    """Ports the OS says are free now, so a stack left over elsewhere cannot collide."""
+    kafka, controller, postgres, api, sandbox, smtp, worker = (free_port() for _ in range(7))
+    return {
+        "SYNAPSEOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
+        "SYNAPSEOPS_KAFKA_CONTROLLER_PORT": str(controller),
+        "SYNAPSEOPS_KAFKA_HEAP": "384m",
+        "SYNAPSEOPS_DATABASE_LOCAL_PORT": str(postgres),
+        "SYNAPSEOPS_API_PORT": str(api),
+        "SYNAPSEOPS_SANDBOX_PORT": str(sandbox),
+        "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(smtp),
+        "SYNAPSEOPS_WORKER_METRICS_PORT": str(worker),
+    }
 
 
-def present_steps() -> list[str]:
-    steps = ["kafka", "postgres"]
-    steps += [step for step, module in STEP_MODULES.items() if importlib.util.find_spec(module)]
-    return steps
+PORTS = free_ports()
+STEPS = ["kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api"]
 
 
 def stack_pids(data_dir: Path) -> set[int]:
@@ -102,7 +94,7 @@ def status(env: dict[str, str]) -> dict[str, dict[str, object]]:
 
 def test_up_twice_keeps_one_stack_and_down_leaves_nothing(stack_env: dict[str, str]) -> None:
     data_dir = Path(stack_env["SYNAPSEOPS_DATA_DIR"])
-    steps = present_steps()
+    steps = STEPS
     only = ["--only", ",".join(steps)]
     running = [step for step in steps if step not in ("migrate", "topics")]
 

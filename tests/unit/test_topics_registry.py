@@ -71,3 +71,12 @@ def test_platform_registry_follows_the_configured_tiers() -> None:
 def test_configs_hold_what_drift_is_checked_against() -> None:
     spec = TopicSpec("c", retention_ms=1000, cleanup_policy="compact", extra_configs=(("a", "b"),))
     assert spec.configs() == {"retention.ms": "1000", "cleanup.policy": "compact", "a": "b"}
+
+
+def test_tiers_with_one_delay_twice_are_refused() -> None:
+    import pytest
+
+    from topics.registry import PipelineSpec
+
+    with pytest.raises(ValueError, match="must differ"):
+        PipelineSpec(name="p", inputs=("t",), retry_delays=(5.0, 5.0, 10.0))
