@@ -8,7 +8,6 @@ from schemas.serde import AvroSerde
 from schemas.store import (
     ConfluentRegistryStore,
     LocalSchemaStore,
-    SchemaRegistrySettings,
     SchemaStore,
     schema_store,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "AvroSerde",
     "ConfluentRegistryStore",
     "LocalSchemaStore",
-    "SchemaRegistrySettings",
     "SchemaStore",
     "schema_store",
 ]

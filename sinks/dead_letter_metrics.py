@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import sqlalchemy
 from prometheus_client import Counter
@@ -63,7 +64,7 @@ class DeadLetterGauges(Collector):
         yield oldest
         yield stored
 
-    def _rows(self) -> list[tuple[str, str, int, object]]:
+    def _rows(self) -> list[tuple[str, str, int, datetime]]:
         if self.engine is None:
             return []
         statement = select(
@@ -74,7 +75,10 @@ class DeadLetterGauges(Collector):
         ).group_by(dead_letters.c.pipeline, dead_letters.c.status)
         try:
             with self.engine.connect() as conn:
-                return [tuple(row) for row in conn.execute(statement)]  # type: ignore[misc]
+                return [
+                    (str(pipeline), str(status), int(count), first)
+                    for pipeline, status, count, first in conn.execute(statement)
+                ]
         except sqlalchemy.exc.SQLAlchemyError:
             log.warning("dead-letter gauges unavailable: database error", exc_info=True)
             return []

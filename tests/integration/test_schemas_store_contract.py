@@ -19,11 +19,11 @@ import pytest
 from schemas.store import (
     ConfluentRegistryStore,
     LocalSchemaStore,
-    SchemaRegistrySettings,
     SchemaStore,
     schema_store,
 )
 from synapseops.errors import ConfigurationError, SchemaInvalid, TargetUnavailable, Undecodable
+from synapseops.settings import SchemaRegistrySettings
 
 V1 = {"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}
 V2 = {

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas.store import LocalSchemaStore, SchemaRegistrySettings, schema_id, schema_store
+from schemas.store import LocalSchemaStore, schema_id, schema_store
 from synapseops.errors import ConfigurationError, SchemaInvalid
+from synapseops.settings import SchemaRegistrySettings
 
 RECORD_V1 = {
     "type": "record",
