@@ -238,7 +238,6 @@ def test_replay_dry_run_then_idempotent_replay_then_discard(
     assert tier_records(test_settings, tier) == 3
 
 
-
 def test_metrics_after_replay_and_discard(base_url: str, pipeline: PipelineSpec) -> None:
     # After the test above: 3 replayed, 3 discarded, none waiting.
     name = pipeline.name

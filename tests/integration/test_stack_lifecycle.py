@@ -26,6 +26,8 @@ from synapseops.local.processes import cmdline, pid_alive
 from synapseops.settings import Settings
 
 SYNAPSEOPS = Path(sys.executable).with_name("synapseops")
+
+
 def free_ports() -> dict[str, str]:
     """Ports the OS says are free now, so a stack left over elsewhere cannot collide."""
     kafka, controller, postgres, api, sandbox, smtp, worker = (free_port() for _ in range(7))
