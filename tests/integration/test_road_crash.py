@@ -1,8 +1,8 @@
 """``kill -9`` of the real worker while records sit in retry tiers: nothing lost, nothing doubled.
 
 Signed Shopify orders go through the real ingress to the integration-delivery pipeline of a
-real ``synapseops worker`` process; the sandbox ERP refuses the first try of every order (503),
-so each order is parked in retry tier 1. The worker is killed with SIGKILL twice — once while
+real ``synapseops worker`` process; the sandbox ERP refuses every call (503) at first,
+so each order is parked in a retry tier. The worker is killed with SIGKILL twice — once while
 every order waits in a tier, once while the retries are landing — and restarted with the same
 consumer group. Counted by id at the sandbox: every order arrives, exactly one ERP order per
 external id, and exactly one succeeded Run per delivery.
@@ -37,9 +37,8 @@ from tests.integration.worker_process import WorkerProcess
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ORDERS = 30
-# Tier 1 is long enough that every order is still parked there at the first kill, even on a
-# slow machine (30 first tries take about a second).
-TIERS = "10s,12s,15s"
+# Long enough tiers that no order can run out of retries while the ERP refuses everything.
+TIERS = "10s,20s,30s"
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +59,11 @@ def erp_attempts(world: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
         for attempt in sandbox(world, "GET", "/_sandbox/erp/attempts")
         if str(attempt.get("headers", {}).get("idempotency-key", "")).startswith(prefix)
     ]
+
+
+def first_tries(world: dict[str, Any], prefix: str) -> set[str]:
+    """Idempotency keys (one per order) the ERP has seen at least once."""
+    return {a["headers"]["idempotency-key"] for a in erp_attempts(world, prefix)}
 
 
 def orders_by_external_id(world: dict[str, Any], numbers: list[int]) -> Counter[str]:
@@ -92,12 +96,12 @@ def test_kill_9_while_records_sit_in_retry_tiers_loses_nothing_and_doubles_nothi
     worker.start()
     try:
         worker.wait_healthy()
-        # The ERP refuses the first try of every order: all of them go to retry tier 1.
+        # The ERP refuses everything until the first crash: every order goes to a retry tier.
         sandbox(
             world,
             "POST",
             "/_sandbox/faults",
-            json={"target": "erp", "status": 503, "count": ORDERS},
+            json={"target": "erp", "status": 503, "error_rate": 1.0},
         )
         base = 700000 + uuid.uuid4().int % 100000
         numbers = [base + n for n in range(ORDERS)]
@@ -115,10 +119,12 @@ def test_kill_9_while_records_sit_in_retry_tiers_loses_nothing_and_doubles_nothi
             assert response.status_code == 202, response.text
             deliveries[delivery] = number
 
-        # Every first try refused: the orders now sit in tier 1, none delivered.
-        wait_for(lambda: len(erp_attempts(world, key_prefix)) >= ORDERS, "first tries", 60)
-        assert sum(orders_by_external_id(world, numbers).values()) == 0
+        # Every first try refused: the orders now sit in retry tiers, none delivered.
+        wait_for(lambda: len(first_tries(world, key_prefix)) >= ORDERS, "first tries", 90)
+        accepted_so_far = [a for a in erp_attempts(world, key_prefix) if a["outcome"] == "accepted"]
+        assert accepted_so_far == []
         worker.kill_9()  # first crash: everything is parked in a retry tier
+        sandbox(world, "DELETE", "/_sandbox/faults")  # the ERP is back
 
         worker.start()  # same consumer group: picks up from the committed offsets
         worker.wait_healthy()
