@@ -50,7 +50,9 @@ DIRECTIONS = ("source", "target")
 SIGNATURE_SCHEMES = ("shopify", "standard_webhooks", "hmac_hex", "none")
 CREDENTIAL_KINDS = ("api_key", "bearer", "basic", "signing_secret")
 RUNNING, SUCCEEDED, FAILED, DEAD = "running", "succeeded", "failed", "dead"
-RUN_STATUSES = (RUNNING, SUCCEEDED, FAILED, DEAD)
+# Delivered, but another attempt of the same event had already succeeded (see 0005).
+DUPLICATE = "duplicate"
+RUN_STATUSES = (RUNNING, SUCCEEDED, FAILED, DEAD, DUPLICATE)
 # Names go into URLs (/webhooks/{connector}/{endpoint}) and logs: keep them boring.
 CONNECTOR_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62})$"
 
@@ -238,4 +240,11 @@ runs = Table(
     CheckConstraint("attempt >= 1", name="ck_runs_attempt"),
     Index("ix_runs_flow_started_at", "flow_id", "started_at"),
     Index("ix_runs_status_started_at", "status", "started_at"),
+    Index(
+        "uq_runs_one_success",
+        "flow_id",
+        "source_event_id",
+        unique=True,
+        postgresql_where=text("status = 'succeeded'"),
+    ),
 )

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.credentials import redact_headers
 from sinks.db import database_errors
-from sinks.integration_tables import RUNNING, SUCCEEDED, run_bodies, runs
+from sinks.integration_tables import DUPLICATE, RUNNING, SUCCEEDED, run_bodies, runs
 from streams.mapping import dump_output, load_payload
 from synapseops.errors import SynapseOpsError
 
@@ -238,7 +238,19 @@ def finish_run(
                 }
             )
             values["response_body_ref"] = ref
-        conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+        statement = update(runs).where(runs.c.id == run_id)
+        if status != SUCCEEDED:
+            conn.execute(statement.values(**values))
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(statement.values(**values))
+        except sqlalchemy.exc.IntegrityError:
+            # Another attempt of this event succeeded first (uq_runs_one_success): the target
+            # answered this one from its Idempotency-Key store. One delivery, one succeeded Run.
+            values["status"] = DUPLICATE
+            values["error"] = "another attempt of this event had already been delivered"
+            conn.execute(statement.values(**values))
 
 
 def succeeded_run(engine: sqlalchemy.Engine, flow_id: int, event_id: str) -> int | None:
