@@ -14,13 +14,12 @@ import httpx
 import pytest
 import sqlalchemy
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.migrate import upgrade
 from sinks.tables import inbound_events
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.integration.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -30,20 +29,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def events_database_url(database_url: str) -> Iterator[str]:
-    """A database of this module's own, on the server of the shared ``database_url``."""
-    server_url = make_url(database_url)
-    name = f"test_api_events_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database(database_url, "t_api_events") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _row(n: int, source: str) -> dict[str, object]:

@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from api.main import create_app
 from api.server import serving_in_thread
 from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row
-from sinks.migrate import upgrade
 from streams.road.headers import FailureHistory
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
 
@@ -32,17 +32,8 @@ DEAD_AT_MS = 1_750_000_000_000  # 2025-06-15T15:06:40Z
 
 @pytest.fixture(scope="module")
 def db_url(database_url: str) -> Iterator[str]:
-    server = sqlalchemy.engine.make_url(database_url)
-    name = f"dl_api_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(database_url, "t_dl_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

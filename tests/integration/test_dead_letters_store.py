@@ -22,12 +22,12 @@ from sqlalchemy import select, update
 from schemas.serde import AvroSerde
 from schemas.store import LocalSchemaStore
 from sinks.dead_letter_tables import dead_letters, replays
-from sinks.migrate import upgrade
 from sinks.replay import DeadLetterFilter, DeadLetterReplay
 from streams.dead_letters import DeadLetterStore
 from streams.road.headers import FailureHistory
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.settings import DatabaseSettings, Settings
+from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
 
@@ -42,18 +42,8 @@ WAIT_S = 30.0
 
 @pytest.fixture(scope="module")
 def db_url(database_url: str) -> Iterator[str]:
-    """A fresh database on the test server, migrated to head; dropped afterwards."""
-    server = sqlalchemy.engine.make_url(database_url)
-    name = f"dl_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(database_url, "t_dl_store") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -26,6 +25,7 @@ from sinks.tables import inbound_events
 from synapseops import headers as h
 from synapseops.kafka import AsyncProducer
 from synapseops.settings import PROJECT_ROOT, KafkaSettings
+from tests.integration.databases import fresh_database
 from tests.integration.worker_process import WorkerProcess, running_worker
 from topics.registry import INBOUND_EVENTS
 
@@ -43,28 +43,9 @@ DEADLINE_S = 60.0
 ONLY_EVENT_LOG: dict[str, object] = {"extra_env": {"SYNAPSEOPS_WORKER_PIPELINES": "event-log"}}
 
 
-@contextmanager
-def fresh_database(database_url: str, *, migrated: bool) -> Iterator[str]:
-    """A database of its own on the server of ``database_url``, dropped afterwards."""
-    name = f"t_event_log_{uuid4().hex[:10]}"
-    server = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = sqlalchemy.make_url(database_url).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        if migrated:
-            upgrade(rendered)
-        yield rendered
-    finally:
-        with server.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
-
-
 @pytest.fixture(scope="module")
 def event_log_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url, migrated=True) as url:
+    with fresh_database(database_url, "t_event_log") as url:
         yield url
 
 
@@ -177,7 +158,7 @@ def test_database_trouble_rides_the_retry_tiers_until_the_record_is_written(
     # or before `db migrate`): every write fails and the record goes to the retry tiers;
     # once the schema is there, a later tier writes it. Tiers long enough to migrate in.
     with (
-        fresh_database(database_url, migrated=False) as database,
+        fresh_database(database_url, "t_event_log", migrated=False) as database,
         running_worker(
             kafka_bootstrap, database, tmp_path, tiers="3s,6s,12s", **ONLY_EVENT_LOG
         ) as worker,

@@ -21,16 +21,15 @@ import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from api.server import serving_in_thread
 from sinks.integration_tables import credentials, run_bodies, runs
-from sinks.migrate import upgrade
 from streams.mapping import load_payload
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from tests.fixtures import SHARED_FIXTURES
+from tests.integration.databases import fresh_database
 from topics.registry import INTEGRATION_COMMANDS
 
 TOKEN = f"itest-{uuid.uuid4().hex}"
@@ -42,19 +41,8 @@ SHOPIFY_ORDER = SHARED_FIXTURES / "shopify" / "order.json"
 
 @pytest.fixture(scope="module")
 def database(database_url: str) -> Iterator[str]:
-    server_url = make_url(database_url)
-    name = f"test_integration_api_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database(database_url, "t_integration_api") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
