@@ -20,7 +20,7 @@ from tempfile import TemporaryDirectory
 from uuid import uuid4
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from sandbox.harness import SandboxServer
 from synapseops.kafka import consumer_config, producer_config
@@ -50,11 +50,7 @@ def _start_at_end(settings: Settings, group: str) -> None:
     probe = Consumer(consumer_config(settings.kafka, f"{group}.probe"))
     existing = probe.list_topics(timeout=10).topics
     offsets = [
-        TopicPartition(
-            spec.name,
-            partition,
-            probe.get_watermark_offsets(TopicPartition(spec.name, partition), 10)[1],
-        )
+        TopicPartition(spec.name, partition, _end_offset(probe, spec.name, partition))
         for spec in registry
         for partition in existing[spec.name].partitions
     ]
@@ -63,6 +59,16 @@ def _start_at_end(settings: Settings, group: str) -> None:
         consumer = Consumer(consumer_config(settings.kafka, name))
         consumer.commit(offsets=offsets, asynchronous=False)
         consumer.close()
+
+
+def _end_offset(probe: Consumer, topic: str, partition: int) -> int:
+    # Topics created a moment ago may not have a leader yet: ask again for a few seconds.
+    for _ in range(20):
+        try:
+            return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+        except KafkaException:
+            time.sleep(0.5)
+    return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
 
 
 def _send(settings: Settings, count: int, pace_s: float = 0.0) -> dict[str, datetime]:
