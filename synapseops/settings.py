@@ -82,6 +82,8 @@ class DatabaseSettings(BaseSettings):
     local_port: int = 55432
     local_name: str = "synapseops"
     local_user: str = "synapseops"
+    # False only for throwaway local clusters (the test session's): fsync off.
+    local_durable: bool = True
     pool_size: int = 5
 
 

@@ -58,13 +58,16 @@ def server_options(settings: Settings, pgdata: Path) -> str:
     socket_path = pgdata / f".s.PGSQL.{port}"
     # A data folder deep enough to overflow a socket path still works over TCP alone.
     socket_dir = str(pgdata) if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
-    return " ".join(
-        [
-            "-c listen_addresses=127.0.0.1",
-            f"-p {port}",
-            f"-c unix_socket_directories={shlex.quote(socket_dir)}",
-        ]
-    )
+    options = [
+        "-c listen_addresses=127.0.0.1",
+        f"-p {port}",
+        f"-c unix_socket_directories={shlex.quote(socket_dir)}",
+    ]
+    if not settings.database.local_durable:
+        # A throwaway cluster (the test session's): no fsync, so its write bursts do not
+        # starve the Kafka controller's own fsyncs on a small machine. Never for real data.
+        options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+    return " ".join(options)
 
 
 def _as_os_user(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
