@@ -1,7 +1,8 @@
 """Stripe events for payment tests and the benchmark, built from the real fixtures.
 
-Every event is a real fixture envelope (``shared/fixtures/stripe``) with fresh ids and amounts,
-so the shapes the gateway parses are Stripe's own (2019 ``charges``, current ``latest_charge``).
+Every event is a real fixture envelope (``samples/stripe``, byte-for-byte copies of public
+payloads, sources in ``samples/README.md``) with fresh ids and amounts, so the shapes the
+gateway parses are Stripe's own (2019 ``charges``, current ``latest_charge``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sinks.migrate import upgrade
 from synapseops import headers as h
 from synapseops.ids import new_traceparent
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "stripe"
+FIXTURES = Path(__file__).resolve().parents[2] / "samples" / "stripe"
 
 
 @cache
