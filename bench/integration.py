@@ -120,7 +120,7 @@ async def _through_flow(settings: Settings, engine: sqlalchemy.Engine, erp_url: 
     consumer = Consumer(consumer_config(settings.kafka, f"bench-{run}"))
     consumer.assign([TopicPartition(INTEGRATION_EVENTS.name, p, o) for p, o in starts.items()])
     delivery = Delivery(settings, engine)
-    pipeline = Pipeline.declared(INTEGRATION_DELIVERY, delivery.handle, settings)
+    pipeline = Pipeline.declared(INTEGRATION_DELIVERY, delivery.handlers, settings)
     router = FailureRouter(producer)
     done = 0
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -48,12 +49,14 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # RFC 9110 delay-seconds: ASCII digits only
         return float(value)
     try:
-        moment = parsedate_to_datetime(value).timestamp()
+        parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    # An HTTP-date is GMT; a "-0000" zone parses as naive and must not read as local time.
+    moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     return max(0.0, moment - (time.time() if now is None else now))
 
 

@@ -2,8 +2,9 @@
 
 ``pipelines(runtime)`` gives the ``integration-delivery`` pipeline over ``integration.events``
 (source events from webhooks, pollers and Kafka-topic sources) and ``integration.commands``
-(re-runs). ``services(runtime)`` gives the REST pollers, the Kafka-topic forwarders and the
-owner of the HTTP clients. The work per flow (:class:`Delivery`):
+(re-runs), one handler per message kind, so a re-run that failed once is still a re-run on a
+retry tier or after a replay. ``services(runtime)`` gives the REST pollers, the Kafka-topic
+forwarders and the owner of the HTTP clients. The work per flow (:class:`Delivery`):
 
 1. a succeeded run of (flow, source event) exists → nothing to do (duplicates are absorbed);
 2. the mapping version (the flow's pinned one or the latest) maps the raw body — a failed
@@ -53,6 +54,7 @@ from streams.integration.delivery import (
 )
 from streams.mapping import CompiledMapping, MappingFailed, compile_mapping
 from streams.road import Outcome, Pipeline, RoadRecord
+from streams.road.pipeline import Handler
 from synapseops import headers as kh
 from synapseops.errors import (
     RateLimited,
@@ -64,7 +66,7 @@ from synapseops.errors import (
 from synapseops.ids import trace_id_of
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
-from topics.registry import INTEGRATION_COMMANDS, INTEGRATION_DELIVERY
+from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENT, INTEGRATION_RERUN
 
 log = get_logger(__name__)
 
@@ -94,11 +96,15 @@ class Delivery:
         # Mapping versions are immutable, so a compiled one never goes stale.
         self._mappings: dict[tuple[int, int], CompiledMapping] = {}
 
-    # ---- the handler -------------------------------------------------------------------
+    # ---- the handlers, one per message kind ------------------------------------------------
 
-    async def handle(self, record: RoadRecord) -> Outcome:
-        if record.topic == INTEGRATION_COMMANDS.name:
-            return await self.rerun(record)
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        """What the pipeline dispatches to (the road picks by message kind, never by topic)."""
+        return {INTEGRATION_EVENT: self.deliver_event, INTEGRATION_RERUN: self.rerun}
+
+    async def deliver_event(self, record: RoadRecord) -> Outcome:
+        """A source event: delivered through every enabled flow of its endpoint."""
         event = source_event(record)
         plans = await asyncio.to_thread(self._plans_for, event)
         if not plans:
@@ -390,7 +396,7 @@ def delivery_for(runtime: Runtime) -> Delivery:
 
 def pipelines(runtime: Runtime) -> list[Pipeline]:
     delivery = delivery_for(runtime)
-    return [Pipeline.declared(INTEGRATION_DELIVERY, delivery.handle, runtime.settings)]
+    return [Pipeline.declared(INTEGRATION_DELIVERY, delivery.handlers, runtime.settings)]
 
 
 def services(runtime: Runtime) -> list[Service]:

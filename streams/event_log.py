@@ -28,7 +28,7 @@ from streams.road import Outcome, Pipeline, RoadRecord
 from synapseops import headers as h
 from synapseops.errors import SchemaInvalid, Undecodable
 from synapseops.ids import trace_id_of
-from topics.registry import EVENT_LOG
+from topics.registry import EVENT_LOG, INBOUND_EVENT
 
 if TYPE_CHECKING:
     from streams.bootstrap import Runtime
@@ -207,4 +207,4 @@ class EventLog:
 
 def pipelines(runtime: Runtime) -> list[Pipeline]:
     event_log = EventLog.from_engine(runtime.engine)
-    return [Pipeline.declared(EVENT_LOG, event_log.handle, runtime.settings)]
+    return [Pipeline.declared(EVENT_LOG, {INBOUND_EVENT: event_log.handle}, runtime.settings)]

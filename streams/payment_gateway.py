@@ -56,13 +56,19 @@ from streams.payments.settlement import (
     decide,
 )
 from streams.road import Outcome, Pipeline, RoadRecord
+from streams.road.pipeline import Handler
 from synapseops import headers as h
 from synapseops.errors import FatalError, RetryableError, SchemaInvalid, SynapseOpsError
 from synapseops.ids import child_traceparent, trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
-from topics.registry import NOTIFICATION_TRIGGERS, PAYMENT_SETTLEMENT, SETTLEMENT_COMMANDS
+from topics.registry import (
+    NOTIFICATION_TRIGGERS,
+    PAYMENT_SETTLEMENT,
+    SETTLEMENT_COMMAND,
+    STRIPE_EVENT,
+)
 
 if TYPE_CHECKING:
     from streams.bootstrap import Runtime
@@ -127,12 +133,14 @@ class PaymentGateway:
         self.triggers = triggers
         self.policy = policy
 
-    async def handle(self, record: RoadRecord) -> Outcome:
-        if record.topic == SETTLEMENT_COMMANDS.name:
-            return await self._command(record)
-        return await self._event(record)
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        """One handler per message kind: the road dispatches on the kind a record carries, so
+        an approval that failed once is still an approval on a retry tier or after a replay."""
+        return {STRIPE_EVENT: self.event, SETTLEMENT_COMMAND: self.command}
 
-    async def _event(self, record: RoadRecord) -> Outcome:
+    async def event(self, record: RoadRecord) -> Outcome:
+        """A Stripe event (raw bytes + ingress headers)."""
         raw = record.value or b""
         envelope = decode(raw)
         payment = parse(raw)
@@ -161,7 +169,8 @@ class PaymentGateway:
             return Outcome("done", f"{decision.settlement_id} waits for approval")
         return await self._settle(step, stored.event_id, path="direct")
 
-    async def _command(self, record: RoadRecord) -> Outcome:
+    async def command(self, record: RoadRecord) -> Outcome:
+        """A person's approve/reject of a settlement waiting for approval."""
         command = parse_command(record.value)
         approved = command.decision == "approve"
 
@@ -322,4 +331,4 @@ def build_gateway(settings: Settings, runtime: Runtime) -> PaymentGateway:
 
 def pipelines(runtime: Runtime) -> list[Pipeline]:
     gateway = build_gateway(runtime.settings, runtime)
-    return [Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handle, runtime.settings)]
+    return [Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handlers, runtime.settings)]

@@ -13,7 +13,10 @@
     ├── FatalError                → dead-letter topic at once; retrying cannot help
     │   ├── Undecodable           bytes that are not what the topic carries
     │   ├── SchemaInvalid         decodes, but breaks the schema / pydantic model
-    │   └── TargetRejected        4xx (other than 408/429) from a target
+    │   ├── UnknownKind           a message kind no handler of the pipeline takes
+    │   ├── TargetRejected        4xx (other than 408/429) from a target
+    │   └── KafkaRejected         the broker refused a record for good (too large, unknown
+    │                             topic or partition, invalid record); ``code`` says which
     └── ConfigurationError        the process cannot start; never reaches a record
 
 ``BusinessRejection`` is not an error of the platform: a service raises it when the outside
@@ -76,11 +79,31 @@ class SchemaInvalid(FatalError):
     pass
 
 
+class UnknownKind(FatalError):
+    pass
+
+
 class TargetRejected(FatalError):
     def __init__(self, message: str, *, status: int, body: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class KafkaRejected(FatalError):
+    """The broker (or the client, before sending) refused this record and always will.
+
+    ``code`` is librdkafka's error name (``MSG_SIZE_TOO_LARGE``, ``UNKNOWN_TOPIC_OR_PART``,
+    ...). Only :class:`KafkaUnavailable` is worth trying again.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def too_large(self) -> bool:
+        return self.code in ("MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE")
 
 
 class ConfigurationError(SynapseOpsError):

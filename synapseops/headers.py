@@ -12,7 +12,16 @@ Ingress headers (on every record of ``synapseops.events.inbound`` and the servic
 ``synapseops-http-headers``      the HTTP request headers as received (JSON object), secrets removed
 ``content-type``                 the body's media type; the record value is the raw body bytes
 ``traceparent``                  W3C trace context stamped at ingress, carried by every hop
+``synapseops-message-kind``      what the record is (``payments.stripe-event``,
+                                 ``payments.settlement-command``, ...): stamped by whoever
+                                 produces onto a pipeline input, kept on every retry tier, dead
+                                 letter and replay; the road picks the record's handler by it
 ==============================  ==============================================================
+
+The kinds an input topic may carry are declared with the topic (``TopicSpec.kinds`` in
+``topics/registry.py``; the first is what a record without the header is). A kind names the
+*message*, never the topic it happens to sit on: a record on a retry tier is still the
+settlement command it was on ``payments.settlement.commands``.
 
 API Integration adds (on ``integration.events``):
 
@@ -42,6 +51,7 @@ TRACEPARENT = "traceparent"
 CONNECTOR = "synapseops-connector"
 ENDPOINT = "synapseops-endpoint"
 FLOW_ID = "synapseops-flow-id"
+MESSAGE_KIND = "synapseops-message-kind"
 
 # HTTP headers never copied into Kafka or the database: they carry credentials.
 SECRET_HTTP_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
@@ -55,6 +65,22 @@ def to_map(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]
     for name, value in headers or ():
         result[name] = value.decode("utf-8", "replace") if value is not None else ""
     return result
+
+
+def message_kind(headers: Iterable[tuple[str, bytes | None]] | None) -> str | None:
+    """The ``synapseops-message-kind`` of a record (the last one wins), None if absent/empty."""
+    found: str | None = None
+    for name, value in headers or ():
+        if name == MESSAGE_KIND:
+            found = value.decode("utf-8", "replace").strip() if value else None
+    return found or None
+
+
+def with_kind(headers: Iterable[tuple[str, bytes]], kind: str) -> HeaderList:
+    """``headers`` with ``kind`` as their one message kind, whatever kind they claimed before:
+    a producer copying foreign headers must never pass another system's kind on."""
+    kept = [(name, value) for name, value in headers if name != MESSAGE_KIND]
+    return [*kept, (MESSAGE_KIND, kind.encode("utf-8"))]
 
 
 def http_headers_json(headers: Mapping[str, str]) -> bytes:

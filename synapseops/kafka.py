@@ -4,6 +4,21 @@ Producers are durable by construction: ``acks=all`` and ``enable.idempotence=tru
 duplicates from the producer's own retries, order kept per partition). :class:`AsyncProducer`
 turns a delivery report into an awaitable, so "2xx only once the event is in Kafka" is one
 ``await``.
+
+A record that did not land is one of two errors (:func:`produce_error`):
+
+* :class:`~synapseops.errors.KafkaRejected` — refused for good, whatever the broker's health:
+  too large for the topic or the client (``MSG_SIZE_TOO_LARGE``, ``RECORD_LIST_TOO_LARGE``),
+  unknown topic or partition, invalid record or topic, not authorised for the topic. Sending
+  it again gives the same answer; the caller must do something else with it.
+* :class:`~synapseops.errors.KafkaUnavailable` — everything else (broker down, timeouts, not
+  enough replicas, a full queue): worth trying again. An unknown code lands here on purpose: a
+  record wrongly retried is visible and waits; one wrongly given up would take another road.
+
+librdkafka's delivery reports do not carry a ``retriable()`` flag, so the decision is by code.
+A *fatal* producer error (the idempotent producer lost its guarantees, ``_FATAL``) leaves the
+client unusable: :class:`AsyncProducer` then replaces it with a fresh one, and the records that
+were in the old one fail with ``KafkaUnavailable`` so their callers send them again.
 """
 
 from __future__ import annotations
@@ -16,10 +31,44 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from synapseops.errors import KafkaUnavailable
+from synapseops.errors import KafkaRejected, KafkaUnavailable
+from synapseops.logging import get_logger
 from synapseops.settings import KafkaSettings
 
+log = get_logger(__name__)
+
 Headers = Sequence[tuple[str, bytes]]
+
+# Refused for good: sending the same record again cannot succeed (see the module docstring).
+PERMANENT_PRODUCE_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError._INVALID_ARG,
+    }
+)
+# Above the largest record a topic of the registry takes (the road's, 4 MiB, in
+# topics/registry.py); each topic's own max.message.bytes is enforced by the broker.
+PRODUCER_MAX_MESSAGE_BYTES = 5_000_000
+
+
+def produce_error(topic: str, err: KafkaError) -> KafkaRejected | KafkaUnavailable:
+    """The error tree's word for a record ``topic`` did not take (module docstring)."""
+    if err.code() in PERMANENT_PRODUCE_ERRORS:
+        return KafkaRejected(
+            f"kafka refused the record for {topic} for good: {err.str()}", code=err.name()
+        )
+    return KafkaUnavailable(f"kafka did not take the record for {topic}: {err.str()}")
+
+
+def is_fatal(err: KafkaError) -> bool:
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
 
 
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -33,7 +82,7 @@ def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         # A record that cannot be delivered in this time is reported as failed, so the caller
         # answers 503 instead of hanging.
         "delivery.timeout.ms": 30_000,
-        "message.max.bytes": 2_000_000,
+        "message.max.bytes": PRODUCER_MAX_MESSAGE_BYTES,
     }
     config.update(overrides)
     return config
@@ -74,7 +123,10 @@ class AsyncProducer:
     """
 
     def __init__(self, kafka: KafkaSettings, **overrides: Any) -> None:
-        self._producer = Producer(producer_config(kafka, **overrides))
+        self._config = producer_config(kafka, **overrides)
+        self._producer = Producer(self._config)
+        self._lock = threading.Lock()
+        self._broken = False
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, daemon=True, name="kafka-poll")
         self._poller.start()
@@ -82,6 +134,23 @@ class AsyncProducer:
     def _poll_forever(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.1)
+
+    def _mark_broken(self, err: KafkaError) -> None:
+        with self._lock:
+            if not self._broken:
+                log.error("kafka producer failed fatally; replacing it", extra={"error": err.str()})
+            self._broken = True
+
+    def _replace_if_broken(self) -> None:
+        with self._lock:
+            if not self._broken:
+                return
+            old, self._producer = self._producer, Producer(self._config)
+            self._broken = False
+        # Whatever the old client still holds fails now (KafkaUnavailable), so it is sent again;
+        # its callbacks are served off the event loop.
+        old.purge()
+        threading.Thread(target=old.flush, args=(5.0,), daemon=True, name="kafka-drain").start()
 
     async def send(
         self,
@@ -94,15 +163,18 @@ class AsyncProducer:
     ) -> tuple[int, int]:
         """Produce and wait until the broker has it on all in-sync replicas.
 
-        Returns ``(partition, offset)``. Raises :class:`KafkaUnavailable` if it did not land.
+        Returns ``(partition, offset)``. Raises :class:`KafkaUnavailable` if it did not land
+        this time, :class:`KafkaRejected` if it never will (see the module docstring).
         """
+        self._replace_if_broken()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                exc = KafkaUnavailable(f"kafka did not take the record for {topic}: {err.str()}")
-                loop.call_soon_threadsafe(_settle_error, future, exc)
+                if is_fatal(err):
+                    self._mark_broken(err)
+                loop.call_soon_threadsafe(_settle_error, future, produce_error(topic, err))
             else:
                 result = (msg.partition() or 0, msg.offset() or 0)
                 loop.call_soon_threadsafe(_settle_result, future, result)
@@ -118,7 +190,12 @@ class AsyncProducer:
         except BufferError as exc:
             raise KafkaUnavailable("producer queue is full; the broker is not keeping up") from exc
         except KafkaException as exc:
-            raise KafkaUnavailable(f"kafka refused the record for {topic}: {exc}") from exc
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is None:
+                raise KafkaUnavailable(f"kafka refused the record for {topic}: {exc}") from exc
+            if is_fatal(err):
+                self._mark_broken(err)
+            raise produce_error(topic, err) from exc
         return await future
 
     def flush(self, timeout: float = 10.0) -> int:

@@ -105,6 +105,16 @@ class RetrySettings(BaseSettings):
 
     tiers: str = "10s,60s,300s"
     jitter: float = 0.2
+    # The longest a target's Retry-After may hold a record (longer answers are cut to this).
+    # At most a day: the road's topics keep records two weeks (topics/registry.py).
+    max_retry_after: str = "1h"
+
+    @field_validator("max_retry_after")
+    @classmethod
+    def _cap_parses(cls, value: str) -> str:
+        if not 0 < parse_duration(value) <= 24 * 3600:
+            raise ValueError("SYNAPSEOPS_RETRY_MAX_RETRY_AFTER must be above 0 and at most 24h")
+        return value
 
     @field_validator("tiers")
     @classmethod
@@ -119,6 +129,10 @@ class RetrySettings(BaseSettings):
     @property
     def delays(self) -> tuple[float, ...]:
         return tuple(parse_duration(part) for part in self.tiers.split(",") if part.strip())
+
+    @property
+    def max_retry_after_s(self) -> float:
+        return parse_duration(self.max_retry_after)
 
 
 class StripeSettings(BaseSettings):

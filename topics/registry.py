@@ -5,6 +5,21 @@ anywhere: they are derived from each :class:`PipelineSpec` (``<pipeline>.retry.<
 ``<pipeline>.dlq``), so a pipeline that changes its tiers changes its topics with it.
 Retry topics belong to the pipeline (the processor), not to the source topic: two pipelines
 reading one topic fail, retry and dead-letter independently.
+
+An input topic declares the message kinds it carries (``kinds``, the first being what a record
+without a ``synapseops-message-kind`` header is); a pipeline declares one handler per kind, and
+the road dispatches on the kind, never on the topic a retried record happens to sit on.
+
+Sizes and retention of the road's own topics (tiers, parking, dead letters) are chosen so that
+nothing a pipeline consumed can be refused or expire on the road:
+
+* every input takes at most :data:`INPUT_MAX_MESSAGE_BYTES`; a record on the road is that
+  record plus its history headers (under :data:`ROAD_HEADER_BUDGET`), and road topics take
+  :data:`ROAD_MAX_MESSAGE_BYTES`, checked when a pipeline is declared;
+* a record waits on a tier at most that tier's delay (a longer ``Retry-After`` goes to a
+  later tier or the parking topic, capped by ``SYNAPSEOPS_RETRY_MAX_RETRY_AFTER``, at most a
+  day); tiers and parking keep records :data:`HOLD_RETENTION_MS` (two weeks, and at least ten
+  times the tier's delay), so a worker may be down for days without a held record expiring.
 """
 
 from __future__ import annotations
@@ -16,6 +31,17 @@ from typing import Literal
 from synapseops.settings import parse_duration
 
 DAY_MS = 24 * 3600 * 1000
+# Two weeks: far above the longest hold (a day at most) plus a long weekend of a stopped worker.
+HOLD_RETENTION_MS = 14 * DAY_MS
+# What an input topic takes: the broker's own default (1 MiB + 12 bytes of batch overhead),
+# made explicit so a cluster with a larger default cannot let an input take what the road
+# would then refuse.
+INPUT_MAX_MESSAGE_BYTES = 1_048_588
+# Room for the road's history headers on top of a record (error message 1 KiB, trace 4 KiB,
+# a dozen small ones); generous on purpose.
+ROAD_HEADER_BUDGET = 64 * 1024
+# What tiers, parking and dead-letter topics take: any input record with its history fits.
+ROAD_MAX_MESSAGE_BYTES = 4 * 1_048_576
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
 
@@ -31,10 +57,18 @@ class TopicSpec:
     value_schema: str = "json"
     description: str = ""
     extra_configs: tuple[tuple[str, str], ...] = ()
+    max_message_bytes: int = INPUT_MAX_MESSAGE_BYTES
+    # The message kinds records on this topic are (synapseops/headers.py MESSAGE_KIND); the
+    # first is the kind of a record that carries no kind header. Empty: not a pipeline input.
+    kinds: tuple[str, ...] = ()
 
     def configs(self) -> dict[str, str]:
         """The topic-level configs this declaration owns (what drift is checked against)."""
-        configs = {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+        configs = {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": self.cleanup_policy,
+            "max.message.bytes": str(self.max_message_bytes),
+        }
         configs.update(dict(self.extra_configs))
         return configs
 
@@ -74,18 +108,34 @@ class PipelineSpec:
     def dlq_topic(self) -> str:
         return f"{self.name}.dlq"
 
+    @property
+    def parking_topic(self) -> str:
+        """Where a record waits whose ``Retry-After`` is longer than every tier's delay."""
+        return f"{self.name}.parking"
+
     def derived_topics(self) -> list[TopicSpec]:
         topics = [
             TopicSpec(
                 name=self.retry_topic(tier),
                 partitions=self.partitions,
-                # A record waits at most its delay here; keep a day for a stopped worker.
-                retention_ms=max(DAY_MS, int(delay * 1000 * 10)),
+                # A record waits at most its delay here; the rest is for a stopped worker.
+                retention_ms=max(HOLD_RETENTION_MS, int(delay * 1000 * 10)),
                 value_schema="bytes",
                 description=f"retry tier {tier + 1} ({format_delay(delay)}) of {self.name}",
+                max_message_bytes=ROAD_MAX_MESSAGE_BYTES,
             )
             for tier, delay in enumerate(self.retry_delays)
         ]
+        topics.append(
+            TopicSpec(
+                name=self.parking_topic,
+                partitions=self.partitions,
+                retention_ms=max(HOLD_RETENTION_MS, int(max(self.retry_delays) * 1000 * 10)),
+                value_schema="bytes",
+                description=f"records of {self.name} told to wait longer than its tiers",
+                max_message_bytes=ROAD_MAX_MESSAGE_BYTES,
+            )
+        )
         topics.append(
             TopicSpec(
                 name=self.dlq_topic,
@@ -93,6 +143,7 @@ class PipelineSpec:
                 retention_ms=self.dlq_retention_ms,
                 value_schema="bytes",
                 description=f"dead letters of {self.name}",
+                max_message_bytes=ROAD_MAX_MESSAGE_BYTES,
             )
         )
         return topics
@@ -120,6 +171,11 @@ class TopicRegistry:
         for name in pipeline.inputs:
             if name not in self.topics:
                 raise ValueError(f"pipeline {pipeline.name} reads undeclared topic {name}")
+            if self.topics[name].max_message_bytes + ROAD_HEADER_BUDGET > ROAD_MAX_MESSAGE_BYTES:
+                # A record the input took must always fit on the road with its history.
+                raise ValueError(
+                    f"input {name} of {pipeline.name} takes records the road could not carry"
+                )
         self.pipelines[pipeline.name] = pipeline
         for spec in pipeline.derived_topics():
             self.declare(spec)
@@ -139,6 +195,15 @@ class TopicRegistry:
         return self.topics[name]
 
 
+# ---- message kinds (synapseops/headers.py MESSAGE_KIND) ---------------------------------
+# What a record is, whichever topic it sits on. A service that adds an input adds its kinds.
+
+INBOUND_EVENT = "events.inbound-event"
+STRIPE_EVENT = "payments.stripe-event"
+SETTLEMENT_COMMAND = "payments.settlement-command"
+INTEGRATION_EVENT = "integration.source-event"
+INTEGRATION_RERUN = "integration.rerun-command"
+
 # ---- the platform's topics -------------------------------------------------------------
 
 INBOUND_EVENTS = TopicSpec(
@@ -148,6 +213,7 @@ INBOUND_EVENTS = TopicSpec(
     # about it travels in headers (synapseops/headers.py).
     value_schema="bytes",
     description="every event accepted at ingress (raw bytes + headers), keyed by its entity",
+    kinds=(INBOUND_EVENT,),
 )
 
 NOTIFICATION_TRIGGERS = TopicSpec(
@@ -167,12 +233,14 @@ STRIPE_EVENTS = TopicSpec(
     value_schema="bytes",
     retention_ms=30 * DAY_MS,
     description="verified Stripe webhook events, keyed by payment",
+    kinds=(STRIPE_EVENT,),
 )
 
 SETTLEMENT_COMMANDS = TopicSpec(
     name="payments.settlement.commands",
     partitions=6,
     description="approve/reject decisions on large payments, keyed by payment",
+    kinds=(SETTLEMENT_COMMAND,),
 )
 
 # ---- API Integration -------------------------------------------------------------------
@@ -182,12 +250,14 @@ INTEGRATION_EVENTS = TopicSpec(
     partitions=6,
     value_schema="bytes",
     description="source events of integration flows (raw bytes + headers), keyed by entity",
+    kinds=(INTEGRATION_EVENT,),
 )
 
 INTEGRATION_COMMANDS = TopicSpec(
     name="integration.commands",
     partitions=6,
     description="re-run requests for integration runs, published by the API",
+    kinds=(INTEGRATION_RERUN,),
 )
 
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
@@ -198,6 +268,15 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INTEGRATION_EVENTS,
     INTEGRATION_COMMANDS,
 )
+
+_PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
+
+
+def default_kind(topic: str) -> str | None:
+    """The message kind of a record produced onto platform topic ``topic`` without saying."""
+    spec = _PLATFORM_TOPIC_BY_NAME.get(topic)
+    return spec.kinds[0] if spec is not None and spec.kinds else None
+
 
 # ---- the platform's pipelines ----------------------------------------------------------
 # A pipeline is named after what it does, not after the topic it reads. Tiers left as None

@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, ProducerDep
+from api.publish import Command, publish_command
 from api.routes.records import record_errors
 from sinks.integration_runs import MAX_PAGE, MAX_RERUN, RunFilter, get_run, list_runs, runs_to_rerun
 from streams.integration.commands import MappingChoice, RerunCommand
-from synapseops import headers as kh
 from synapseops.ids import new_id, new_traceparent
 from synapseops.kafka import AsyncProducer
-from topics.registry import INTEGRATION_COMMANDS
+from topics.registry import INTEGRATION_COMMANDS, INTEGRATION_RERUN
 
 router = APIRouter(prefix="/runs", tags=["integration: runs"])
 
@@ -120,13 +120,17 @@ async def _publish(
 ) -> int:
     async def one(run: dict[str, Any]) -> None:
         command = RerunCommand(run_id=run["id"], mapping=mapping, rerun_id=rerun_id)
-        await producer.send(
-            INTEGRATION_COMMANDS.name,
-            command.encode(),
-            key=command.key(run["flow_id"]),
-            headers=[
-                (kh.TRACEPARENT, _traceparent(run.get("trace_id")).encode()),
-            ],
+        await publish_command(
+            producer,
+            Command(
+                topic=INTEGRATION_COMMANDS.name,
+                kind=INTEGRATION_RERUN,
+                name="run.rerun",
+                key=command.key(run["flow_id"]),
+                value=command.encode(),
+                traceparent=_traceparent(run.get("trace_id")),
+            ),
+            {"run_id": run["id"], "flow_id": run["flow_id"], "rerun_id": rerun_id},
         )
 
     for start in range(0, len(runs), PUBLISH_BATCH):

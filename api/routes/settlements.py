@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,15 +19,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, ProducerDep
-from api.ingress import received_at_now
-from api.publish import RETRY_AFTER_S
+from api.publish import Command, publish_command
 from sinks import settlement_queries as queries
 from streams.payments.events import SettlementCommand
-from synapseops import headers as kh
-from synapseops.errors import KafkaUnavailable
 from synapseops.ids import child_traceparent
 from synapseops.logging import get_logger
-from topics.registry import SETTLEMENT_COMMANDS
+from topics.registry import SETTLEMENT_COMMAND, SETTLEMENT_COMMANDS
 
 router = APIRouter(prefix="/settlements", tags=["settlements"])
 log = get_logger(__name__)
@@ -286,42 +282,23 @@ async def _decide(
         at=datetime.now(UTC),
         reason=body.reason,
     )
-    command_id = f"cmd_{uuid.uuid4().hex}"
-    traceparent = child_traceparent(request.headers.get("traceparent"))
-    headers = [
-        (kh.EVENT_ID, command_id.encode()),
-        (kh.SOURCE, b"api"),
-        (kh.EVENT_TYPE, f"settlement.{decision}".encode()),
-        (kh.RECEIVED_AT, received_at_now().encode()),
-        (kh.CONTENT_TYPE, b"application/json"),
-        (kh.TRACEPARENT, traceparent.encode()),
-    ]
-    value = command.encode()
-    try:
-        partition, offset = await producer.send(
-            SETTLEMENT_COMMANDS.name, value, key=row["payment_id"].encode(), headers=headers
-        )
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"decision not accepted, try again: {exc}",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
-    log.info(
-        "settlement decision published",
-        extra={
-            "settlement_id": settlement_id,
-            "payment_id": row["payment_id"],
-            "decision": decision,
-            "actor": body.actor,
-            "command_id": command_id,
-            "topic": SETTLEMENT_COMMANDS.name,
-            "partition": partition,
-            "offset": offset,
-        },
+    published = await publish_command(
+        producer,
+        Command(
+            topic=SETTLEMENT_COMMANDS.name,
+            kind=SETTLEMENT_COMMAND,
+            name=f"settlement.{decision}",
+            key=row["payment_id"].encode(),
+            value=command.encode(),
+            traceparent=child_traceparent(request.headers.get("traceparent")),
+        ),
+        {"settlement_id": settlement_id, "payment_id": row["payment_id"], "actor": body.actor},
     )
     return DecisionAccepted(
-        command=command, topic=SETTLEMENT_COMMANDS.name, partition=partition, offset=offset
+        command=command,
+        topic=published.topic,
+        partition=published.partition,
+        offset=published.offset,
     )
 
 

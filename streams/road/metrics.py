@@ -25,6 +25,11 @@ RETRIES = Counter(
     "Records handed to a retry tier, by pipeline and tier (1-based)",
     ["pipeline", "tier"],
 )
+PARKED = Counter(
+    "synapseops_road_parked_total",
+    "Records told (Retry-After) to wait longer than every tier, sent to the parking topic",
+    ["pipeline"],
+)
 DEAD_LETTERS = Counter(
     "synapseops_road_dead_letters_routed_total",
     "Records routed to the dead-letter topic, by pipeline and error class",

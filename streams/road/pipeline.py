@@ -1,21 +1,23 @@
 """A pipeline declares itself into the road; :func:`process` runs one record through it.
 
-:func:`process` is the only way a record meets its handler, on the main input and on every
-retry tier alike. It never lets the handler's exception escape (in Faust an escaped exception
-acks the record and it is gone): the error is classified and the record handed to the
-:class:`~streams.road.router.FailureRouter`, whose hand-off is durable when ``process``
-returns. The caller commits the record's offset after ``process`` returns, never before.
+A pipeline has one handler per message kind it takes (:mod:`streams.road.kinds` says which
+kind a record is); :func:`process` is the only way a record meets its handler, on the main
+input and on every retry tier alike. It never lets the handler's exception escape (in Faust
+an escaped exception acks the record and it is gone): the error is classified and the record
+handed to the :class:`~streams.road.router.FailureRouter`, whose hand-off is durable when
+``process`` returns. The caller commits the record's offset after ``process`` returns, never before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from streams.road import metrics
+from streams.road.kinds import kind_of
 from streams.road.record import RoadRecord
 from streams.road.tiers import FATAL, RETRYABLE, Hop
 from synapseops import errors
@@ -54,26 +56,36 @@ Classifier = Callable[[BaseException], str]
 class Pipeline:
     """A processor on the road: its topics (``spec``), its work and its error classifier.
 
-    ``handler`` must be idempotent: after a crash a record may be handled again. It raises a
+    ``handlers`` maps each message kind the pipeline takes to its handler; ``input_kinds``
+    each input topic to the kinds it carries (see :mod:`streams.road.kinds`). A handler must
+    be idempotent: after a crash a record may be handled again. It raises a
     :class:`~synapseops.errors.RetryableError` / :class:`~synapseops.errors.FatalError` /
     :class:`~synapseops.errors.BusinessRejection` (or returns ``Outcome("rejected")``).
+    ``max_retry_after_s`` caps how long a ``Retry-After`` may hold a record.
     """
 
     name: str
     spec: PipelineSpec
-    handler: Handler
+    handlers: Mapping[str, Handler]
+    input_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     classify: Classifier = field(default=errors.classify)
     jitter: float = 0.2
+    max_retry_after_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not self.handlers:
+            raise errors.ConfigurationError(f"pipeline {self.name} has no handler")
 
     @classmethod
     def declared(
         cls,
         name: str,
-        handler: Handler,
+        handlers: Mapping[str, Handler],
         settings: Settings,
         classify: Classifier = errors.classify,
     ) -> Pipeline:
-        """The pipeline ``name`` as the platform's topic registry declares it."""
+        """The pipeline ``name`` as the platform's topic registry declares it, with a handler
+        for each kind its inputs carry (and none for a kind they do not)."""
         registry = platform_registry(settings.retry.delays)
         try:
             spec = registry.pipelines[name]
@@ -81,13 +93,36 @@ class Pipeline:
             raise errors.ConfigurationError(
                 f"pipeline {name!r} is not declared in topics.registry"
             ) from None
+        input_kinds = {topic: registry.get(topic).kinds for topic in spec.inputs}
+        carried = {kind for kinds in input_kinds.values() for kind in kinds}
+        if carried != set(handlers):
+            raise errors.ConfigurationError(
+                f"pipeline {name}: its inputs carry {sorted(carried)}, "
+                f"it has handlers for {sorted(handlers)}"
+            )
         return cls(
-            name=name, spec=spec, handler=handler, classify=classify, jitter=settings.retry.jitter
+            name=name,
+            spec=spec,
+            handlers=dict(handlers),
+            input_kinds=input_kinds,
+            classify=classify,
+            jitter=settings.retry.jitter,
+            max_retry_after_s=settings.retry.max_retry_after_s,
         )
 
     def tier_group(self, worker_group: str) -> str:
         """The consumer group of this pipeline's tier consumers."""
         return f"{worker_group}.{self.name}.tiers"
+
+    def kind_of(self, record: RoadRecord) -> str:
+        """The message kind ``record`` is handled as; raises :class:`~synapseops.errors.
+        UnknownKind` when no handler takes it."""
+        inputs = {topic: tuple(self.input_kinds.get(topic, ())) for topic in self.spec.inputs}
+        return kind_of(record, inputs, self.handlers)
+
+    async def handle(self, record: RoadRecord) -> Outcome:
+        """Run the handler of ``record``'s kind (raises what it raises)."""
+        return await self.handlers[self.kind_of(record)](record)
 
 
 def _kind_of(pipeline: Pipeline, exc: BaseException) -> str:
@@ -107,7 +142,7 @@ async def process(pipeline: Pipeline, record: RoadRecord, router: FailureRouter)
     started = time.monotonic()
     result: Outcome | Hop
     try:
-        outcome = await pipeline.handler(record)
+        outcome = await pipeline.handle(record)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"handler of {pipeline.name} returned {type(outcome).__name__}")
         result = outcome
@@ -135,7 +170,7 @@ async def _route_until_durable(
             log.warning(
                 "hand-off to the next hop failed; trying again",
                 exc_info=True,
-                extra=_where(pipeline, record) | {"backoff_s": backoff},
+                extra=record.log_fields(pipeline.name) | {"backoff_s": backoff},
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, ROUTE_BACKOFF_MAX_S)
@@ -148,12 +183,3 @@ def _observe(pipeline: Pipeline, result: Outcome | Hop, seconds: float) -> None:
         outcome = result.status
     metrics.RECORDS.labels(pipeline.name, outcome).inc()
     metrics.PROCESSING_SECONDS.labels(pipeline.name).observe(seconds)
-
-
-def _where(pipeline: Pipeline, record: RoadRecord) -> dict[str, object]:
-    return {
-        "pipeline": pipeline.name,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-    }

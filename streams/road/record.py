@@ -80,6 +80,15 @@ class RoadRecord:
     def coordinates(self) -> str:
         return f"{self.topic}/{self.partition}@{self.offset}"
 
+    def log_fields(self, pipeline: str) -> dict[str, object]:
+        """Where this record is, for a structured log line of ``pipeline``."""
+        return {
+            "pipeline": pipeline,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+
 
 def _as_bytes(value: object) -> bytes | None:
     if value is None or isinstance(value, bytes):

@@ -1,20 +1,41 @@
 """A retry tier's consumer: holds each record until it is due, then runs it through its pipeline.
 
-One :class:`TierConsumer` per retry-tier topic, each an asyncio task inside the worker's loop.
-The confluent-kafka consumer is not thread-safe and its calls block, so every call on it runs
-in the consumer's own single-thread executor: the calls are serialised and the loop is free.
-Rebalance callbacks run inside ``poll`` on that thread while the task awaits the poll, so the
-task's state is never touched by two threads at once.
+One :class:`TierConsumer` per retry-tier topic, plus one for the pipeline's parking topic, each
+an asyncio task inside the worker's loop. The confluent-kafka consumer is not thread-safe and
+its calls block, so every call on it runs in the consumer's own single-thread executor: the
+calls are serialised and the loop is free. Rebalance callbacks run inside ``poll`` on that
+thread while the task awaits the poll, so the task's state is never touched by two threads.
 
-Holding without stalling: records of one tier share a delay, so within a partition the due
-times follow the offsets and only a partition's head can be early. When the head is not due,
-its partition is paused and the head (one record per partition) is kept in memory, not
-committed; the task keeps polling (other partitions flow, ``max.poll.interval.ms`` is never
-broken) with a poll timeout that ends at the earliest due time. A due head is processed at
-once, committed, and only then its partition is sought just past it and resumed. Keeping the
-head rather than seeking back to it means its start does not wait for a fresh fetch after the
-resume (up to ~1 s on a loaded broker); a revoked or stopped partition simply drops its head,
-which its next owner reads again from the committed offset.
+Holding without stalling. A consumer keeps up to ``capacity`` not-yet-due records per
+partition in memory; when a partition holds that many it is paused, the rest of the consumer
+keeps polling (other partitions flow, ``max.poll.interval.ms`` is never broken) with a poll
+timeout that ends at the earliest due time. Due records run earliest first; a partition's
+committed offset only ever moves up to its *lowest unfinished* offset, so a held record is
+never committed past, and whoever reads the partition next (after a crash or a rebalance)
+starts at or before it.
+
+* **Tiers** hold one record per partition (``capacity`` 1): records of one tier share a
+  delay, so within a partition due times follow the offsets and only the head can be early —
+  pausing behind it costs nothing. A longer ``Retry-After`` never waits on a tier whose delay
+  does not cover it (:mod:`streams.road.tiers`), so a head holds its partition at most a
+  tier's delay. When the due head is done its offset is committed, and only then the
+  partition is sought just past it and resumed (whatever was fetched behind it while it was
+  being paused was dropped).
+* **Parking** holds many (``PARKING_CAPACITY``): its records wait for whatever their target
+  asked (up to the Retry-After cap), so due times do *not* follow offsets, and one record told
+  to wait an hour must not stop the one behind it told to wait ten minutes. Re-circulating a
+  not-yet-due record (produce it again at the end, commit it) was the other way: it costs a
+  durable write and a read per record per pass, and either spins or needs this hold anyway.
+  Holding several costs memory (bounded: ``PARKING_CAPACITY`` records and
+  ``PARKING_MAX_BYTES`` per partition, then that partition pauses) and, after a crash, redoing
+  the records already finished past the lowest unfinished one — harmless, every effect is
+  idempotent and a re-routed record keeps its original coordinates and attempt.
+
+Never skipped by an offset reset: held records are not committed; ``auto.offset.reset`` is
+pinned to ``earliest``, so a group without a committed offset (new, or one whose offsets the
+broker expired after ``offsets.retention.minutes`` of the group being *empty* — a live group's
+offsets never expire) re-reads the topic rather than jumping past what it held; and the road's
+topics keep records two weeks (``topics/registry.py``), far longer than the longest hold.
 
 A record's offset is committed, synchronously, only after
 :func:`~streams.road.pipeline.process` returned, i.e. after its effect or its hand-off to the
@@ -32,6 +53,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.road import metrics
+from streams.road.holds import Holds
 from streams.road.pipeline import Pipeline, process
 from streams.road.record import RoadRecord
 from streams.road.router import FailureRouter
@@ -47,6 +69,9 @@ Partition = tuple[str, int]
 
 # Longest a poll may block: bounds how late a stop or a resume can be noticed.
 MAX_POLL_S = 0.5
+# What the parking consumer keeps in memory per partition before pausing it.
+PARKING_CAPACITY = 1000
+PARKING_MAX_BYTES = 16 * 1_048_576
 
 
 def _now_ms() -> int:
@@ -54,12 +79,13 @@ def _now_ms() -> int:
 
 
 class TierConsumer:
-    """Consumes ``pipeline``'s retry tier ``tier`` (0-based); group ``<group>.<pipeline>.tiers``."""
+    """Consumes ``pipeline``'s retry tier ``tier`` (0-based), or its parking topic when
+    ``tier`` is None; group ``<group>.<pipeline>.tiers``."""
 
     def __init__(
         self,
         pipeline: Pipeline,
-        tier: int,
+        tier: int | None,
         router: FailureRouter,
         kafka: KafkaSettings,
         worker_group: str,
@@ -69,7 +95,11 @@ class TierConsumer:
     ) -> None:
         self.pipeline = pipeline
         self.tier = tier
-        self.topic = pipeline.spec.retry_topic(tier)
+        parking = tier is None
+        if tier is None:
+            self.topic, self.label = pipeline.spec.parking_topic, "parking"
+        else:
+            self.topic, self.label = pipeline.spec.retry_topic(tier), str(tier + 1)
         self.group_id = pipeline.tier_group(worker_group)
         self._router = router
         self._clock_ms = clock_ms
@@ -87,12 +117,15 @@ class TierConsumer:
                 # scale-out from holding the tier's partitions (and their due records) for 3 s.
                 "heartbeat.interval.ms": 1000,
                 **dict(consumer_overrides or {}),
+                # Never "latest": a group without a committed offset must re-read what it may
+                # have held, not jump past it (module docstring).
+                "auto.offset.reset": "earliest",
             },
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tier-{self.topic}")
         self._consumer: Consumer | None = None
-        self._held: dict[Partition, tuple[RoadRecord, int]] = {}  # partition → (head, due ms)
-        self._uncommitted: dict[Partition, int] = {}  # partition → next offset, not yet committed
+        self._holds = Holds(PARKING_CAPACITY, PARKING_MAX_BYTES) if parking else Holds(capacity=1)
+        self._uncommitted: dict[Partition, int] = {}  # partition → offset, not yet committed
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,35 +183,15 @@ class TierConsumer:
     # ---- the hold ---------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:
-        if not self._held:
+        earliest = self._holds.earliest_due()
+        if earliest is None:
             return MAX_POLL_S
-        earliest = min(due for _, due in self._held.values())
         return min(MAX_POLL_S, max(0.0, (earliest - self._clock_ms()) / 1000))
 
     async def _run_due(self, consumer: Consumer) -> None:
-        """Run every held head that is due (earliest first), then fetch its partition again."""
-        now = self._clock_ms()
-        due = sorted((due_ms, tp) for tp, (_, due_ms) in self._held.items() if due_ms <= now)
-        for _, tp in due:
-            record, due_ms = self._held.pop(tp)
+        """Run every held record that is due (earliest first)."""
+        for record, due_ms in self._holds.due(self._clock_ms()):
             await self._run(consumer, record, due_ms)
-            await self._call(self._release, consumer, record)
-
-    async def _hold(self, consumer: Consumer, record: RoadRecord, due_ms: int) -> None:
-        self._held[(record.topic, record.partition)] = (record, due_ms)
-        await self._call(consumer.pause, [TopicPartition(record.topic, record.partition)])
-
-    def _release(self, consumer: Consumer, head: RoadRecord) -> None:
-        # Seek just past the head before resuming: whatever was fetched behind it while the
-        # partition was being paused was dropped, so it must be fetched again from here.
-        try:
-            consumer.seek(TopicPartition(head.topic, head.partition, head.offset + 1))
-            consumer.resume([TopicPartition(head.topic, head.partition)])
-        except KafkaException as exc:
-            log.warning(
-                "could not resume a tier partition",
-                extra=self._where() | {"partition": head.partition, "error": str(exc)},
-            )
 
     async def _handle(self, consumer: Consumer, message: Message) -> None:
         error = message.error()
@@ -186,25 +199,38 @@ class TierConsumer:
             self._on_error(error)
             return
         record = RoadRecord.from_confluent(message)
-        if (record.topic, record.partition) in self._held:
-            # Fetched before the pause took effect; read again after the head is released.
+        if not self._holds.take(record):
+            # Fetched before its paused partition stopped: read again once it resumes.
             return
         due_ms = record.history.not_before_ms or 0
         if due_ms > self._clock_ms():
-            await self._hold(consumer, record, due_ms)
+            if self._holds.hold(record, due_ms):
+                await self._call(consumer.pause, [TopicPartition(record.topic, record.partition)])
             return
         await self._run(consumer, record, due_ms)
 
     async def _run(self, consumer: Consumer, record: RoadRecord, due_ms: int) -> None:
         if due_ms:
             lag_s = (self._clock_ms() - due_ms) / 1000
-            metrics.TIER_HOLD_LAG.labels(self.pipeline.name, str(self.tier + 1)).observe(lag_s)
+            metrics.TIER_HOLD_LAG.labels(self.pipeline.name, self.label).observe(lag_s)
         await process(self.pipeline, record, self._router)
-        await self._commit(consumer, record)
-
-    async def _commit(self, consumer: Consumer, record: RoadRecord) -> None:
-        self._uncommitted[(record.topic, record.partition)] = record.offset + 1
+        finished = self._holds.finish(record)
+        self._uncommitted[(record.topic, record.partition)] = finished.commit_offset
         await self._call(self._commit_uncommitted, consumer)
+        if finished.resume_at is not None:
+            await self._call(self._resume, consumer, record, finished.resume_at)
+
+    def _resume(self, consumer: Consumer, record: RoadRecord, offset: int) -> None:
+        # Seek before resuming: whatever was fetched while the partition was being paused was
+        # not taken, so it must be fetched again from here.
+        try:
+            consumer.seek(TopicPartition(record.topic, record.partition, offset))
+            consumer.resume([TopicPartition(record.topic, record.partition)])
+        except KafkaException as exc:
+            log.warning(
+                "could not resume a tier partition",
+                extra=self._where() | {"partition": record.partition, "error": str(exc)},
+            )
 
     def _commit_uncommitted(
         self, consumer: Consumer, only: list[TopicPartition] | None = None
@@ -257,8 +283,8 @@ class TierConsumer:
         self._commit_uncommitted(consumer, only=partitions)
         for tp in partitions:
             self._uncommitted.pop((tp.topic, tp.partition), None)
-        held = [tp for tp in partitions if self._held.pop((tp.topic, tp.partition), None)]
-        _resume_quietly(consumer, held)
+        paused = [tp for tp in partitions if self._holds.drop((tp.topic, tp.partition))]
+        _resume_quietly(consumer, paused)
         log.info(
             "tier partitions revoked",
             extra=self._where() | {"partitions": [tp.partition for tp in partitions]},
@@ -286,11 +312,10 @@ def tier_consumers(
     worker_group: str,
     **options: Any,
 ) -> list[TierConsumer]:
-    """One :class:`TierConsumer` per retry tier of ``pipeline`` (not started)."""
-    return [
-        TierConsumer(pipeline, tier, router, kafka, worker_group, **options)
-        for tier in range(len(pipeline.spec.retry_delays))
-    ]
+    """One :class:`TierConsumer` per retry tier of ``pipeline``, then its parking consumer
+    (none started)."""
+    tiers: list[int | None] = [*range(len(pipeline.spec.retry_delays)), None]
+    return [TierConsumer(pipeline, tier, router, kafka, worker_group, **options) for tier in tiers]
 
 
 def _resume_quietly(consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -39,14 +39,13 @@ from sinks.migrate import upgrade
 from streams.api_integration import Delivery
 from streams.road import FailureRouter, Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.kafka import AsyncProducer, consumer_config
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings
-from tests.fixtures import SHARED_FIXTURES
+from synapseops.settings import PROJECT_ROOT, ApiSettings, DatabaseSettings, Settings
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
 HERE = Path(__file__).resolve().parent
 
-ORDER = SHARED_FIXTURES / "shopify" / "order.json"
+ORDER = PROJECT_ROOT / "samples" / "shopify" / "order.json"  # a copy of Shopify's own
 MAPPING = HERE.parent / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
 BIG_ID = 2**53 + 7
 SHOP_SECRET = f"shpss_{uuid.uuid4().hex}"
@@ -196,7 +195,7 @@ def run_through(world: dict[str, Any], *records: RoadRecord) -> list[Outcome | H
     async def drive() -> list[Outcome | Hop]:
         producer = AsyncProducer(settings.kafka)
         delivery = Delivery(settings, world["engine"])
-        pipeline = Pipeline.declared(INTEGRATION_DELIVERY, delivery.handle, settings)
+        pipeline = Pipeline.declared(INTEGRATION_DELIVERY, delivery.handlers, settings)
         try:
             return [await process(pipeline, r, FailureRouter(producer)) for r in records]
         finally:

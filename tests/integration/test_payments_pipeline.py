@@ -73,7 +73,7 @@ class Harness:
         return self.loop.run_until_complete(coroutine)
 
     def handle(self, record: RoadRecord) -> Outcome:
-        outcome: Outcome = self.run(self.gateway.handle(record))
+        outcome: Outcome = self.run(self.pipeline.handle(record))
         return outcome
 
     def process(self, record: RoadRecord) -> Outcome | Hop:
@@ -125,7 +125,7 @@ def harness(database: str, sandbox: SandboxServer, kafka_bootstrap: str) -> Iter
     engine = sqlalchemy.create_engine(database)
     runtime = Runtime.build(settings, engine)
     gateway = build_gateway(settings, runtime)
-    pipeline = Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handle, settings)
+    pipeline = Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handlers, settings)
     yield Harness(gateway, pipeline, runtime, engine, sandbox, loop)
     httpx.delete(f"{sandbox.url}/_sandbox/faults")
     loop.run_until_complete(gateway.finance.aclose())

@@ -65,7 +65,7 @@ def test_held_records_survive_scale_out_and_a_stop_exactly_once(
             handled[(record.key or b"").decode()].append((consumer, time.time(), not_before))
             return Outcome("done")
 
-        return Pipeline(name=spec.name, spec=spec, handler=handler)
+        return Pipeline(name=spec.name, spec=spec, handlers={"road": handler})
 
     async def scenario() -> None:
         producer = AsyncProducer(settings.kafka)

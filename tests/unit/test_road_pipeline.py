@@ -16,8 +16,9 @@ from streams.road.record import RoadRecord
 from streams.road.router import FailureRouter
 from streams.road.tiers import Hop
 from synapseops import errors
+from synapseops.headers import MESSAGE_KIND
 from synapseops.settings import Settings
-from topics.registry import EVENT_LOG, PipelineSpec
+from topics.registry import EVENT_LOG, INBOUND_EVENT, PipelineSpec
 
 SPEC = PipelineSpec(name="pay", inputs=("in",), retry_delays=(1.0, 2.0, 3.0))
 RECORD = RoadRecord(
@@ -51,7 +52,7 @@ class RecordingProducer:
 def _run(handler: Any, producer: RecordingProducer | None = None, **kw: Any) -> Any:
     producer = producer or RecordingProducer()
     router = FailureRouter(producer, clock_ms=lambda: 5_000, rng=random.Random(1))  # type: ignore[arg-type]
-    pipeline = Pipeline(name="pay", spec=SPEC, handler=handler, jitter=0.0, **kw)
+    pipeline = Pipeline(name="pay", spec=SPEC, handlers={"pay": handler}, jitter=0.0, **kw)
     return asyncio.run(process(pipeline, RECORD, router)), producer
 
 
@@ -95,7 +96,8 @@ def test_failures_are_routed_by_kind(exc: BaseException, topic: str, kind: str) 
         17,
     )
     assert history.attempt == 1
-    assert history.other == tuple(RECORD.headers)
+    # Every other header travels untouched; the kind it was handled as is stamped on it.
+    assert history.other == (*RECORD.headers, (MESSAGE_KIND, b"pay"))
     assert history.not_before_ms == (6_000 if kind == "retryable" else None)
 
 
@@ -143,12 +145,12 @@ def test_declared_pipeline_takes_its_spec_from_the_registry() -> None:
         return Outcome("done")
 
     settings = Settings(retry={"tiers": "1s,2s", "jitter": 0.1})  # type: ignore[arg-type]
-    declared = Pipeline.declared(EVENT_LOG, handler, settings)
+    declared = Pipeline.declared(EVENT_LOG, {INBOUND_EVENT: handler}, settings)
     assert declared.spec.retry_delays == (1.0, 2.0)
     assert declared.jitter == 0.1
     assert declared.tier_group("synapseops") == f"synapseops.{EVENT_LOG}.tiers"
     with pytest.raises(errors.ConfigurationError):
-        Pipeline.declared("no-such-pipeline", handler, settings)
+        Pipeline.declared("no-such-pipeline", {INBOUND_EVENT: handler}, settings)
 
 
 def test_record_from_a_faust_event_keeps_bytes_and_headers() -> None:

@@ -10,6 +10,7 @@ SPEC = TopicSpec("orders.in", partitions=6, retention_ms=1000, cleanup_policy="c
 
 def _actual(name: str = "orders.in", partitions: int = 6, **configs: str) -> ActualTopic:
     base = {"retention.ms": "1000", "cleanup.policy": "compact,delete", "segment.ms": "1"}
+    base["max.message.bytes"] = "1048588"
     return ActualTopic(
         name, partitions, 1, base | {k.replace("_", "."): v for k, v in configs.items()}
     )

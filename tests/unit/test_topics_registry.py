@@ -22,8 +22,10 @@ def test_retry_and_dead_letter_names_are_derived_from_the_pipeline() -> None:
         "payment-settlement.retry.300s",
     )
     assert pipeline.dlq_topic == "payment-settlement.dlq"
+    assert pipeline.parking_topic == "payment-settlement.parking"
     assert [spec.name for spec in pipeline.derived_topics()] == [
         *pipeline.retry_topics,
+        pipeline.parking_topic,
         pipeline.dlq_topic,
     ]
 
@@ -44,7 +46,7 @@ def test_two_pipelines_on_one_topic_have_separate_retry_and_dead_letter_topics()
     assert settle.dlq_topic != audit.dlq_topic
     for name in (*settle.retry_topics, *audit.retry_topics, settle.dlq_topic, audit.dlq_topic):
         assert name in registry
-    assert len(registry) == 1 + 3 + 3
+    assert len(registry) == 1 + 4 + 4
 
 
 def test_a_pipeline_cannot_read_an_undeclared_topic() -> None:
@@ -70,7 +72,12 @@ def test_platform_registry_follows_the_configured_tiers() -> None:
 
 def test_configs_hold_what_drift_is_checked_against() -> None:
     spec = TopicSpec("c", retention_ms=1000, cleanup_policy="compact", extra_configs=(("a", "b"),))
-    assert spec.configs() == {"retention.ms": "1000", "cleanup.policy": "compact", "a": "b"}
+    assert spec.configs() == {
+        "retention.ms": "1000",
+        "cleanup.policy": "compact",
+        "max.message.bytes": "1048588",
+        "a": "b",
+    }
 
 
 def test_tiers_with_one_delay_twice_are_refused() -> None:
