@@ -11,12 +11,21 @@
 * Business refusals come from :class:`FinanceRules` (default: ``payment_id`` starting with
   ``pi_reject`` → 402 ``{"error": "account_frozen"}``); they are stored and replayed too.
   ``PUT /_sandbox/finance/rules`` changes them.
+* Keys are kept ``idempotency_retention_s`` after their answer (24 h by default, Stripe's
+  figure); after that the same key books again, as with a real finance API. A rule of 0 lets
+  a test play "a day later".
+
+``GET /finance/v1/settlements/{id}`` → 200 with the ledger entry, or 404 ``not_found``; ``id``
+is finance's ``reference`` (``fin_…``) or the client's own ``settlement_id`` (sent in the
+booking's body), so a client that never heard the answer of a booking can ask whether it
+happened — whatever the key retention.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -25,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox.gate import simulate_work
-from sandbox.idempotency import ClaimState, IdempotencyStore, StoredResponse, fingerprint
+from sandbox.idempotency import Claim, ClaimState, IdempotencyStore, StoredResponse, fingerprint
 from sandbox.payloads import BadPayload, field_errors, read_json
 from sandbox.recorder import now_iso
 
@@ -39,6 +48,8 @@ class SettlementRequest(BaseModel):
     amount: StrictInt = Field(gt=0)
     currency: str = Field(pattern=r"^[A-Za-z]{3}$")
     kind: Literal["charge", "refund", "dispute"]
+    # The client's own id of the entry; what GET /v1/settlements/{id} also finds it by.
+    settlement_id: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 class Refusal(BaseModel):
@@ -53,6 +64,7 @@ class FinanceRules(BaseModel):
         default_factory=lambda: {"pi_reject": Refusal(status=402, error="account_frozen")}
     )
     max_amount: int | None = Field(default=None, gt=0)
+    idempotency_retention_s: float = Field(default=24 * 3600.0, ge=0)
 
     def refusal(self, request: SettlementRequest) -> Refusal | None:
         for prefix, refusal in self.reject_prefixes.items():
@@ -63,9 +75,36 @@ class FinanceRules(BaseModel):
         return None
 
 
+class ExpiringKeys(IdempotencyStore):
+    """An :class:`IdempotencyStore` that forgets a key ``retention_s`` after its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._answered_at: dict[str, float] = {}
+
+    def begin_within(self, key: str, request_fingerprint: str, retention_s: float) -> Claim:
+        now = time.monotonic()
+        with self._lock:
+            answered = self._answered_at.get(key)
+            if answered is not None and now - answered >= retention_s:
+                del self._answered_at[key]
+                self._entries.pop(key, None)
+        return self.begin(key, request_fingerprint)
+
+    def complete(self, key: str, response: StoredResponse) -> None:
+        super().complete(key, response)
+        with self._lock:
+            self._answered_at[key] = time.monotonic()
+
+    def clear(self) -> None:
+        super().clear()
+        with self._lock:
+            self._answered_at.clear()
+
+
 class FinanceSystem:
     def __init__(self) -> None:
-        self.idempotency = IdempotencyStore()
+        self.idempotency = ExpiringKeys()
         self.rules = FinanceRules()
         self._ledger: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -84,6 +123,7 @@ class FinanceSystem:
             "amount": request.amount,
             "currency": request.currency,
             "kind": request.kind,
+            "settlement_id": request.settlement_id,
             "status": "settled",
             "created_at": now_iso(),
         }
@@ -95,9 +135,13 @@ class FinanceSystem:
         with self._lock:
             return list(self._ledger)
 
-    def find(self, reference: str) -> dict[str, Any] | None:
+    def find(self, entry_id: str) -> dict[str, Any] | None:
+        """The entry whose ``reference`` or ``settlement_id`` is ``entry_id`` (the first)."""
         with self._lock:
-            return next((e for e in self._ledger if e["reference"] == reference), None)
+            return next(
+                (e for e in self._ledger if entry_id in (e["reference"], e["settlement_id"])),
+                None,
+            )
 
     def clear(self) -> None:
         with self._lock:
@@ -128,7 +172,9 @@ async def create_settlement(request: Request) -> JSONResponse:
     except ValidationError as exc:
         return _error(400, "invalid_request", "invalid settlement", fields=field_errors(exc))
 
-    claim = finance.idempotency.begin(key, fingerprint("POST", request.url.path, body))
+    claim = finance.idempotency.begin_within(
+        key, fingerprint("POST", request.url.path, body), finance.rules.idempotency_retention_s
+    )
     if claim.state is ClaimState.REPLAY and claim.response is not None:
         return JSONResponse(
             claim.response.body,
@@ -154,9 +200,10 @@ async def create_settlement(request: Request) -> JSONResponse:
     return JSONResponse(response.body, status_code=response.status)
 
 
-@router.get("/v1/settlements/{reference}")
-async def get_settlement(reference: str, request: Request) -> JSONResponse:
-    entry = _finance(request).find(reference)
+@router.get("/v1/settlements/{entry_id}")
+async def get_settlement(entry_id: str, request: Request) -> JSONResponse:
+    """One ledger entry by finance's reference or the client's settlement id."""
+    entry = _finance(request).find(entry_id)
     if entry is None:
-        return _error(404, "not_found", f"no settlement {reference}")
+        return _error(404, "not_found", f"no settlement {entry_id}")
     return JSONResponse(entry)

@@ -19,6 +19,14 @@ Answers, mapped onto the error tree (:mod:`synapseops.errors`):
 ==========================  ==================================================================
 
 Every outcome carries the HTTP status and the (capped) body for the attempt log.
+
+Exactly-once does not rest on the key's retention. Finance keeps an ``Idempotency-Key`` for a
+limited time (24 h for Stripe-like APIs, the sandbox's default): a re-post within it gets the
+stored answer, a re-post after it would book again. So before re-posting a settlement whose
+earlier call has an unknown outcome (timeout, connection reset after sending, 5xx, a crash
+mid-call), the gateway asks :meth:`FinanceClient.find` — ``GET /v1/settlements/{settlement_id}``
+— and a found entry is recorded as settled with its reference, with no second POST. Only a 404
+(finance has no such entry) lets the POST go out again.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sinks.http import HttpTarget
 from synapseops.errors import BusinessRejection, SchemaInvalid, TargetRejected, TargetUnavailable
@@ -63,6 +72,7 @@ class FinanceReceipt:
     body: str
     replayed: bool  # finance answered from its idempotency store
     elapsed_s: float
+    found: bool = False  # the entry was looked up (it was booked by an earlier call)
 
 
 class FinanceRefused(BusinessRejection):
@@ -108,6 +118,44 @@ class FinanceClient:
             body=body_text,
             replayed=response.headers.get("idempotent-replayed") == "true",
             elapsed_s=time.perf_counter() - started,
+        )
+
+    async def find(self, request: SettlementRequest) -> FinanceReceipt | None:
+        """The entry finance holds for ``request``'s settlement id, or None (404).
+
+        An entry whose amount, currency or kind differ from ``request`` is not this booking:
+        :class:`SchemaInvalid` (fatal), a person must look. Other failures raise the error
+        tree like :meth:`settle` (retryable ones are worth the wait: re-posting blind is not).
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.target.request(
+                "GET", f"{SETTLEMENTS_PATH}/{quote(request.settlement_id, safe='')}"
+            )
+        except TargetRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            entry = json.loads(response.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SchemaInvalid(f"finance's entry for {request.settlement_id} is not JSON") from exc
+        reference = entry.get("reference") if isinstance(entry, dict) else None
+        if not isinstance(reference, str) or not reference:
+            raise SchemaInvalid(f"finance's entry for {request.settlement_id} has no reference")
+        booked = (entry.get("amount"), str(entry.get("currency", "")).upper(), entry.get("kind"))
+        if booked != (request.amount, request.currency.upper(), request.kind):
+            raise SchemaInvalid(
+                f"finance holds {request.settlement_id} as {booked}, not "
+                f"{(request.amount, request.currency.upper(), request.kind)}"
+            )
+        return FinanceReceipt(
+            reference=reference,
+            status=response.status,
+            body=response.body.decode("utf-8", "replace"),
+            replayed=True,
+            elapsed_s=time.perf_counter() - started,
+            found=True,
         )
 
     async def aclose(self) -> None:

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the Payment Gateway, matching migration ``0003``.
+"""SQLAlchemy Core tables of the Payment Gateway, matching migrations ``0003`` and ``0006``.
 
 - ``payment_events``: every Stripe event the settlement pipeline consumed, once per Stripe event
   id, with its raw bytes and HTTP headers (the signature stays verifiable) and what it did
@@ -101,6 +101,8 @@ settlements = Table(
     Column("approved_by", Text, nullable=True),
     Column("approved_at", DateTime(timezone=True), nullable=True),
     Column("approval_decision", Text, nullable=True),
+    # First time finance was asked to book it; a later booking is a re-post (looked up first).
+    Column("finance_requested_at", DateTime(timezone=True), nullable=True),
     CheckConstraint(
         "state IN ('pending', 'pending_approval', 'settled', 'failed')",
         name="ck_settlements_state",

@@ -8,6 +8,9 @@ Two transactions per booking, with the finance call between them and outside bot
   settlement row (``SELECT … FOR UPDATE``), let the caller's pure function decide, and write
   the decision: the settlement row, the event's outcome and the audit entry together. An event
   whose row already has ``processed_at`` is reported as a duplicate and changes nothing.
+  Deciding to book stamps ``finance_requested_at`` once; a booking of an entry already
+  stamped is a *re-post* (``Step.reposting``): an earlier call's outcome is unknown, and the
+  gateway asks finance before posting again.
 * :meth:`SettlementRepository.finish` — after finance answered: the state (``settled`` with
   the finance reference, or ``failed`` with finance's reason), the attempt, the event's outcome
   and the audit entry, together.
@@ -83,6 +86,7 @@ class Step:
     decision: Decision | None = None
     settlement: Settlement | None = None  # the entry as this transaction left it
     received_at: datetime | None = None  # ingress time of the event that asked for booking
+    reposting: bool = False  # finance was asked to book it before: look it up first
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,8 @@ class SettlementRepository:
             return Step(False, decision, current.settlement if current else None)
         assert decision.state is not None
         asks_booking = decision.action in (Action.SETTLE, Action.AWAIT_APPROVAL)
-        after = _upsert(conn, payment, decision, event, asks_booking)
+        books = decision.action is Action.SETTLE
+        after = _upsert(conn, payment, decision, event, asks_booking, books)
         detail |= {"to": decision.state.value, "amount": decision.amount}
         detail["currency"] = decision.currency
         if decision.action is Action.RECORD:
@@ -200,7 +205,8 @@ class SettlementRepository:
         else:
             _mark_event(conn, event.event_id, sid, None, None, processed=False)
             _audit(conn, sid, payment.payment_id, "settlement_requested", actor, detail)
-        return Step(False, decision, after.settlement, after.received_at)
+        reposting = books and current is not None and current.finance_requested_at is not None
+        return Step(False, decision, after.settlement, after.received_at, reposting)
 
     def begin_command(
         self, settlement_id: str, decide: Callable[[Settlement], Decision], actor: str, at: datetime
@@ -233,7 +239,9 @@ class SettlementRepository:
                     "approved_by": actor,
                     "approved_at": at,
                 }
-            if not approve:
+            if approve:
+                values["finance_requested_at"] = _first_request()
+            else:
                 values["reason"] = decision.reason
             conn.execute(
                 update(settlements)
@@ -246,7 +254,8 @@ class SettlementRepository:
             _audit(conn, settlement_id, payment_id, action, who, detail | {"at": at.isoformat()})
             after = _load(conn, settlement_id)
             assert after is not None
-            return Step(False, decision, after.settlement, after.received_at)
+            reposting = approve and current.finance_requested_at is not None
+            return Step(False, decision, after.settlement, after.received_at, reposting)
 
     def mark_waiting(self, event_id: str) -> None:
         """The event's ``large_payment`` trigger is on Kafka: the event is done."""
@@ -327,6 +336,12 @@ class _Current:
     settlement: Settlement
     last_event_id: str | None
     received_at: datetime | None
+    finance_requested_at: datetime | None
+
+
+def _first_request() -> Any:
+    """``finance_requested_at`` as the first booking request left it (now, if none did)."""
+    return func.coalesce(settlements.c.finance_requested_at, func.now())
 
 
 def _lock_payment(conn: Connection, payment_id: str) -> None:
@@ -349,7 +364,9 @@ def _current(row: Any) -> _Current:
         state=SettlementState(row["state"]),
         approval=row["approval_decision"],
     )
-    return _Current(settlement, row["last_event_id"], row["received_at"])
+    return _Current(
+        settlement, row["last_event_id"], row["received_at"], row["finance_requested_at"]
+    )
 
 
 def _refunded(conn: Connection, charge_id: str) -> int:
@@ -371,6 +388,7 @@ def _upsert(
     decision: Decision,
     event: EventRecord,
     asks_booking: bool,
+    books: bool,
 ) -> _Current:
     values: dict[str, Any] = {
         "settlement_id": decision.settlement_id,
@@ -384,6 +402,7 @@ def _upsert(
         "last_event_id": event.event_id,
         "trace_id": event.trace_id,
         "received_at": event.received_at,
+        "finance_requested_at": func.now() if books else None,
     }
     statement = pg_insert(settlements).values(**values)
     excluded = statement.excluded
@@ -399,6 +418,8 @@ def _upsert(
     if asks_booking:
         # Latency is measured from the ingress of the event that asked for the booking.
         changes |= {"received_at": excluded.received_at, "trace_id": excluded.trace_id}
+    if books:
+        changes["finance_requested_at"] = _first_request()
     row = (
         conn.execute(
             statement.on_conflict_do_update(

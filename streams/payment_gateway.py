@@ -12,9 +12,12 @@ Input: ``payments.stripe.events`` (raw Stripe bytes + ingress headers, keyed by 
 2. **Call finance outside any transaction**, with ``Idempotency-Key`` = the settlement id,
    which is derived from Stripe's ids, and a body built only from the entry's fixed facts. A
    crash after finance booked and before step 3 commits leaves the event unprocessed and the
-   entry ``pending``; the redelivered event decides ``SETTLE`` again and finance answers the
-   *stored* response for that key: still one ledger entry. A concurrent try of the same key
-   (a retry tier racing the main input) gets 409 and retries for the stored answer.
+   entry ``pending``; the redelivered event decides ``SETTLE`` again. That second decision is
+   a *re-post* (the entry was asked before, ``Step.reposting``), so finance is first asked for
+   the entry by settlement id: found → recorded as settled with its reference, no POST; only
+   a 404 sends the POST again, whose key finance answers from its store while it keeps it.
+   Exactly-once therefore holds however late the retry or replay (README, "Exactly once"). A
+   concurrent try of the same key (a retry tier racing the main input) gets 409 and retries.
 3. **Record the answer** (one transaction, :meth:`SettlementRepository.finish`): state
    (``settled`` + finance reference, or ``failed`` + finance's reason), the attempt with request
    and response, the event's outcome and the audit entry.
@@ -205,6 +208,9 @@ class PaymentGateway:
         )
         started_at = datetime.now(UTC)
         started = time.perf_counter()
+        sent: dict[str, Any] = {"idempotency_key": request.settlement_id, "body": request.body()}
+        if step.reposting:
+            sent["looked_up_first"] = f"GET /v1/settlements/{request.settlement_id}"
 
         def attempt(
             outcome: str, status: int | None, body: str | None, error: str | None
@@ -214,7 +220,7 @@ class PaymentGateway:
                 event_id=event_id,
                 started_at=started_at,
                 duration_ms=int((time.perf_counter() - started) * 1000),
-                request={"idempotency_key": request.settlement_id, "body": request.body()},
+                request=sent,
                 response_status=status,
                 response_body=body,
                 outcome=outcome,
@@ -222,7 +228,7 @@ class PaymentGateway:
             )
 
         try:
-            receipt: FinanceReceipt = await self.finance.settle(request)
+            receipt: FinanceReceipt = await self._book(request, reposting=step.reposting)
         except FinanceRefused as exc:
             metrics.FINANCE_CALLS.labels(ATTEMPT_REJECTED, str(exc.status)).inc()
             metrics.FINANCE_SECONDS.observe(time.perf_counter() - started)
@@ -251,6 +257,19 @@ class PaymentGateway:
                 latency = (datetime.now(UTC) - done.received_at).total_seconds()
                 metrics.SETTLEMENT_LATENCY.labels(path).observe(max(latency, 0.0))
         return Outcome("done", f"{settlement.settlement_id} settled as {receipt.reference}")
+
+    async def _book(self, request: SettlementRequest, *, reposting: bool) -> FinanceReceipt:
+        """POST the booking, unless an earlier call with an unknown outcome already made it:
+        then finance is asked first, so exactly-once never rests on its key retention."""
+        if reposting:
+            found = await self.finance.find(request)
+            if found is not None:
+                log.info(
+                    "settlement found at finance; not posted again",
+                    extra={"settlement_id": request.settlement_id, "reference": found.reference},
+                )
+                return found
+        return await self.finance.settle(request)
 
     async def _log_attempt(self, attempt: Attempt) -> None:
         try:
