@@ -32,7 +32,7 @@ from uuid import uuid4
 import httpx
 import pytest
 import sqlalchemy
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
@@ -134,9 +134,9 @@ def _expect(plan: Plan, per_payment: list[tuple[PaymentFactory, list[StripeEvent
                 plan.settleable[payment.dispute_settlement] = obj["amount"]
 
 
-def start_groups_at_end(kafka: KafkaSettings, group: str) -> None:
+def start_groups_at_end(kafka: KafkaSettings, group: str, tiers: str = TIERS) -> None:
     """The new worker's groups begin at the topics' ends: older records are other runs'."""
-    registry = platform_registry(RetrySettings(tiers=TIERS).delays)
+    registry = platform_registry(RetrySettings(tiers=tiers).delays)
     groups = [group, f"{group}.dead-letters"] + [
         f"{group}.{name}.tiers" for name in registry.pipelines
     ]
@@ -145,13 +145,25 @@ def start_groups_at_end(kafka: KafkaSettings, group: str) -> None:
     existing = probe.list_topics(timeout=10).topics
     for spec in registry:
         for partition in existing[spec.name].partitions:
-            _, high = probe.get_watermark_offsets(TopicPartition(spec.name, partition), 10)
+            high = _high_watermark(probe, TopicPartition(spec.name, partition))
             offsets.append(TopicPartition(spec.name, partition, high))
     probe.close()
     for name in groups:
         consumer = Consumer(consumer_config(kafka, name))
         consumer.commit(offsets=offsets, asynchronous=False)
         consumer.close()
+
+
+def _high_watermark(probe: Consumer, partition: TopicPartition) -> int:
+    # A topic created a moment ago (topics apply with new tiers) may not have a leader yet.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(probe.get_watermark_offsets(partition, 10)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @contextmanager

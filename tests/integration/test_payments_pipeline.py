@@ -108,6 +108,15 @@ class Harness:
     def clear_faults(self) -> None:
         httpx.delete(f"{self.sandbox.url}/_sandbox/faults").raise_for_status()
 
+    def booked_unheard(self, record: RoadRecord) -> None:
+        """Handle ``record`` while finance is slower than the client's 0.5 s timeout: finance
+        books it, the gateway never hears (TargetTimeout), and the booking completes."""
+        self.fault(latency_ms=1200)
+        with pytest.raises(TargetTimeout):
+            self.handle(record)
+        self.clear_faults()
+        time.sleep(1.0)  # the slow request completes inside the sandbox
+
 
 @pytest.fixture
 def harness(database: str, sandbox: SandboxServer, kafka_bootstrap: str) -> Iterator[Harness]:
@@ -315,11 +324,7 @@ def test_timeout_after_finance_booked_is_retried_into_the_same_entry(
 ) -> None:
     payment = PaymentFactory(amount=555)
     event = record(payment.succeeded())
-    harness.fault(latency_ms=1200)  # above the client's 0.5 s: finance books, we never hear
-    with pytest.raises(TargetTimeout):
-        harness.handle(event)
-    harness.clear_faults()
-    time.sleep(1.0)  # the slow request completes inside the sandbox
+    harness.booked_unheard(event)
     assert len(harness.ledger(payment.charge_settlement)) == 1
     assert (harness.handle(event)).status == "done"
     (entry,) = harness.ledger(payment.charge_settlement)
