@@ -27,7 +27,9 @@ values are UTF-8 text; numbers are decimal, times are Unix epoch milliseconds (U
 ==================================  ==========================================================
 
 Every other header (``traceparent``, ``synapseops-event-id``, ...) travels untouched:
-:class:`FailureHistory` keeps them in :attr:`FailureHistory.other`, in their order.
+:class:`FailureHistory` keeps them in :attr:`FailureHistory.other`, in their order. The one the
+router sets besides these is ``synapseops-message-kind`` (``synapseops/headers.py``): the kind
+the record was handled as, so it is handled as that kind again wherever it waits.
 """
 
 from __future__ import annotations

@@ -87,3 +87,44 @@ def test_tiers_with_one_delay_twice_are_refused() -> None:
 
     with pytest.raises(ValueError, match="must differ"):
         PipelineSpec(name="p", inputs=("t",), retry_delays=(5.0, 5.0, 10.0))
+
+
+def test_road_topics_outlive_the_longest_hold_and_take_any_input_record_with_its_history() -> None:
+    from synapseops.settings import RetrySettings
+    from topics.registry import (
+        DAY_MS,
+        INPUT_MAX_MESSAGE_BYTES,
+        ROAD_HEADER_BUDGET,
+        ROAD_MAX_MESSAGE_BYTES,
+    )
+
+    longest_cap_ms = 24 * 3600 * 1000  # SYNAPSEOPS_RETRY_MAX_RETRY_AFTER is at most 24h
+    for tiers in ("10s,60s,300s", "1s,2s,3s", "1h,6h,24h"):
+        pipeline = PipelineSpec("p", ("in",), RetrySettings(tiers=tiers).delays)
+        for spec in pipeline.derived_topics():
+            assert spec.max_message_bytes >= INPUT_MAX_MESSAGE_BYTES + ROAD_HEADER_BUDGET
+            if spec.name == pipeline.dlq_topic:
+                continue
+            # Before: one day, so a record told to wait longer than that expired while held.
+            hold_ms = max(longest_cap_ms, int(max(pipeline.retry_delays) * 1000))
+            assert spec.retention_ms >= 10 * hold_ms and spec.retention_ms >= 14 * DAY_MS
+    assert ROAD_MAX_MESSAGE_BYTES >= INPUT_MAX_MESSAGE_BYTES + ROAD_HEADER_BUDGET
+
+
+def test_an_input_the_road_could_not_carry_is_refused_at_declaration() -> None:
+    registry = TopicRegistry()
+    registry.declare(TopicSpec("huge.input", max_message_bytes=16 * 1_048_576))
+    with pytest.raises(ValueError, match="could not carry"):
+        registry.declare_pipeline(PipelineSpec("p", ("huge.input",), (1,)))
+
+
+def test_the_retry_after_cap_is_a_bounded_duration() -> None:
+    from pydantic import ValidationError
+
+    from synapseops.settings import RetrySettings
+
+    assert RetrySettings().max_retry_after_s == 3600.0
+    assert RetrySettings(max_retry_after="90s").max_retry_after_s == 90.0
+    for bad in ("0s", "25h", "soon"):
+        with pytest.raises(ValidationError):
+            RetrySettings(max_retry_after=bad)
