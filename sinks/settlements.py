@@ -18,7 +18,8 @@ Two transactions per booking, with the finance call between them and outside bot
 Locks: a transaction-scoped advisory lock on the payment id comes first, then the row lock. The
 row lock alone cannot serialise the *first* event of an entry (there is no row to lock yet) or
 the refund arithmetic over a payment's refund rows; the advisory lock does both. Every method is
-blocking: call it in an executor. Database errors come out as the error tree.
+blocking: call it in an executor. Database errors come out as the error tree. The row-level
+statements the transactions are made of live in :mod:`sinks.settlement_rows`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from sinks import settlement_rows as rows
 from sinks.db import database_errors
 from sinks.payment_tables import (
     OUTCOME_FAILED,
@@ -42,7 +44,6 @@ from sinks.payment_tables import (
     RESPONSE_BODY_LIMIT,
     payment_events,
     settlement_attempts,
-    settlement_audit,
     settlements,
 )
 from streams.payments.events import EntryKind, PaymentEvent
@@ -129,7 +130,7 @@ class SettlementRepository:
         ``payment`` None: a Stripe type settlement ignores; stored and marked ``ignored``.
         """
         with database_errors("settlements: begin event"), self.engine.begin() as conn:
-            _lock_payment(conn, event.payment_id or event.event_id)
+            rows.lock_payment(conn, event.payment_id or event.event_id)
             # Insert, or lock the row a former delivery stored (the no-op update takes the row
             # lock), and learn in the same round trip whether that delivery finished it.
             insert = pg_insert(payment_events).values(**asdict(event))
@@ -141,13 +142,15 @@ class SettlementRepository:
             if processed is not None:
                 return Step(duplicate=True)
             if payment is None:
-                _mark_event(conn, event.event_id, None, OUTCOME_IGNORED, "not a settlement event")
+                rows.mark_event(
+                    conn, event.event_id, None, OUTCOME_IGNORED, "not a settlement event"
+                )
                 return Step(duplicate=False)
             sid = settlement_id_for(payment)
-            current = _load(conn, sid)
+            current = rows.load(conn, sid)
             refunded_before = 0
             if payment.kind is EntryKind.REFUND and current is None:
-                refunded_before = _refunded(conn, payment.object_id)
+                refunded_before = rows.refunded(conn, payment.object_id)
             decision = decide(current.settlement if current else None, refunded_before)
             if (
                 decision.action is Action.IGNORE
@@ -173,7 +176,7 @@ class SettlementRepository:
         event: EventRecord,
         payment: PaymentEvent,
         decision: Decision,
-        current: _Current | None,
+        current: rows.Current | None,
     ) -> Step:
         sid = decision.settlement_id
         before = current.settlement.state if current else None
@@ -184,27 +187,27 @@ class SettlementRepository:
             "from": before,
         }
         if decision.action is Action.IGNORE:
-            _mark_event(conn, event.event_id, sid, OUTCOME_IGNORED, decision.reason)
-            _audit(conn, sid, payment.payment_id, "event_ignored", actor, detail)
+            rows.mark_event(conn, event.event_id, sid, OUTCOME_IGNORED, decision.reason)
+            rows.audit(conn, sid, payment.payment_id, "event_ignored", actor, detail)
             return Step(False, decision, current.settlement if current else None)
         assert decision.state is not None
         asks_booking = decision.action in (Action.SETTLE, Action.AWAIT_APPROVAL)
         books = decision.action is Action.SETTLE
-        after = _upsert(conn, payment, decision, event, asks_booking, books)
+        after = rows.upsert(conn, payment, decision, event, asks_booking, books)
         detail |= {"to": decision.state.value, "amount": decision.amount}
         detail["currency"] = decision.currency
         if decision.action is Action.RECORD:
             failed = decision.state is SettlementState.FAILED
             outcome = OUTCOME_FAILED if failed else OUTCOME_RECORDED
-            _mark_event(conn, event.event_id, sid, outcome, decision.reason or None)
-            _audit(conn, sid, payment.payment_id, "state_changed", actor, detail)
+            rows.mark_event(conn, event.event_id, sid, outcome, decision.reason or None)
+            rows.audit(conn, sid, payment.payment_id, "state_changed", actor, detail)
         elif decision.action is Action.AWAIT_APPROVAL:
             # The event stays unprocessed until its large_payment trigger is on Kafka.
-            _mark_event(conn, event.event_id, sid, None, None, processed=False)
-            _audit(conn, sid, payment.payment_id, "approval_requested", actor, detail)
+            rows.mark_event(conn, event.event_id, sid, None, None, processed=False)
+            rows.audit(conn, sid, payment.payment_id, "approval_requested", actor, detail)
         else:
-            _mark_event(conn, event.event_id, sid, None, None, processed=False)
-            _audit(conn, sid, payment.payment_id, "settlement_requested", actor, detail)
+            rows.mark_event(conn, event.event_id, sid, None, None, processed=False)
+            rows.audit(conn, sid, payment.payment_id, "settlement_requested", actor, detail)
         reposting = books and current is not None and current.finance_requested_at is not None
         return Step(False, decision, after.settlement, after.received_at, reposting)
 
@@ -218,8 +221,8 @@ class SettlementRepository:
             ).scalar_one_or_none()
             if payment_id is None:
                 raise SchemaInvalid(f"no settlement {settlement_id} to approve or reject")
-            _lock_payment(conn, payment_id)
-            current = _load(conn, settlement_id)
+            rows.lock_payment(conn, payment_id)
+            current = rows.load(conn, settlement_id)
             assert current is not None
             decision = decide(current.settlement)
             detail: dict[str, Any] = {
@@ -228,7 +231,7 @@ class SettlementRepository:
             }
             who = f"user:{actor}"
             if decision.action is Action.IGNORE:
-                _audit(conn, settlement_id, payment_id, "command_ignored", who, detail)
+                rows.audit(conn, settlement_id, payment_id, "command_ignored", who, detail)
                 return Step(False, decision, current.settlement, current.received_at)
             assert decision.state is not None
             approve = decision.action is Action.SETTLE
@@ -240,7 +243,7 @@ class SettlementRepository:
                     "approved_at": at,
                 }
             if approve:
-                values["finance_requested_at"] = _first_request()
+                values["finance_requested_at"] = rows.first_request()
             else:
                 values["reason"] = decision.reason
             conn.execute(
@@ -249,10 +252,12 @@ class SettlementRepository:
                 .values(**values)
             )
             if not approve:
-                _resolve_waiting_events(conn, settlement_id, OUTCOME_FAILED, decision.reason)
+                rows.resolve_waiting_events(conn, settlement_id, OUTCOME_FAILED, decision.reason)
             action = "approved" if approve else "rejected"
-            _audit(conn, settlement_id, payment_id, action, who, detail | {"at": at.isoformat()})
-            after = _load(conn, settlement_id)
+            rows.audit(
+                conn, settlement_id, payment_id, action, who, detail | {"at": at.isoformat()}
+            )
+            after = rows.load(conn, settlement_id)
             assert after is not None
             reposting = approve and current.finance_requested_at is not None
             return Step(False, decision, after.settlement, after.received_at, reposting)
@@ -282,7 +287,7 @@ class SettlementRepository:
             raise ValueError("finish() takes a reference or a refusal")
         sid = attempt.settlement_id
         with database_errors("settlements: finish"), self.engine.begin() as conn:
-            current = _load(conn, sid)
+            current = rows.load(conn, sid)
             if current is None:
                 raise SchemaInvalid(f"settlement {sid} vanished before its booking was recorded")
             state = current.settlement.state
@@ -307,17 +312,17 @@ class SettlementRepository:
                     .mappings()
                     .one()
                 )
-                after = _current(row)
+                after = rows.current(row)
             conn.execute(settlement_attempts.insert().values(**attempt.as_row()))
             outcome = OUTCOME_SETTLED if reference is not None else OUTCOME_FAILED
             if attempt.event_id is not None:
-                _mark_event(conn, attempt.event_id, sid, outcome, refusal)
+                rows.mark_event(conn, attempt.event_id, sid, outcome, refusal)
             if current.settlement.approval is not None:
-                _resolve_waiting_events(conn, sid, outcome, refusal)
+                rows.resolve_waiting_events(conn, sid, outcome, refusal)
             action = "settled" if reference is not None else "finance_refused"
             detail: dict[str, Any] = {"from": state.value, "status": attempt.response_status}
             detail |= {"reference": reference} if reference else {"reason": refusal}
-            _audit(conn, sid, payment_id, action, "finance", detail)
+            rows.audit(conn, sid, payment_id, action, "finance", detail)
             return Finished(after.settlement, newly, after.received_at)
 
     def record_attempt(self, attempt: Attempt) -> None:
@@ -327,158 +332,5 @@ class SettlementRepository:
 
     def load(self, settlement_id: str) -> Settlement | None:
         with database_errors("settlements: load"), self.engine.connect() as conn:
-            current = _load(conn, settlement_id, lock=False)
+            current = rows.load(conn, settlement_id, lock=False)
             return current.settlement if current else None
-
-
-@dataclass(frozen=True)
-class _Current:
-    settlement: Settlement
-    last_event_id: str | None
-    received_at: datetime | None
-    finance_requested_at: datetime | None
-
-
-def _first_request() -> Any:
-    """``finance_requested_at`` as the first booking request left it (now, if none did)."""
-    return func.coalesce(settlements.c.finance_requested_at, func.now())
-
-
-def _lock_payment(conn: Connection, payment_id: str) -> None:
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"payment:{payment_id}"})
-
-
-def _load(conn: Connection, settlement_id: str, *, lock: bool = True) -> _Current | None:
-    statement = select(settlements).where(settlements.c.settlement_id == settlement_id)
-    row = conn.execute(statement.with_for_update() if lock else statement).mappings().first()
-    return _current(row) if row is not None else None
-
-
-def _current(row: Any) -> _Current:
-    settlement = Settlement(
-        settlement_id=row["settlement_id"],
-        payment_id=row["payment_id"],
-        kind=EntryKind(row["kind"]),
-        amount=row["amount"],
-        currency=row["currency"],
-        state=SettlementState(row["state"]),
-        approval=row["approval_decision"],
-    )
-    return _Current(
-        settlement, row["last_event_id"], row["received_at"], row["finance_requested_at"]
-    )
-
-
-def _refunded(conn: Connection, charge_id: str) -> int:
-    """What the charge's refund entries already book (failed ones book nothing)."""
-    # settlement ids of refunds are stl_<charge>_refund_<total>; '_' is a LIKE wildcard.
-    prefix = f"stl_{charge_id}_refund_".replace("\\", "\\\\").replace("_", "\\_")
-    total = conn.execute(
-        select(func.coalesce(func.sum(settlements.c.amount), 0)).where(
-            settlements.c.settlement_id.like(prefix + "%", escape="\\"),
-            settlements.c.state != SettlementState.FAILED.value,
-        )
-    ).scalar_one()
-    return int(total)
-
-
-def _upsert(
-    conn: Connection,
-    payment: PaymentEvent,
-    decision: Decision,
-    event: EventRecord,
-    asks_booking: bool,
-    books: bool,
-) -> _Current:
-    values: dict[str, Any] = {
-        "settlement_id": decision.settlement_id,
-        "payment_id": payment.payment_id,
-        "kind": payment.kind.value,
-        "amount": decision.amount,
-        "currency": decision.currency,
-        "state": decision.state.value if decision.state else None,
-        "reason": decision.reason or None,
-        "event_created": event.created,
-        "last_event_id": event.event_id,
-        "trace_id": event.trace_id,
-        "received_at": event.received_at,
-        "finance_requested_at": func.now() if books else None,
-    }
-    statement = pg_insert(settlements).values(**values)
-    excluded = statement.excluded
-    changes: dict[str, Any] = {
-        "amount": excluded.amount,
-        "currency": excluded.currency,
-        "state": excluded.state,
-        "reason": excluded.reason,
-        "event_created": func.greatest(settlements.c.event_created, excluded.event_created),
-        "last_event_id": excluded.last_event_id,
-        "updated_at": func.now(),
-    }
-    if asks_booking:
-        # Latency is measured from the ingress of the event that asked for the booking.
-        changes |= {"received_at": excluded.received_at, "trace_id": excluded.trace_id}
-    if books:
-        changes["finance_requested_at"] = _first_request()
-    row = (
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["settlement_id"], set_=changes
-            ).returning(settlements)
-        )
-        .mappings()
-        .one()
-    )
-    return _current(row)
-
-
-def _mark_event(
-    conn: Connection,
-    event_id: str,
-    settlement_id: str | None,
-    outcome: str | None,
-    reason: str | None,
-    *,
-    processed: bool = True,
-) -> None:
-    values: dict[str, Any] = {"settlement_id": settlement_id}
-    if processed:
-        values |= {"processed_at": func.now(), "outcome": outcome, "reason": reason}
-    conn.execute(
-        update(payment_events)
-        .where(payment_events.c.event_id == event_id, payment_events.c.processed_at.is_(None))
-        .values(**values)
-    )
-
-
-def _resolve_waiting_events(
-    conn: Connection, settlement_id: str, outcome: str, reason: str | None
-) -> None:
-    """Events that left their entry waiting for a person now show how it ended."""
-    conn.execute(
-        update(payment_events)
-        .where(
-            payment_events.c.settlement_id == settlement_id,
-            payment_events.c.outcome == OUTCOME_WAITING,
-        )
-        .values(outcome=outcome, reason=reason)
-    )
-
-
-def _audit(
-    conn: Connection,
-    settlement_id: str,
-    payment_id: str | None,
-    action: str,
-    actor: str,
-    detail: dict[str, Any],
-) -> None:
-    conn.execute(
-        settlement_audit.insert().values(
-            settlement_id=settlement_id,
-            payment_id=payment_id,
-            action=action,
-            actor=actor,
-            detail={k: v for k, v in detail.items() if v is not None},
-        )
-    )
