@@ -106,3 +106,28 @@ def test_the_commit_point_never_passes_an_unfinished_record(
     assert not unfinished and holds.held_count() == 0
     assert commits == sorted(commits)
     assert not commits or commits[-1] == offset
+
+
+def test_a_tier_consumer_never_resets_to_latest_and_parking_holds_many() -> None:
+    from streams.road.pipeline import Outcome, Pipeline
+    from streams.road.router import FailureRouter
+    from streams.road.tier_consumer import PARKING_CAPACITY, tier_consumers
+    from synapseops.settings import KafkaSettings
+    from topics.registry import PipelineSpec
+
+    async def handler(record: RoadRecord) -> Outcome:
+        return Outcome("done")
+
+    spec = PipelineSpec("p", ("in",), (1.0, 2.0))
+    pipeline = Pipeline(name="p", spec=spec, handlers={"p": handler})
+    consumers = tier_consumers(
+        pipeline,
+        FailureRouter(None),  # type: ignore[arg-type]
+        KafkaSettings(bootstrap="127.0.0.1:1"),
+        "w",
+        consumer_overrides={"auto.offset.reset": "latest"},
+    )
+    assert [c.topic for c in consumers] == ["p.retry.1s", "p.retry.2s", "p.parking"]
+    assert {c._config["auto.offset.reset"] for c in consumers} == {"earliest"}
+    assert [c._holds.capacity for c in consumers] == [1, 1, PARKING_CAPACITY]
+    assert {c.group_id for c in consumers} == {"w.p.tiers"}

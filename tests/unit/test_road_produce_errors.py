@@ -132,3 +132,21 @@ def test_a_dead_letter_topic_that_is_missing_keeps_the_record_and_tries_again(
     assert hop.dead
     [(topic, value, _)] = broker.sent
     assert (topic, value) == ("pay.dlq", RECORD.value)
+
+
+def test_a_producer_that_failed_fatally_is_replaced_before_the_next_send() -> None:
+    from synapseops.kafka import AsyncProducer, is_fatal
+    from synapseops.settings import KafkaSettings
+
+    producer = AsyncProducer(KafkaSettings(bootstrap="127.0.0.1:1"))
+    try:
+        fatal = KafkaError(KafkaError._FATAL, "idempotence lost", fatal=True)
+        assert is_fatal(fatal) and not is_fatal(KafkaError(KafkaError._TRANSPORT))
+        before = producer._producer
+        producer._replace_if_broken()
+        assert producer._producer is before  # healthy: kept
+        producer._mark_broken(fatal)
+        producer._replace_if_broken()
+        assert producer._producer is not before
+    finally:
+        producer.close(timeout=0.1)
