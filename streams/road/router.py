@@ -94,7 +94,7 @@ class FailureRouter:
             await self._send(hop, record, self._headers(pipeline, record, exc, kind, hop, now_ms))
         except KafkaRejected as refused:
             if hop.dead:
-                hop = await self._send_marker(pipeline, record, refused, hop, now_ms)
+                hop = await self._send_marker(pipeline, record, refused, exc, hop, now_ms)
             else:
                 # The next hop will never take it: the dead letter says why, at once.
                 hop = next_hop(record.history, pipeline.spec, now_ms, kind=FATAL)
@@ -106,7 +106,9 @@ class FailureRouter:
                 try:
                     await self._send(hop, record, headers)
                 except KafkaRejected as dead_refused:
-                    hop = await self._send_marker(pipeline, record, dead_refused, hop, now_ms)
+                    hop = await self._send_marker(
+                        pipeline, record, dead_refused, reason, hop, now_ms
+                    )
                 exc, kind = reason, FATAL
         self._count(pipeline, record, hop, exc, kind)
         return hop
@@ -143,15 +145,26 @@ class FailureRouter:
         await self._producer.send(hop.topic, record.value, key=record.key, headers=headers)
 
     async def _send_marker(
-        self, pipeline: Pipeline, record: RoadRecord, refused: KafkaRejected, hop: Hop, now_ms: int
+        self,
+        pipeline: Pipeline,
+        record: RoadRecord,
+        refused: KafkaRejected,
+        cause: BaseException,
+        hop: Hop,
+        now_ms: int,
     ) -> Hop:
         """The dead letter without its value (module docstring); refusals other than size go
         back to the caller as :class:`KafkaUnavailable`: it keeps the record and tries again."""
         if not refused.too_large:
             raise KafkaUnavailable(f"the dead-letter topic refuses records: {refused}")
+        why = KafkaRejected(
+            f"{refused}; dead letter kept without its value (the record had failed with "
+            f"{type(cause).__name__}: {cause})",
+            code=refused.code,
+        )
         headers = [
             (name, value)
-            for name, value in self._headers(pipeline, record, refused, FATAL, hop, now_ms)
+            for name, value in self._headers(pipeline, record, why, FATAL, hop, now_ms)
             if name.startswith("synapseops-") or name == kh.TRACEPARENT
         ]
         headers += [

@@ -119,7 +119,11 @@ def test_a_dead_letter_too_large_for_its_topic_becomes_a_marker_saying_where_the
     assert found[VALUE_OMITTED] == b"64"
     assert found[VALUE_AT] == b"in/1@40"
     assert found["traceparent"] == b"00-a"
-    assert FailureHistory.from_headers(headers).error_class == "KafkaRejected"
+    history = FailureHistory.from_headers(headers)
+    assert history.error_class == "KafkaRejected"
+    assert history.error_message is not None
+    assert "without its value" in history.error_message
+    assert "SchemaInvalid: no id" in history.error_message
 
 
 def test_a_dead_letter_topic_that_is_missing_keeps_the_record_and_tries_again(
