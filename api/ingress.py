@@ -155,7 +155,10 @@ def describe_event(headers: Mapping[str, str], body: Any) -> InboundEvent:
             "no event id: send an Idempotency-Key, X-Event-Id or ce-id header, "
             "or a top-level 'id' in the body"
         )
-    entity_key = entity_key_from(headers, body, event_id)
+    return _inbound(event_id, entity_key_from(headers, body, event_id), headers, body)
+
+
+def _inbound(event_id: str, entity_key: str, headers: Mapping[str, str], body: Any) -> InboundEvent:
     for name, value in (("event id", event_id), ("entity key", entity_key)):
         if len(value) > MAX_ID_LENGTH:
             raise SchemaInvalid(f"{name} longer than {MAX_ID_LENGTH} characters")
@@ -200,24 +203,13 @@ def describe_signed_event(
     ``webhook-id`` header is covered by the signature, for every other scheme nothing but
     the body is. :class:`SchemaInvalid` when the id is unusable.
     """
-    lowered = _lowered(headers)
     if scheme == "standard_webhooks":
-        event_id = lowered.get("webhook-id") or ""
+        event_id = _lowered(headers).get("webhook-id") or ""
         if not event_id:
             raise SchemaInvalid("no webhook-id header")
     else:
         event_id = body_digest_id(body)
-    entity_key = body_id(parsed) or event_id
-    for name, value in (("event id", event_id), ("entity key", entity_key)):
-        if len(value) > MAX_ID_LENGTH:
-            raise SchemaInvalid(f"{name} longer than {MAX_ID_LENGTH} characters")
-    return InboundEvent(
-        event_id=event_id,
-        entity_key=entity_key,
-        event_type=event_type_from(headers, parsed),
-        traceparent=child_traceparent(lowered.get("traceparent")),
-        received_at=received_at_now(),
-    )
+    return _inbound(event_id, body_id(parsed) or event_id, headers, parsed)
 
 
 def without_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
