@@ -3,20 +3,19 @@
 ``api/routes/__init__.py`` names, for every router it hangs under ``/api/v1``, an
 :class:`Access`: the role its reads (GET) need, the role its writes (every other method) need,
 and exceptions by operation (``"POST /dead-letters/replay"``). :class:`RouteRoles` resolves
-that into one role per concrete route of the app. A request whose route resolves to no role
-(a route hung under ``/api/v1`` some other way, a write on a read-only router) is refused for
-every principal, admin included: forgetting to declare a role closes the route, never opens it.
+that into one role per route object. A request whose matched route has no role (a route hung
+under ``/api/v1`` some other way, a write on a read-only router) is refused for every
+principal, admin included: forgetting to declare a role closes the route, never opens it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from synapseops.principals import Role
 
@@ -39,63 +38,60 @@ class Access:
         return self.read if method in READ_METHODS else self.write
 
 
+def _routes(router: APIRouter) -> Iterator[Route]:
+    """The router's own routes and those of routers included into it."""
+    for route in router.routes:
+        if isinstance(route, Route):
+            yield route
+        elif isinstance(getattr(route, "original_router", None), APIRouter):
+            yield from _routes(route.original_router)  # type: ignore[attr-defined]
+
+
 @dataclass
 class RouteRoles:
-    """``(method, full path) -> role`` for the routes of declared routers, then per route."""
+    """The role of each declared route, by the route object the router matched (FastAPI puts
+    it in ``scope["route"]``) and by ``(method, full path)`` for the OpenAPI document."""
 
-    declared: dict[tuple[str, str], Role] = field(default_factory=dict)
+    by_route: dict[int, tuple[Route, dict[str, Role]]] = field(default_factory=dict)
+    by_path: dict[tuple[str, str], Role] = field(default_factory=dict)
     # Paths served outside /api/v1 that still need a principal (OpenAPI outside dev).
     extra: dict[tuple[str, str], Role] = field(default_factory=dict)
 
     def declare(self, prefix: str, router: APIRouter, access: Access) -> None:
-        for route in router.routes:
-            if not isinstance(route, Route):
-                continue
+        spelled: set[str] = set()
+        for route in _routes(router):
+            methods: dict[str, Role] = {}
             for method in route.methods or ():
+                spelled.add(f"{method} {route.path}")
                 role = access.role(method, route.path)
                 if role is not None:
-                    self.declared[(method, prefix + route.path)] = role
-        unknown = set(access.exceptions) - {
-            f"{method} {route.path}"
-            for route in router.routes
-            if isinstance(route, Route)
-            for method in route.methods or ()
-        }
+                    methods[method] = role
+                    self.by_path[(method, prefix + route.path)] = role
+            self.by_route[id(route)] = (route, methods)
+        unknown = set(access.exceptions) - spelled
         if unknown:
             raise ValueError(f"access exceptions name no route of the router: {sorted(unknown)}")
 
     def require(self, method: str, path: str, role: Role) -> None:
         self.extra[(method, path)] = role
 
-    def lookup(self, method: str, path: str) -> Role | None:
-        key_method = "GET" if method == "HEAD" else method
-        return self.declared.get((key_method, path)) or self.extra.get((key_method, path))
+    def for_path(self, method: str, path: str) -> Role | None:
+        key = ("GET" if method == "HEAD" else method, path)
+        return self.by_path.get(key) or self.extra.get(key)
 
-
-@dataclass(frozen=True)
-class Resolution:
-    """What routing would do with a request: ``matched`` a route; the ``role`` it needs
-    (None on a matched route: no role was declared, so it is closed)."""
-
-    matched: bool
-    role: Role | None
-
-
-def resolve(routes: Iterable[BaseRoute], roles: RouteRoles, scope: Scope) -> Resolution:
-    """Match ``scope`` the way the router will (first full match wins)."""
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            path = route.path if isinstance(route, Route) else ""
-            return Resolution(True, roles.lookup(scope["method"], path))
-    return Resolution(False, None)
+    def for_route(self, route: object, method: str) -> Role | None:
+        """The role of the route the router picked; None: not declared (closed)."""
+        entry = self.by_route.get(id(route))
+        if entry is None or entry[0] is not route:
+            return None
+        return entry[1].get("GET" if method == "HEAD" else method)
 
 
 def annotate_openapi(schema: dict[str, Any], roles: RouteRoles) -> dict[str, Any]:
     """Write each operation's role into the document (``x-required-role`` and its text)."""
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            role = roles.lookup(method.upper(), path)
+            role = roles.for_path(method.upper(), path)
             if role is None or not isinstance(operation, dict):
                 continue
             operation["x-required-role"] = role.value

@@ -7,11 +7,14 @@ A pure ASGI middleware in front of the app. For a guarded path (everything under
    no database needed) or a named token (:mod:`sinks.principals`) — and answers 401 with the
    reason and ``WWW-Authenticate: Bearer`` when there is none that holds. It never calls
    ``receive``: a body sent without a valid token is not read, let alone parsed;
-2. finds the route the router will pick and the role declared for it
-   (:mod:`api.access`); 403 with the role needed when the principal lacks it, or when the
-   route has no role declared (default-deny); an unmatched path goes on to its 404/405;
-3. leaves the :class:`~synapseops.principals.Principal` in the scope for the routes
-   (:data:`api.deps.PrincipalDep`: e.g. the approver of a settlement decision).
+2. leaves the :class:`~synapseops.principals.Principal` in the scope for the routes
+   (:data:`api.deps.PrincipalDep`: e.g. the approver of a settlement decision);
+3. checks the role declared for the route the router picked (:mod:`api.access`) at the first
+   of two moments: the app's first ``receive`` (FastAPI reads a body *before* it solves
+   dependencies, so this is the moment for a route with a body) or the guard dependency of
+   the ``/api/v1`` router (a route that never reads one). 403 with the role needed when the
+   principal lacks it or the route has no role declared (default-deny); a path no route
+   matches goes on to its 404/405.
 
 The principals store unreadable → 503 with ``Retry-After`` (an outage is not a wrong token).
 """
@@ -19,14 +22,14 @@ The principals store unreadable → 503 with ``Retry-After`` (an outage is not a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import sqlalchemy
+from fastapi import HTTPException
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.access import RouteRoles, resolve
+from api.access import RouteRoles
 from sinks.principals import authenticate_token
 from synapseops.errors import DatabaseUnavailable
 from synapseops.logging import get_logger
@@ -39,10 +42,21 @@ V1_PREFIX = "/api/v1"
 STORE_RETRY_AFTER_S = 5
 
 
-class Refused(Exception):
+ROLES_SCOPE_KEY = "synapseops.route_roles"
+
+
+class Refused(HTTPException):
+    """401/403/503 with the reason; an ``HTTPException`` so that, raised from ``receive``
+    while FastAPI reads a body, it reaches the client as itself (FastAPI turns other
+    exceptions there into a 400)."""
+
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+        headers: dict[str, str] = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        elif status == 503:
+            headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+        super().__init__(status, reason, headers=headers)
         self.reason = reason
 
 
@@ -77,27 +91,40 @@ async def authenticate(
     return principal
 
 
+def authorize(principal: Principal, scope: Scope) -> None:
+    """:class:`Refused` (403) unless ``principal`` holds the role of the route in ``scope``."""
+    roles = scope.get(ROLES_SCOPE_KEY)
+    method, path = scope["method"], scope["path"]
+    role = roles.for_route(scope.get("route"), method) if isinstance(roles, RouteRoles) else None
+    if role is None:
+        raise Refused(403, f"{method} {path} declares no role, so it is closed to every principal")
+    if not principal.may(role):
+        held = ", ".join(sorted(held.value for held in principal.roles))
+        raise Refused(
+            403, f"{method} {path} needs role {role.value}; {principal.actor} holds {held}"
+        )
+
+
 class PrincipalMiddleware:
     def __init__(
         self,
         app: ASGIApp,
         *,
         roles: RouteRoles,
-        routes: Callable[[], Iterable[BaseRoute]],
         bootstrap_token: Callable[[], str],
         engine: Callable[[], sqlalchemy.Engine | None],
-        guard_openapi: bool,
-        openapi_path: str = "/openapi.json",
     ) -> None:
         self.app = app
         self.roles = roles
-        self.routes = routes
         self.bootstrap_token = bootstrap_token
         self.engine = engine
-        self.guarded_paths = {openapi_path} if guard_openapi else set()
 
     def guards(self, path: str) -> bool:
-        return path == V1_PREFIX or path.startswith(V1_PREFIX + "/") or path in self.guarded_paths
+        return (
+            path == V1_PREFIX
+            or path.startswith(V1_PREFIX + "/")
+            or any(path == extra for _, extra in self.roles.extra)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.guards(scope["path"]):
@@ -107,35 +134,28 @@ class PrincipalMiddleware:
             principal = await authenticate(
                 _authorization(scope), self.bootstrap_token(), self.engine()
             )
-            self.authorize(principal, scope)
+            extra = self.roles.extra.get((scope["method"], scope["path"]))
+            if extra is not None and not principal.may(extra):
+                raise Refused(403, f"{scope['path']} needs role {extra.value}")
         except Refused as refused:
-            await self.refuse(refused, scope, receive, send)
+            response = JSONResponse(
+                {"detail": refused.reason}, refused.status_code, headers=refused.headers
+            )
+            await response(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
-        await self.app(scope, receive, send)
+        scope[ROLES_SCOPE_KEY] = self.roles
+        if extra is not None:
+            await self.app(scope, receive, send)
+            return
+        authorized = False
 
-    def authorize(self, principal: Principal, scope: Scope) -> None:
-        resolution = resolve(self.routes(), self.roles, scope)
-        if not resolution.matched:
-            return  # the router answers 404/405 to an authenticated caller
-        method, path = scope["method"], scope["path"]
-        if resolution.role is None:
-            raise Refused(
-                403, f"{method} {path} declares no role, so it is closed to every principal"
-            )
-        if not principal.may(resolution.role):
-            held = ", ".join(sorted(role.value for role in principal.roles))
-            raise Refused(
-                403,
-                f"{method} {path} needs role {resolution.role.value}; {principal.actor} "
-                f"holds {held}",
-            )
+        async def authorized_receive() -> Message:
+            # The router has picked the route by now (scope["route"]): check before any byte.
+            nonlocal authorized
+            if not authorized:
+                authorize(principal, scope)
+                authorized = True
+            return await receive()
 
-    async def refuse(self, refused: Refused, scope: Scope, receive: Receive, send: Send) -> None:
-        headers: dict[str, str] = {}
-        if refused.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        elif refused.status == 503:
-            headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
-        response = JSONResponse({"detail": refused.reason}, refused.status, headers=headers)
-        await response(scope, receive, send)
+        await self.app(scope, authorized_receive, send)

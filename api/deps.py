@@ -12,7 +12,7 @@ import sqlalchemy
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import PRINCIPAL_SCOPE_KEY
+from api.auth import PRINCIPAL_SCOPE_KEY, authorize
 from synapseops.kafka import AsyncProducer
 from synapseops.principals import Principal
 from synapseops.settings import Settings
@@ -50,8 +50,9 @@ def get_principal(
     request: Request,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The principal the middleware authenticated. Without one (an app built without the
-    middleware) the answer is 401: the guard fails closed."""
+    """The principal the middleware authenticated, holding the route's role (checked here for
+    routes that read no body). Without one (an app built without the middleware) the answer
+    is 401: the guard fails closed."""
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if not isinstance(principal, Principal):
         raise HTTPException(
@@ -59,6 +60,7 @@ def get_principal(
             detail="not authenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    authorize(principal, request.scope)
     return principal
 
 

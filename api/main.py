@@ -98,10 +98,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     app.add_middleware(
         PrincipalMiddleware,
         roles=roles,
-        routes=lambda: app.router.routes,
         bootstrap_token=settings.api.token.get_secret_value,
         engine=engine,
-        guard_openapi=not dev,
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
