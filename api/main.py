@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 
 from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
@@ -29,7 +30,7 @@ from api.metrics import DEAD_LETTER_GAUGES
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
-from synapseops.errors import DatabaseUnavailable
+from synapseops.errors import DatabaseUnavailable, SchemaInvalid
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.principals import Role
@@ -46,6 +47,17 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         {"detail": str(exc)},
         status_code=503,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+async def _value_refused(request: Request, exc: Exception) -> JSONResponse:
+    # A value that passed the request's validation but not the database's (an id past
+    # bigint, a malformed byte): the request is at fault, not the server. The database's
+    # own text is not echoed: it may quote the value.
+    log.info("request value refused by the database", extra={"path": request.url.path})
+    return JSONResponse(
+        {"detail": "a value of the request is out of range or malformed for storage"},
+        status_code=422,
     )
 
 
@@ -82,6 +94,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     )
     app.state.settings = settings
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(SchemaInvalid, _value_refused)
+    app.add_exception_handler(sa_exc.DataError, _value_refused)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.include_router(api_v1_router)

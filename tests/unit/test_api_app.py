@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from starlette.requests import Request
 
 from api.main import create_app
 from synapseops import headers as kh
