@@ -228,8 +228,7 @@ def test_body_at_exactly_the_limit_is_accepted(
     body = prefix + b"x" * (LIMIT - len(prefix) - len(suffix)) + suffix
     assert len(body) == LIMIT
     assert (
-        client.post("/webhooks/events/unit", content=body, headers=SOURCE_AUTH).status_code
-        == 202
+        client.post("/webhooks/events/unit", content=body, headers=SOURCE_AUTH).status_code == 202
     )
     assert producer.sent[0]["value"] == body
 
