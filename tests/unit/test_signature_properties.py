@@ -62,7 +62,7 @@ NAMES = st.sampled_from(
 )
 HEADERS = st.dictionaries(st.one_of(NAMES, st.text(max_size=20)), st.text(max_size=200))
 BODIES = st.binary(max_size=512)
-fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fast = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def flip(data: bytes, index: int, bit: int) -> bytes:
@@ -282,3 +282,50 @@ def test_stored_http_headers_hold_no_credential(headers: dict[str, str], drop: l
 def test_token_parser_never_raises(text: str) -> None:
     parsed = parse_token(text)
     assert parsed is None or text == f"sot_{parsed[0]}_{parsed[1]}"
+
+
+# ---- where the ingress headers are read back -------------------------------------------------
+
+INGRESS_NAMES = st.sampled_from(
+    [kh.EVENT_ID, kh.SOURCE, kh.EVENT_TYPE, kh.RECEIVED_AT, kh.HTTP_HEADERS, kh.CONTENT_TYPE,
+     kh.TRACEPARENT, kh.CONNECTOR, kh.ENDPOINT, kh.FLOW_ID]
+)  # fmt: skip
+RECORD_HEADERS = st.lists(
+    st.tuples(st.one_of(INGRESS_NAMES, st.text(max_size=10)), st.binary(max_size=80)), max_size=10
+)
+
+
+@fast
+@given(
+    headers=RECORD_HEADERS,
+    key=st.one_of(st.none(), st.binary(max_size=20)),
+    value=st.one_of(st.none(), BODIES),
+    timestamp=st.one_of(st.none(), st.integers(min_value=-1, max_value=2**63 - 1)),
+    present=st.booleans(),
+)
+def test_record_readers_raise_only_the_road_errors(
+    headers: list[tuple[str, bytes]],
+    key: bytes | None,
+    value: bytes | None,
+    timestamp: int | None,
+    present: bool,
+) -> None:
+    from streams.event_log import to_row
+    from streams.integration.delivery import source_event
+    from streams.road.record import RoadRecord
+    from synapseops.errors import Undecodable
+
+    if present:  # most records carry the ids; the rest of the headers is still garbage
+        headers = [(kh.EVENT_ID, b"e-1"), (kh.SOURCE, b"s"), (kh.CONNECTOR, b"c"),
+                   (kh.ENDPOINT, b"e"), *headers]  # fmt: skip
+    record = RoadRecord("t", 0, 1, timestamp, key, value, headers)
+    try:
+        event = source_event(record)
+        assert event.event_id and event.connector and event.endpoint
+    except SchemaInvalid:
+        pass
+    try:
+        row = to_row(key, value, headers, "t", 0, 1, timestamp)
+        assert row.event_id and row.source and row.received_at.tzinfo is not None
+    except (SchemaInvalid, Undecodable):
+        pass
