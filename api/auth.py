@@ -134,7 +134,8 @@ class PrincipalMiddleware:
             principal = await authenticate(
                 _authorization(scope), self.bootstrap_token(), self.engine()
             )
-            extra = self.roles.extra.get((scope["method"], scope["path"]))
+            method = "GET" if scope["method"] == "HEAD" else scope["method"]
+            extra = self.roles.extra.get((method, scope["path"]))
             if extra is not None and not principal.may(extra):
                 raise Refused(403, f"{scope['path']} needs role {extra.value}")
         except Refused as refused:
