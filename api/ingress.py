@@ -17,10 +17,21 @@ event type     ``X-Event-Type``, ``ce-type``, ``X-Shopify-Topic``, ``X-GitHub-Ev
 trace          a valid incoming ``traceparent`` is continued (same trace id, new span),
                otherwise a new trace is started
 =============  ==========================================================================
+
+That table holds when the *whole request* is the authenticated sender's (a source token, a
+management client). When only the body is signed (Shopify's and hex HMACs, or an unsigned
+``none`` endpoint), :func:`describe_signed_event` applies instead: a header outside the
+signature could be swapped by anyone who replays a captured delivery, and a de-duplication id
+taken from it would let them get a signed body processed twice (new id) or suppress a real
+event (pre-sent id). So the id is the signed one — Standard Webhooks' ``webhook-id`` is part
+of the signed content — or else ``sha256:<hex>`` of the signed body: a provider's redelivery
+is byte-identical and collapses onto it; two different bodies are two events. The entity key
+is the body's ``id``, never ``X-Entity-Key``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -144,7 +155,10 @@ def describe_event(headers: Mapping[str, str], body: Any) -> InboundEvent:
             "no event id: send an Idempotency-Key, X-Event-Id or ce-id header, "
             "or a top-level 'id' in the body"
         )
-    entity_key = entity_key_from(headers, body, event_id)
+    return _inbound(event_id, entity_key_from(headers, body, event_id), headers, body)
+
+
+def _inbound(event_id: str, entity_key: str, headers: Mapping[str, str], body: Any) -> InboundEvent:
     for name, value in (("event id", event_id), ("entity key", entity_key)):
         if len(value) > MAX_ID_LENGTH:
             raise SchemaInvalid(f"{name} longer than {MAX_ID_LENGTH} characters")
@@ -173,3 +187,32 @@ def kafka_headers(
     if event.event_type is not None:
         result.insert(2, (kh.EVENT_TYPE, event.event_type.encode()))
     return result
+
+
+def body_digest_id(body: bytes) -> str:
+    """The de-duplication id of a body whose bytes are all that is signed."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def describe_signed_event(
+    scheme: str, headers: Mapping[str, str], body: bytes, parsed: Any
+) -> InboundEvent:
+    """Event id and key from the signed content only (see the module docstring).
+
+    ``scheme`` is the one the request was verified with; for ``standard_webhooks`` the
+    ``webhook-id`` header is covered by the signature, for every other scheme nothing but
+    the body is. :class:`SchemaInvalid` when the id is unusable.
+    """
+    if scheme == "standard_webhooks":
+        event_id = _lowered(headers).get("webhook-id") or ""
+        if not event_id:
+            raise SchemaInvalid("no webhook-id header")
+    else:
+        event_id = body_digest_id(body)
+    return _inbound(event_id, body_id(parsed) or event_id, headers, parsed)
+
+
+def without_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """``headers`` less ``names`` (case-insensitive): a source's token never travels on."""
+    dropped = {name.lower() for name in names}
+    return {name: value for name, value in headers.items() if name.lower() not in dropped}

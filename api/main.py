@@ -4,6 +4,11 @@ The lifespan builds the shared resources once — an idempotent ``acks=all``
 :class:`~synapseops.kafka.AsyncProducer` and a SQLAlchemy engine — keeps them on
 ``app.state`` (read through ``api/deps.py``) and closes them on shutdown. A producer passed
 in by the caller (unit tests) is used as is and left for the caller to close.
+
+Around the routes, outermost first: the access log, the body cap of every route
+(:mod:`api.body_limit`), the principal check of ``/api/v1`` (:mod:`api.auth`). The
+interactive docs (``/docs``, ``/redoc``) exist only in dev; outside dev ``/openapi.json``
+needs a token of any role (machines generate clients from it; people read it in dev).
 """
 
 from __future__ import annotations
@@ -11,17 +16,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 
+from api.access import RouteRoles, annotate_openapi
+from api.auth import PrincipalMiddleware
+from api.body_limit import BodyLimitMiddleware
 from api.metrics import DEAD_LETTER_GAUGES
 from api.middleware import AccessLogMiddleware
-from api.routes import PUBLIC_ROUTERS, api_v1_router
+from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
-from synapseops.errors import DatabaseUnavailable
+from synapseops.errors import DatabaseUnavailable, SchemaInvalid
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
+from synapseops.principals import Role
 from synapseops.settings import Settings
 
 log = get_logger(__name__)
@@ -35,6 +47,17 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         {"detail": str(exc)},
         status_code=503,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+async def _value_refused(request: Request, exc: Exception) -> JSONResponse:
+    # A value that passed the request's validation but not the database's (an id past
+    # bigint, a malformed byte): the request is at fault, not the server. The database's
+    # own text is not echoed: it may quote the value.
+    log.info("request value refused by the database", extra={"path": request.url.path})
+    return JSONResponse(
+        {"detail": "a value of the request is out of range or malformed for storage"},
+        status_code=422,
     )
 
 
@@ -60,16 +83,50 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             app.state.engine.dispose()
             log.info("api stopped")
 
+    dev = settings.env == "dev"
     app = FastAPI(
         title="SynapseOps",
         summary="Webhook ingress to Kafka and the management API of SynapseOps.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if dev else None,
+        redoc_url="/redoc" if dev else None,
     )
     app.state.settings = settings
-    app.add_middleware(AccessLogMiddleware)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(SchemaInvalid, _value_refused)
+    app.add_exception_handler(sa_exc.DataError, _value_refused)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.include_router(api_v1_router)
+
+    roles = route_roles()
+    if not dev and app.openapi_url:
+        roles.require("GET", app.openapi_url, Role.VIEWER)
+    _document_roles(app, roles)
+
+    def engine() -> sqlalchemy.Engine | None:
+        return getattr(app.state, "engine", None)
+
+    # add_middleware puts each one outside the ones before it: the last added runs first.
+    app.add_middleware(
+        PrincipalMiddleware,
+        roles=roles,
+        bootstrap_token=settings.api.token.get_secret_value,
+        engine=engine,
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def _document_roles(app: FastAPI, roles: RouteRoles) -> None:
+    """Each operation's role in the OpenAPI document (``x-required-role``)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = annotate_openapi(build(), roles)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

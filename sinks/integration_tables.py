@@ -111,7 +111,8 @@ endpoints = Table(
     Column("direction", Text, nullable=False),
     Column("method", Text, nullable=True),
     Column("path", Text, nullable=True),
-    Column("signature_scheme", Text, nullable=False, server_default="none"),
+    # NULL: not chosen (0007); the webhook ingress refuses such a source.
+    Column("signature_scheme", Text, nullable=True),
     Column("signature_header", Text, nullable=True),
     Column(
         "secret_credential_id",

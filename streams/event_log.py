@@ -172,7 +172,11 @@ def _received_at(header: str | None, timestamp_ms: int | None) -> datetime:
         if parsed is not None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if timestamp_ms is not None and timestamp_ms > 0:
-        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        except (ValueError, OverflowError, OSError):
+            # A producer may stamp any int64; past year 9999 it is no time at all.
+            pass
     raise SchemaInvalid(f"no usable {h.RECEIVED_AT} header and no record timestamp")
 
 

@@ -29,7 +29,12 @@ import httpx
 
 from synapseops.ids import new_id, new_traceparent
 from synapseops.settings import PROJECT_ROOT, Settings
-from synapseops.signatures import sign_stripe
+from synapseops.signatures import (
+    DEFAULT_HMAC_HEADER,
+    sign_hmac_hex,
+    sign_standard_webhooks,
+    sign_stripe,
+)
 
 SAMPLES = PROJECT_ROOT / "samples"
 GENERIC_SOURCES = ("github", "otel", "shopify", "stripe")
@@ -97,8 +102,28 @@ class DemoClient:
                 "X-Entity-Key": sample.entity_key,
                 "X-Event-Type": sample.event_type,
                 "traceparent": new_traceparent(),
+                **self._source_auth(sample.source, sample.body),
             },
         )
+
+    def _source_auth(self, source: str, body: bytes) -> dict[str, str]:
+        """What proves the request is ``source``'s (SYNAPSEOPS_INGRESS_SOURCES)."""
+        auth = self.settings.ingress.sources.get(source)
+        if auth is None or not auth.secrets:
+            return {}
+        secret = auth.secrets[0]
+        if auth.scheme == "token":
+            if auth.header:
+                return {auth.header: secret}
+            return {"Authorization": f"Bearer {secret}"}
+        if auth.scheme == "hmac_hex":
+            return {auth.header or DEFAULT_HMAC_HEADER: sign_hmac_hex(body, secret)}
+        msg_id, stamp = new_id("msg"), int(time.time())
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign_standard_webhooks(body, secret, msg_id, stamp),
+        }
 
     # ---- Stripe --------------------------------------------------------------------------
 

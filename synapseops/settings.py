@@ -4,7 +4,7 @@ Each concern is its own section with its own prefix, so the environment names fi
 DESIGN.md fall out of the field names: ``SYNAPSEOPS_KAFKA_BOOTSTRAP`` is ``kafka.bootstrap``,
 ``SYNAPSEOPS_DATABASE_URL`` is ``database.url``, ``SYNAPSEOPS_API_TOKEN`` is ``api.token``,
 ``SYNAPSEOPS_RETRY_TIERS`` is ``retry.tiers``, ``SYNAPSEOPS_STRIPE_WEBHOOK_SECRET`` is
-``stripe.webhook_secret``.
+``stripe.webhook_secret``, ``SYNAPSEOPS_INGRESS_SOURCES`` is ``ingress.sources``.
 
 Build one :class:`Settings` at the edge of a process (``Settings()``), call
 :meth:`Settings.require_safe_secrets`, and pass it down. Nothing reads the environment later.
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synapseops.errors import ConfigurationError
@@ -28,6 +28,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEV_API_TOKEN = "dev-token-change-me"
 # The Stripe webhook secret the demo signs with; public too, so only dev mode accepts it.
 DEFAULT_DEV_STRIPE_SECRET = "whsec_synapseops_dev_demo"
+# The token the demo's generic sources send; public, so dropped outside dev mode.
+DEFAULT_DEV_SOURCE_TOKEN = "dev-source-token-change-me"
+DEV_GENERIC_SOURCES = ("github", "otel", "shopify", "stripe")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -135,6 +138,19 @@ class RetrySettings(BaseSettings):
         return parse_duration(self.max_retry_after)
 
 
+def split_secrets(secret: SecretStr | None) -> list[str]:
+    """``a,b`` → ``["a", "b"]``: several secrets are accepted while one is being rotated."""
+    if secret is None:
+        return []
+    return [part.strip() for part in secret.get_secret_value().split(",") if part.strip()]
+
+
+def _without(secret: SecretStr | None, public: str) -> SecretStr | None:
+    """``secret`` without the public value among its comma-separated parts (None if empty)."""
+    kept = [part for part in split_secrets(secret) if part != public]
+    return SecretStr(",".join(kept)) if kept else None
+
+
 class StripeSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_STRIPE_")
 
@@ -145,10 +161,44 @@ class StripeSettings(BaseSettings):
 
     @property
     def secrets(self) -> list[str]:
-        if self.webhook_secret is None:
-            return []
-        raw = self.webhook_secret.get_secret_value()
-        return [part.strip() for part in raw.split(",") if part.strip()]
+        return split_secrets(self.webhook_secret)
+
+
+class SourceAuth(BaseModel):
+    """How one generic source (``/webhooks/events/{source}``) proves a request is its own.
+
+    - ``token``: the request carries the secret, ``Authorization: Bearer <secret>`` or the raw
+      value of ``header``; the whole request is the holder's, so its id headers count;
+    - ``hmac_hex``: ``header`` (default ``X-Signature-256``) holds the hex HMAC-SHA256 of the
+      body (``sha256=`` prefix allowed, GitHub's shape); only the body is signed;
+    - ``standard_webhooks``: ``webhook-id``/``-timestamp``/``-signature``, id signed too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Literal["token", "hmac_hex", "standard_webhooks"]
+    # Several comma-separated while one is being rotated.
+    secret: SecretStr
+    header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+
+    @property
+    def secrets(self) -> list[str]:
+        return split_secrets(self.secret)
+
+
+def _dev_sources() -> dict[str, SourceAuth]:
+    token = SourceAuth(scheme="token", secret=SecretStr(DEFAULT_DEV_SOURCE_TOKEN))
+    return {source: token for source in DEV_GENERIC_SOURCES}
+
+
+class IngressSettings(BaseSettings):
+    model_config = _section("SYNAPSEOPS_INGRESS_")
+
+    # The allow-list of generic sources and each one's secret, as JSON, e.g.
+    # SYNAPSEOPS_INGRESS_SOURCES='{"github": {"scheme": "hmac_hex", "secret": "...",
+    # "header": "X-Hub-Signature-256"}}'. A source not listed is refused (404). The default
+    # is the demo's sources with a public token: dropped outside dev mode (see Settings).
+    sources: dict[str, SourceAuth] = Field(default_factory=_dev_sources)
 
 
 class SandboxSettings(BaseSettings):
@@ -228,6 +278,7 @@ class Settings(BaseSettings):
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
 
     @property
     def database_url(self) -> str:
@@ -241,12 +292,21 @@ class Settings(BaseSettings):
         return self.database.url is None
 
     @model_validator(mode="after")
-    def _no_public_stripe_secret_outside_dev(self) -> Settings:
-        secret = self.stripe.webhook_secret
-        if self.env != "dev" and secret and secret.get_secret_value() == DEFAULT_DEV_STRIPE_SECRET:
-            # Unset, not refused: a deployment without Stripe must still start; its webhook
-            # then answers 503 not_configured.
-            self.stripe = self.stripe.model_copy(update={"webhook_secret": None})
+    def _no_public_secrets_outside_dev(self) -> Settings:
+        """Outside dev, the public demo secrets are dropped wherever they appear, also as one
+        of several comma-separated ones. Dropped, not refused: a deployment without Stripe
+        must still start (its webhook answers 503 not_configured), and a generic source left
+        without a secret is no longer allowed (404)."""
+        if self.env == "dev":
+            return self
+        stripe = _without(self.stripe.webhook_secret, DEFAULT_DEV_STRIPE_SECRET)
+        self.stripe = self.stripe.model_copy(update={"webhook_secret": stripe})
+        sources: dict[str, SourceAuth] = {}
+        for name, auth in self.ingress.sources.items():
+            kept = _without(auth.secret, DEFAULT_DEV_SOURCE_TOKEN)
+            if kept is not None:
+                sources[name] = auth.model_copy(update={"secret": kept})
+        self.ingress = self.ingress.model_copy(update={"sources": sources})
         return self
 
     def require_safe_secrets(self) -> None:

@@ -11,6 +11,11 @@ Each verifier raises :class:`SignatureInvalid` with a reason a sender can act on
   HMAC-SHA256 of ``"{id}.{timestamp}.{body}"`` keyed with the base64 part of ``whsec_…``.
 - Generic HMAC: a named header holding hex HMAC-SHA256 of the body, optionally ``sha256=``
   prefixed (GitHub's ``X-Hub-Signature-256`` shape).
+- Token: the request carries a shared secret (``Authorization: Bearer <secret>`` or a named
+  header's raw value); it authenticates the sender, not the bytes.
+
+Whatever the input, a verifier either returns or raises :class:`SignatureInvalid` (garbage
+headers included: a property test holds them to that).
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ class SignatureInvalid(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# The schemes a webhook source can choose (``none``: unsigned, chosen explicitly).
+SCHEMES = ("shopify", "standard_webhooks", "hmac_hex", "none")
+DEFAULT_HMAC_HEADER = "X-Signature-256"
 
 
 def _hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -128,7 +138,11 @@ def verify_standard_webhooks(
         key = base64.b64decode(key_text)
     except (binascii.Error, ValueError):
         raise SignatureInvalid("the configured Standard Webhooks secret is not base64") from None
-    expected = _hmac_sha256(key, f"{msg_id}.{timestamp}.".encode() + body)
+    try:
+        signed_prefix = f"{msg_id}.{timestamp}.".encode()
+    except UnicodeEncodeError:
+        raise SignatureInvalid("webhook-id is not text") from None
+    expected = _hmac_sha256(key, signed_prefix + body)
     matched = False
     for part in signature_header.split():
         version, _, value = part.partition(",")
@@ -156,8 +170,91 @@ def verify_hmac_hex(body: bytes, headers: Mapping[str, str], secret: str, header
         raise SignatureInvalid(f"{header} does not match the body")
 
 
+def verify_token(
+    headers: Mapping[str, str], secrets: Sequence[str], header: str | None = None
+) -> None:
+    """The request carries one of ``secrets``: as ``Authorization: Bearer <secret>``, or as
+    the whole value of ``header`` when one is named."""
+    if not secrets:
+        raise SignatureInvalid("no token is configured for this source")
+    if header is None:
+        given = _header(headers, "authorization") or ""
+        scheme, _, value = given.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise SignatureInvalid("missing Authorization: Bearer <source token>")
+        value = value.strip()
+    else:
+        value = _header(headers, header) or ""
+        if not value:
+            raise SignatureInvalid(f"missing {header} header")
+    try:
+        presented = value.encode()
+    except UnicodeEncodeError:
+        raise SignatureInvalid("the source token is not text") from None
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(presented, secret.encode())
+    if not matched:
+        raise SignatureInvalid("the source token is not the configured one")
+
+
+def chosen_scheme(scheme: str | None) -> str:
+    """``scheme``, or :class:`SignatureInvalid` when nobody chose one (NULL): an endpoint
+    accepts unsigned deliveries only when ``none`` was set explicitly."""
+    if scheme is None:
+        raise SignatureInvalid(
+            "this endpoint has no signature scheme chosen yet; an admin sets signature_scheme "
+            f"to one of {', '.join(SCHEMES)} ('none' accepts unsigned deliveries)"
+        )
+    return scheme
+
+
+def verify_scheme(
+    scheme: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    *,
+    header: str | None = None,
+) -> None:
+    """Raise :class:`SignatureInvalid` unless ``body`` is signed as ``scheme`` says with one
+    of ``secrets`` (several while rotating); ``none`` accepts anything."""
+    if scheme == "none":
+        return
+    if scheme not in SCHEMES:
+        raise SignatureInvalid(f"unknown signature scheme {scheme!r}")
+    if not secrets:
+        raise SignatureInvalid(f"the endpoint's {scheme} signature has no signing secret set")
+    last: SignatureInvalid | None = None
+    for secret in secrets:
+        try:
+            if scheme == "shopify":
+                verify_shopify(body, headers, secret)
+            elif scheme == "standard_webhooks":
+                verify_standard_webhooks(body, headers, secret)
+            else:
+                verify_hmac_hex(body, headers, secret, header or DEFAULT_HMAC_HEADER)
+            return
+        except SignatureInvalid as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
 def sign_stripe(body: bytes, secret: str, timestamp: int | None = None) -> str:
     """A ``Stripe-Signature`` value for ``body`` — for the sandbox, the demo and tests."""
     stamp = int(time.time()) if timestamp is None else timestamp
     digest = _hmac_sha256(secret.encode(), str(stamp).encode() + b"." + body).hex()
     return f"t={stamp},v1={digest}"
+
+
+def sign_hmac_hex(body: bytes, secret: str) -> str:
+    """``sha256=<hex>`` for ``body``, the shape :func:`verify_hmac_hex` takes."""
+    return "sha256=" + _hmac_sha256(secret.encode(), body).hex()
+
+
+def sign_standard_webhooks(body: bytes, secret: str, msg_id: str, timestamp: int) -> str:
+    """A ``webhook-signature`` value (``v1,<base64>``) for the sandbox, the demo and tests."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = _hmac_sha256(key, f"{msg_id}.{timestamp}.".encode() + body)
+    return "v1," + base64.b64encode(digest).decode()

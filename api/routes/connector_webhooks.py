@@ -6,10 +6,14 @@ endpoint's signing secret (401 with the reason, nothing published), and the body
 untouched to ``integration.events``, keyed by the entity, with the ingress headers of
 :mod:`api.ingress` plus the connector and endpoint. 202 only once the broker has it (acks=all).
 
-The event id is the source's delivery id (``X-Shopify-Webhook-Id``, Standard Webhooks'
-``webhook-id``, ... — :func:`api.ingress.describe_event`); the delivery pipeline de-duplicates
-on it (one succeeded Run per flow and event). A delivery id this process has already published
-is answered again without publishing a second copy.
+The endpoint must have chosen its scheme: NULL (never chosen) is refused with 401 and the
+reason; ``none`` (chosen explicitly) accepts unsigned deliveries and the endpoint's API answers
+carry a warning. The event id comes from the signed content only
+(:func:`api.ingress.describe_signed_event`): Standard Webhooks' signed ``webhook-id``, else the
+SHA-256 of the signed body — Shopify's ``X-Shopify-Webhook-Id`` is outside its HMAC, so it is
+kept among the HTTP headers but never trusted as the id. The delivery pipeline de-duplicates on
+it (one succeeded Run per flow and event); an id this process has already published is
+answered again without publishing a second copy.
 
 ``/webhooks/events/{source}`` stays the generic ingress: this router is included after it, and
 a connector named ``events`` is refused here.
@@ -21,7 +25,6 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 import sqlalchemy
@@ -29,32 +32,28 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
 from api import metrics
+from api.body_limit import BodyTooLarge
 from api.deps import EngineDep, ProducerDep, SettingsDep
-from api.ingress import describe_event, kafka_headers, parse_json_body
+from api.ingress import describe_signed_event, kafka_headers, parse_json_body
 from api.publish import publish_event, unavailable
-from api.routes.webhooks import BodyTooLarge, read_body
+from api.routes.webhooks import UNAUTHORIZED, read_body
 from sinks.credentials import CredentialUnreadable
-from sinks.integration_store import RecordNotFound, connector_by_name, load_credential
+from sinks.integration_store import RecordNotFound, connector_by_name, get_row, load_credential
 from sinks.integration_store import source_endpoint as find_source_endpoint
+from sinks.integration_tables import connectors
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
 from synapseops.ids import trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
-from synapseops.signatures import (
-    SignatureInvalid,
-    verify_hmac_hex,
-    verify_shopify,
-    verify_standard_webhooks,
-)
+from synapseops.signatures import SignatureInvalid, chosen_scheme, verify_scheme
 from topics.registry import INTEGRATION_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = get_logger(__name__)
 
 RESERVED_CONNECTORS = frozenset({"events"})
-DEFAULT_HMAC_HEADER = "X-Signature-256"
 # Delivery ids already published by this process (a source's quick redelivery is answered
 # without a second record); the pipeline's de-duplication is the guarantee, this is economy.
 RECENT_DELIVERIES = 10_000
@@ -91,26 +90,34 @@ class _Recent:
 _recent = _Recent(RECENT_DELIVERIES)
 
 
-def verify_signature(
-    scheme: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    secret: str | None,
-    signature_header: str | None = None,
-) -> None:
-    """Raise :class:`SignatureInvalid` unless ``body`` is signed as ``scheme`` says."""
-    if scheme == "none":
-        return
-    if not secret:
-        raise SignatureInvalid(f"the endpoint's {scheme} signature has no signing secret set")
-    if scheme == "shopify":
-        verify_shopify(body, headers, secret)
-    elif scheme == "standard_webhooks":
-        verify_standard_webhooks(body, headers, secret)
-    elif scheme == "hmac_hex":
-        verify_hmac_hex(body, headers, secret, signature_header or DEFAULT_HMAC_HEADER)
-    else:
-        raise SignatureInvalid(f"unknown signature scheme {scheme!r}")
+UNSIGNED_WARNING = (
+    "signature_scheme is 'none': this webhook source accepts unsigned deliveries, so anyone "
+    "who knows its URL can inject events; choose shopify, standard_webhooks or hmac_hex"
+)
+
+
+def endpoint_warnings(direction: str, scheme: str | None) -> list[str]:
+    """What the endpoint API says alongside an endpoint (issue 8: ``none`` is shown)."""
+    return [UNSIGNED_WARNING] if direction == "source" and scheme == "none" else []
+
+
+def signature_choice_missing(
+    engine: sqlalchemy.Engine, connector_id: int, direction: str, scheme: str | None
+) -> str | None:
+    """The reason a new endpoint must name its scheme (a webhook connector's source that
+    names none), else None. Blocking; the connector's absence is the store's 409."""
+    if direction != "source" or scheme is not None:
+        return None
+    try:
+        connector = get_row(engine, connectors, connector_id)
+    except RecordNotFound:
+        return None
+    if connector["protocol"] != "webhook":
+        return None
+    return (
+        "a webhook source must choose signature_scheme: shopify, standard_webhooks, hmac_hex, "
+        "or 'none' explicitly to accept unsigned deliveries"
+    )
 
 
 def _lookup(
@@ -125,15 +132,6 @@ def _lookup(
         credential = load_credential(engine, settings, int(row["secret_credential_id"]))
         secret = credential.secret.get_secret_value()
     return row, secret
-
-
-def _event_headers(headers: Mapping[str, str], scheme: str) -> dict[str, str]:
-    found = {name.lower(): value for name, value in headers.items()}
-    # Standard Webhooks name their delivery id webhook-id, which the generic rules do not
-    # know; it is the de-duplication key of such a source.
-    if scheme == "standard_webhooks" and found.get("webhook-id") and "x-event-id" not in found:
-        found["x-event-id"] = found["webhook-id"]
-    return found
 
 
 @router.post(
@@ -190,16 +188,22 @@ async def _accept(
             label, "unavailable", 500, "the endpoint's signing secret is unreadable"
         ) from exc
     try:
-        body = await read_body(request, settings.api.max_body_bytes)
+        # Before the body is read: an endpoint nobody chose a scheme for takes nothing.
+        scheme = chosen_scheme(row["signature_scheme"])
+        body = await read_body(request)
+        verify_scheme(
+            scheme,
+            body,
+            request.headers,
+            [secret] if secret else [],
+            header=row["signature_header"],
+        )
     except BodyTooLarge as exc:
-        raise _reject(label, metrics.TOO_LARGE, 413, str(exc)) from exc
-    scheme = str(row["signature_scheme"])
-    try:
-        verify_signature(scheme, body, request.headers, secret, row["signature_header"])
+        raise _reject(label, metrics.TOO_LARGE, 413, exc.reason) from exc
     except SignatureInvalid as exc:
-        raise _reject(label, "unauthorized", 401, exc.reason) from exc
+        raise _reject(label, UNAUTHORIZED, 401, exc.reason) from exc
     try:
-        event = describe_event(_event_headers(request.headers, scheme), parse_json_body(body))
+        event = describe_signed_event(scheme, request.headers, body, parse_json_body(body))
     except (Undecodable, SchemaInvalid) as exc:
         raise _reject(label, metrics.INVALID, 400, str(exc)) from exc
 

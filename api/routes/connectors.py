@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from api.deps import EngineDep
+from api.routes.connector_webhooks import endpoint_warnings, signature_choice_missing
 from api.routes.records import record_errors
 from sinks import integration_store as store
 from sinks.integration_tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
@@ -41,12 +42,24 @@ class ConnectorCreate(ConnectorBase):
     name: str = Field(pattern=CONNECTOR_NAME_PATTERN)
 
 
+def _not_null(model: BaseModel, *names: str) -> None:
+    # PATCH {"config": null} would store JSON null in a NOT NULL column (found by schemathesis).
+    for name in names:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
 class ConnectorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     protocol: Protocol | None = None
     base_url: str | None = Field(default=None, max_length=2048)
     config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> ConnectorUpdate:
+        _not_null(self, "protocol", "config")
+        return self
 
 
 class ConnectorPublic(ConnectorCreate):
@@ -62,7 +75,8 @@ class EndpointFields(BaseModel):
 
     method: Method | None = None
     path: str | None = Field(default=None, max_length=2048)
-    signature_scheme: SignatureScheme = "none"
+    # A webhook source must choose (None: not chosen, refused); 'none' only when said.
+    signature_scheme: SignatureScheme | None = None
     signature_header: str | None = Field(default=None, max_length=200)
     secret_credential_id: int | None = Field(default=None, ge=1)
     poll_interval_s: int | None = Field(default=None, ge=1)
@@ -78,7 +92,7 @@ class EndpointCreate(EndpointFields):
 
     @model_validator(mode="after")
     def _signed_sources_have_a_secret(self) -> EndpointCreate:
-        if self.signature_scheme != "none" and self.secret_credential_id is None:
+        if self.signature_scheme not in (None, "none") and self.secret_credential_id is None:
             raise ValueError(
                 f"signature_scheme {self.signature_scheme!r} needs secret_credential_id"
             )
@@ -98,6 +112,11 @@ class EndpointUpdate(BaseModel):
     kafka_topic: str | None = None
     config: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> EndpointUpdate:
+        _not_null(self, "config")
+        return self
+
 
 class EndpointPublic(EndpointCreate):
     model_config = ConfigDict(extra="ignore")
@@ -105,6 +124,11 @@ class EndpointPublic(EndpointCreate):
     id: int
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        return endpoint_warnings(self.direction, self.signature_scheme)
 
 
 _CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -164,6 +188,11 @@ def delete_connector(connector_id: Id, engine: EngineDep) -> None:
     responses={409: {"description": "name taken, or the connector/credential does not exist"}},
 )
 def create_endpoint(body: EndpointCreate, engine: EngineDep) -> EndpointPublic:
+    missing = signature_choice_missing(
+        engine, body.connector_id, body.direction, body.signature_scheme
+    )
+    if missing:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, missing)
     with record_errors():
         row = store.insert_row(engine, endpoints, body.model_dump())
     return EndpointPublic.model_validate(row)

@@ -3,7 +3,8 @@
 Reads come from PostgreSQL through :mod:`sinks.settlement_queries` (plain ``def`` routes:
 FastAPI's threadpool keeps psycopg2 off the event loop). An approval is a *command*: the route
 checks the settlement waits for approval, publishes ``{settlement_id, decision, actor, at,
-reason}`` to ``payments.settlement.commands`` keyed by the payment (so it is ordered with that
+reason}`` (``actor``: the authenticated principal, e.g. ``token:ana-approvals``) to
+``payments.settlement.commands`` keyed by the payment (so it is ordered with that
 payment's Stripe events) and answers 202 once Kafka has it; the worker applies it and records
 who and when. Fixed paths are declared before ``/{settlement_id}`` so they are not taken for ids.
 """
@@ -16,14 +17,15 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import EngineDep, ProducerDep
+from api.deps import EngineDep, PrincipalDep, ProducerDep
 from api.publish import Command, publish_command
 from sinks import settlement_queries as queries
 from streams.payments.events import SettlementCommand
 from synapseops.ids import child_traceparent
 from synapseops.logging import get_logger
+from synapseops.principals import Principal
 from topics.registry import SETTLEMENT_COMMAND, SETTLEMENT_COMMANDS
 
 router = APIRouter(prefix="/settlements", tags=["settlements"])
@@ -127,8 +129,21 @@ class SettlementDetail(SettlementPublic):
 
 
 class DecisionRequest(BaseModel):
-    actor: str = Field(default="api", min_length=1, max_length=200)
+    """Why (optional). Who decided is the authenticated principal, never a field: a body
+    naming an ``actor`` is refused (422) so no client believes its name was recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
     reason: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_actor(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "actor" in data:
+            raise ValueError(
+                "'actor' is not accepted: the approver recorded is the authenticated principal"
+            )
+        return data
 
 
 class DecisionAccepted(BaseModel):
@@ -266,6 +281,7 @@ async def _decide(
     settlement_id: str,
     decision: Decision,
     body: DecisionRequest,
+    principal: Principal,
 ) -> DecisionAccepted:
     row = await asyncio.to_thread(queries.get_settlement, engine, settlement_id)
     if row is None:
@@ -278,7 +294,7 @@ async def _decide(
     command = SettlementCommand(
         settlement_id=settlement_id,
         decision=decision,
-        actor=body.actor,
+        actor=principal.actor,
         at=datetime.now(UTC),
         reason=body.reason,
     )
@@ -292,7 +308,7 @@ async def _decide(
             value=command.encode(),
             traceparent=child_traceparent(request.headers.get("traceparent")),
         ),
-        {"settlement_id": settlement_id, "payment_id": row["payment_id"], "actor": body.actor},
+        {"settlement_id": settlement_id, "payment_id": row["payment_id"], "actor": principal.actor},
     )
     return DecisionAccepted(
         command=command,
@@ -319,11 +335,12 @@ async def approve(
     request: Request,
     engine: EngineDep,
     producer: ProducerDep,
+    principal: PrincipalDep,
     settlement_id: str,
     body: DecisionRequest | None = None,
 ) -> DecisionAccepted:
     return await _decide(
-        request, engine, producer, settlement_id, "approve", body or DecisionRequest()
+        request, engine, producer, settlement_id, "approve", body or DecisionRequest(), principal
     )
 
 
@@ -337,11 +354,12 @@ async def reject(
     request: Request,
     engine: EngineDep,
     producer: ProducerDep,
+    principal: PrincipalDep,
     settlement_id: str,
     body: DecisionRequest | None = None,
 ) -> DecisionAccepted:
     return await _decide(
-        request, engine, producer, settlement_id, "reject", body or DecisionRequest()
+        request, engine, producer, settlement_id, "reject", body or DecisionRequest(), principal
     )
 
 

@@ -26,10 +26,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api import metrics
+from api.body_limit import BodyTooLarge
 from api.deps import ProducerDep, SettingsDep
 from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body, received_at_now
 from api.publish import RETRY_AFTER_S, publish_event
-from api.routes.webhooks import BodyTooLarge, read_body
+from api.routes.webhooks import read_body
 from streams.payments.events import payment_key
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
 from synapseops.ids import child_traceparent, trace_id_of
@@ -171,9 +172,9 @@ async def _receive(
     request: Request, settings: Settings, producer: AsyncProducer
 ) -> StripeEventReceived:
     try:
-        body = await read_body(request, settings.api.max_body_bytes)
+        body = await read_body(request)
     except BodyTooLarge as exc:
-        raise StripeRejected(413, "body_too_large", metrics.TOO_LARGE, str(exc)) from exc
+        raise StripeRejected(413, "body_too_large", metrics.TOO_LARGE, exc.reason) from exc
     verify(body, request.headers, settings)
     try:
         event = describe_stripe_event(request.headers, parse_json_body(body))

@@ -21,7 +21,14 @@ from api.server import serving_in_thread
 from synapseops import headers as kh
 from synapseops.ids import parse_traceparent
 from synapseops.kafka import consumer_config
-from synapseops.settings import PROJECT_ROOT, DatabaseSettings, KafkaSettings, Settings
+from synapseops.settings import (
+    PROJECT_ROOT,
+    DatabaseSettings,
+    IngressSettings,
+    KafkaSettings,
+    Settings,
+    SourceAuth,
+)
 from topics.admin import apply_topics
 from topics.registry import INBOUND_EVENTS
 
@@ -32,6 +39,9 @@ FIXTURES = PROJECT_ROOT / "samples"
 SHOPIFY_ORDER = FIXTURES / "shopify" / "order.json"
 STRIPE_EVENT = FIXTURES / "stripe" / "events" / "charge.refunded.json"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+SOURCE_TOKEN = f"itest-source-{uuid.uuid4().hex}"
+SOURCE_AUTH = {"Authorization": f"Bearer {SOURCE_TOKEN}"}
+METRICS_SOURCE = f"itest-{uuid.uuid4().hex[:12]}"
 
 
 def dead_port() -> int:
@@ -57,7 +67,10 @@ def read_record(settings: Settings, partition: int, offset: int) -> Message:
 def base_url(settings: Settings, kafka_bootstrap: str, database_url: str) -> Iterator[str]:
     # The inbound topic as the registry declares it (6 partitions), not auto-created with 1.
     apply_topics(settings)
-    with serving_in_thread(create_app(settings)) as url:
+    auth = SourceAuth(scheme="token", secret=SecretStr(SOURCE_TOKEN))
+    sources = {name: auth for name in ("shopify", "stripe", METRICS_SOURCE)}
+    served = settings.model_copy(update={"ingress": IngressSettings(sources=sources)})
+    with serving_in_thread(create_app(served)) as url:
         yield url
 
 
@@ -75,8 +88,8 @@ def test_shopify_order_lands_on_the_inbound_topic_byte_for_byte(
             "X-Entity-Key": "order-450789469",
             "X-Shopify-Topic": "orders/create",
             "X-Shopify-Hmac-Sha256": "not-checked-here",
-            "Authorization": "Bearer must-not-travel",
             "traceparent": TRACE,
+            **SOURCE_AUTH,
         },
         timeout=35,
     )
@@ -99,13 +112,15 @@ def test_shopify_order_lands_on_the_inbound_topic_byte_for_byte(
     http_headers = json.loads(headers[kh.HTTP_HEADERS])
     assert http_headers["x-shopify-hmac-sha256"] == "not-checked-here"
     assert "authorization" not in http_headers
-    assert b"must-not-travel" not in b"".join(value or b"" for _, value in record.headers())
+    assert SOURCE_TOKEN.encode() not in b"".join(value or b"" for _, value in record.headers())
 
 
 def test_event_id_and_key_fall_back_to_the_body_id(settings: Settings, base_url: str) -> None:
     raw = STRIPE_EVENT.read_bytes()
     body_id = json.loads(raw)["id"]
-    response = httpx.post(f"{base_url}/webhooks/events/stripe", content=raw, timeout=35)
+    response = httpx.post(
+        f"{base_url}/webhooks/events/stripe", content=raw, headers=SOURCE_AUTH, timeout=35
+    )
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["event_id"] == body_id
@@ -116,10 +131,11 @@ def test_event_id_and_key_fall_back_to_the_body_id(settings: Settings, base_url:
 
 
 def test_metrics_expose_the_ingress_counter_after_a_request(base_url: str) -> None:
-    source = f"itest-{uuid.uuid4().hex[:12]}"
+    source = METRICS_SOURCE
     body = b'{"id": "evt_metrics_1"}'
-    assert httpx.post(f"{base_url}/webhooks/events/{source}", content=body).status_code == 202
-    assert httpx.post(f"{base_url}/webhooks/events/{source}", content=b"nope").status_code == 400
+    url = f"{base_url}/webhooks/events/{source}"
+    assert httpx.post(url, content=body, headers=SOURCE_AUTH).status_code == 202
+    assert httpx.post(url, content=b"nope", headers=SOURCE_AUTH).status_code == 400
     text = httpx.get(f"{base_url}/metrics").text
     assert f'synapseops_ingress_requests_total{{outcome="accepted",source="{source}"}} 1.0' in text
     assert f'synapseops_ingress_requests_total{{outcome="invalid",source="{source}"}} 1.0' in text

@@ -31,9 +31,11 @@ from sinks.payment_tables import (
     settlement_audit,
     settlements,
 )
+from sinks.principals import create_token
 from streams.payments.events import parse_command
 from synapseops import headers as kh
 from synapseops.kafka import consumer_config
+from synapseops.principals import Role
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from topics.admin import apply_topics
 from topics.registry import PAYMENT_SETTLEMENT, SETTLEMENT_COMMANDS, STRIPE_EVENTS
@@ -343,13 +345,15 @@ def read_command(settings: Settings, partition: int, offset: int) -> Message:
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
-def test_a_decision_is_a_command_on_the_topic(
-    settings: Settings, base_url: str, decision: str
+def test_a_decision_is_a_command_on_the_topic_naming_the_principal(
+    settings: Settings, base_url: str, engine: sqlalchemy.Engine, decision: str
 ) -> None:
+    name = f"ana-{decision}"
+    _, minted = create_token(engine, name=name, roles=[Role.APPROVER], created_by="test")
     response = httpx.post(
         f"{base_url}/api/v1/settlements/stl_c/{decision}",
-        json={"actor": "user:ana", "reason": "checked with the customer"},
-        headers=AUTH,
+        json={"reason": "checked with the customer"},
+        headers={"Authorization": f"Bearer {minted.token}"},
         timeout=35,
     )
     assert response.status_code == 202, response.text
@@ -360,22 +364,38 @@ def test_a_decision_is_a_command_on_the_topic(
     command = json.loads(record.value() or b"")
     assert set(command) == {"settlement_id", "decision", "actor", "at", "reason"}
     assert (command["settlement_id"], command["decision"]) == ("stl_c", decision)
-    assert (command["actor"], command["reason"]) == ("user:ana", "checked with the customer")
+    # The approver is who authenticated, not anything the body said.
+    assert (command["actor"], command["reason"]) == (f"token:{name}", "checked with the customer")
     assert datetime.fromisoformat(command["at"]).tzinfo is not None
     assert command == body["command"]
     # The worker's own reader takes it (streams.payments.events, the command contract).
     parsed = parse_command(record.value())
-    assert (parsed.settlement_id, parsed.decision, parsed.actor) == ("stl_c", decision, "user:ana")
+    assert (parsed.settlement_id, parsed.decision, parsed.actor) == (
+        "stl_c",
+        decision,
+        f"token:{name}",
+    )
     headers = kh.to_map(record.headers())
     assert headers[kh.SOURCE] == "api"
     assert headers[kh.EVENT_ID].startswith("cmd_")
 
 
-def test_a_decision_without_a_body_is_by_api(settings: Settings, base_url: str) -> None:
+def test_a_decision_without_a_body_is_by_the_bootstrap_admin(base_url: str) -> None:
     response = httpx.post(f"{base_url}/api/v1/settlements/stl_c/approve", headers=AUTH, timeout=35)
     assert response.status_code == 202, response.text
-    assert response.json()["command"]["actor"] == "api"
+    assert response.json()["command"]["actor"] == "token:bootstrap"
     assert response.json()["command"]["reason"] is None
+
+
+def test_a_decision_naming_someone_else_is_refused(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/api/v1/settlements/stl_c/approve",
+        json={"actor": "user:ana", "reason": "me, honest"},
+        headers=AUTH,
+        timeout=35,
+    )
+    assert response.status_code == 422
+    assert "authenticated principal" in response.text
 
 
 @pytest.mark.parametrize(("sid", "status"), [("stl_a", 409), ("stl_f", 409), ("stl_nope", 404)])

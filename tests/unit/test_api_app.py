@@ -15,16 +15,22 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from starlette.requests import Request
 
-from api.deps import require_token
 from api.main import create_app
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from synapseops.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    IngressSettings,
+    Settings,
+    SourceAuth,
+)
 from topics.registry import INBOUND_EVENTS
 
 TOKEN = "unit-test-token"
+SOURCE_TOKEN = "unit-source-token"
+SOURCE_AUTH = {"Authorization": f"Bearer {SOURCE_TOKEN}"}
 LIMIT = 1024
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -56,6 +62,12 @@ def make_settings() -> Settings:
         api=ApiSettings(token=SecretStr(TOKEN), max_body_bytes=LIMIT),
         # Never connected to in these tests: the engine is lazy.
         database=DatabaseSettings(url=SecretStr("postgresql+psycopg2://nobody@127.0.0.1:1/x")),
+        ingress=IngressSettings(
+            sources={
+                name: SourceAuth(scheme="token", secret=SecretStr(SOURCE_TOKEN))
+                for name in ("unit", "unitshop")
+            }
+        ),
     )
 
 
@@ -115,24 +127,6 @@ def test_every_api_v1_operation_demands_the_token(client: TestClient) -> None:
             assert response.status_code == 401, (method, path)
 
 
-def _request(authorization: str | None) -> Request:
-    raw = [(b"authorization", authorization.encode())] if authorization else []
-    return Request({"type": "http", "headers": raw})
-
-
-def test_require_token_accepts_the_configured_token_only() -> None:
-    from fastapi.security import HTTPAuthorizationCredentials
-
-    settings = make_settings()
-    good = HTTPAuthorizationCredentials(scheme="Bearer", credentials=TOKEN)
-    assert require_token(_request(f"Bearer {TOKEN}"), settings, good) is None
-
-    empty_token = Settings(api=ApiSettings(token=SecretStr("")))
-    blank = HTTPAuthorizationCredentials(scheme="Bearer", credentials="")
-    with pytest.raises(Exception, match="401"):
-        require_token(_request("Bearer x"), empty_token, blank)
-
-
 def test_open_routes_need_no_token(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
     metrics = client.get("/metrics")
@@ -155,7 +149,7 @@ def test_accepts_and_publishes_the_original_bytes(
             "Content-Type": "application/json",
             "Idempotency-Key": "wh-1",
             "traceparent": TRACE,
-            "Authorization": "Bearer should-not-travel",
+            **SOURCE_AUTH,
         },
     )
     assert response.status_code == 202, response.text
@@ -195,7 +189,7 @@ def test_rejects_with_400_and_a_reason(
     extra: dict[str, str],
     reason: str,
 ) -> None:
-    response = client.post(path, content=content, headers=extra)
+    response = client.post(path, content=content, headers={**SOURCE_AUTH, **extra})
     assert response.status_code == 400
     assert reason in response.json()["detail"]
     assert producer.sent == []
@@ -206,7 +200,7 @@ def test_declared_content_length_over_the_limit_is_413(
 ) -> None:
     before = ingress_count("unit", "too_large")
     body = b'{"id": 1, "pad": "' + b"x" * LIMIT + b'"}'
-    response = client.post("/webhooks/events/unit", content=body)
+    response = client.post("/webhooks/events/unit", content=body, headers=SOURCE_AUTH)
     assert response.status_code == 413
     assert str(LIMIT) in response.json()["detail"]
     assert producer.sent == []
@@ -222,7 +216,7 @@ def test_chunked_body_over_the_limit_is_413(
             yield b"x" * 256
         yield b'"}'
 
-    response = client.post("/webhooks/events/unit", content=chunks())
+    response = client.post("/webhooks/events/unit", content=chunks(), headers=SOURCE_AUTH)
     assert response.status_code == 413
     assert producer.sent == []
 
@@ -233,7 +227,9 @@ def test_body_at_exactly_the_limit_is_accepted(
     prefix, suffix = b'{"id": 1, "pad": "', b'"}'
     body = prefix + b"x" * (LIMIT - len(prefix) - len(suffix)) + suffix
     assert len(body) == LIMIT
-    assert client.post("/webhooks/events/unit", content=body).status_code == 202
+    assert (
+        client.post("/webhooks/events/unit", content=body, headers=SOURCE_AUTH).status_code == 202
+    )
     assert producer.sent[0]["value"] == body
 
 
@@ -241,7 +237,9 @@ def test_kafka_unavailable_is_503_with_retry_after_and_nothing_claimed() -> None
     producer = RecordingProducer(fail=KafkaUnavailable("broker down"))
     before = ingress_count("unit", "unavailable")
     with TestClient(create_app(make_settings(), producer=producer)) as client:  # type: ignore[arg-type]
-        response = client.post("/webhooks/events/unit", content=b'{"id": "evt_9"}')
+        response = client.post(
+            "/webhooks/events/unit", content=b'{"id": "evt_9"}', headers=SOURCE_AUTH
+        )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "event_id" not in response.json()

@@ -9,12 +9,11 @@ import hmac
 
 import pytest
 
-from api.routes.connector_webhooks import verify_signature
 from streams.integration.kafka_source import TopicSource, forwarded_headers
 from streams.integration.poller import read_page
 from streams.road.record import RoadRecord
 from synapseops import headers as kh
-from synapseops.signatures import SignatureInvalid
+from synapseops.signatures import SignatureInvalid, chosen_scheme, verify_scheme
 
 CONFIG = {"items_path": "changes", "next_cursor_path": "last_seq", "item_id_path": "seq",
           "entity_key_path": "id"}  # fmt: skip
@@ -42,14 +41,16 @@ def test_a_forwarded_record_keeps_its_headers_and_gets_a_stable_event_id() -> No
 def test_signature_schemes() -> None:
     body = b'{"id": 1}'
     digest = hmac.new(b"s", body, hashlib.sha256).digest()
-    verify_signature(
-        "shopify", body, {"X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode()}, "s"
+    verify_scheme(
+        "shopify", body, {"X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode()}, ["s"]
     )
-    verify_signature("hmac_hex", body, {"X-Sig": "sha256=" + digest.hex()}, "s", "X-Sig")
-    verify_signature("none", body, {}, None)
+    verify_scheme("hmac_hex", body, {"X-Sig": "sha256=" + digest.hex()}, ["s"], header="X-Sig")
+    verify_scheme("none", body, {}, [])
     with pytest.raises(SignatureInvalid, match="no signing secret"):
-        verify_signature("shopify", body, {}, None)
+        verify_scheme("shopify", body, {}, [])
     with pytest.raises(SignatureInvalid, match="does not match"):
-        verify_signature("hmac_hex", body + b" ", {"X-Sig": digest.hex()}, "s", "X-Sig")
+        verify_scheme("hmac_hex", body + b" ", {"X-Sig": digest.hex()}, ["s"], header="X-Sig")
     with pytest.raises(SignatureInvalid, match="unknown"):
-        verify_signature("rot13", body, {}, "s")
+        verify_scheme("rot13", body, {}, ["s"])
+    with pytest.raises(SignatureInvalid, match="no signature scheme chosen"):
+        chosen_scheme(None)

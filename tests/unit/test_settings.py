@@ -86,3 +86,37 @@ def test_demo_stripe_secret_only_in_dev(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().stripe.secrets == []
     monkeypatch.setenv("SYNAPSEOPS_STRIPE_WEBHOOK_SECRET", "whsec_real")
     assert Settings().stripe.secrets == ["whsec_real"]
+
+
+def test_outside_dev_the_public_stripe_secret_is_dropped_also_among_several(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synapseops.settings import DEFAULT_DEV_STRIPE_SECRET
+
+    monkeypatch.setenv("SYNAPSEOPS_ENV", "prod")
+    monkeypatch.setenv(
+        "SYNAPSEOPS_STRIPE_WEBHOOK_SECRET", f"whsec_own, {DEFAULT_DEV_STRIPE_SECRET}"
+    )
+    assert Settings().stripe.secrets == ["whsec_own"]
+    monkeypatch.setenv("SYNAPSEOPS_STRIPE_WEBHOOK_SECRET", DEFAULT_DEV_STRIPE_SECRET)
+    assert Settings().stripe.secrets == []
+    monkeypatch.setenv("SYNAPSEOPS_ENV", "dev")
+    assert Settings().stripe.secrets == [DEFAULT_DEV_STRIPE_SECRET]
+
+
+def test_outside_dev_the_public_source_token_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synapseops.settings import DEFAULT_DEV_SOURCE_TOKEN
+
+    assert set(Settings().ingress.sources) == {"github", "otel", "shopify", "stripe"}
+    monkeypatch.setenv("SYNAPSEOPS_ENV", "prod")
+    assert Settings().ingress.sources == {}
+    monkeypatch.setenv(
+        "SYNAPSEOPS_INGRESS_SOURCES",
+        '{"gh": {"scheme": "hmac_hex", "secret": "own,' + DEFAULT_DEV_SOURCE_TOKEN + '",'
+        ' "header": "X-Hub-Signature-256"}, "demo": {"scheme": "token", "secret": "'
+        + DEFAULT_DEV_SOURCE_TOKEN
+        + '"}}',
+    )
+    sources = Settings().ingress.sources
+    assert set(sources) == {"gh"}
+    assert sources["gh"].secrets == ["own"] and sources["gh"].header == "X-Hub-Signature-256"
