@@ -18,7 +18,7 @@ from api.server import serving_in_thread
 from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row
 from streams.road.headers import FailureHistory
 from synapseops.kafka import consumer_config
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from synapseops.settings import ApiSettings, DatabaseSettings, ObservabilitySettings, Settings
 from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
@@ -41,6 +41,8 @@ def test_settings(db_url: str, kafka_bootstrap: str) -> Settings:
     return Settings(
         database=DatabaseSettings(url=SecretStr(db_url)),
         api=ApiSettings(token=SecretStr(TOKEN)),
+        # The metrics test reads the gauges right after changing rows: no cached GROUP BY.
+        observability=ObservabilitySettings(dead_letter_gauges_cache_s=0),
     )
 
 

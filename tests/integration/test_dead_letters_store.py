@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,11 +23,11 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from schemas.serde import AvroSerde
-from schemas.store import LocalSchemaStore
+from schemas.store import AVRO_DIR, ConfluentRegistryStore, LocalSchemaStore, register_schemas
 from sinks.dead_letter_tables import dead_letters, replays
-from sinks.dead_letters import DeadRecord
+from sinks.dead_letters import DeadRecord, to_row, trigger_record
 from sinks.replay import DeadLetterFilter, DeadLetterReplay
-from streams.dead_letters import DeadLetterStore
+from streams.dead_letters import DeadLetterStore, TriggerEncoder
 from streams.health import HealthServer
 from streams.road.headers import FailureHistory
 from streams.supervision import Supervisor, TaskSpec
@@ -610,3 +611,76 @@ def test_a_dead_store_is_named_by_health_counted_and_restarted(
     assert healthy["status"] == "ok" and healthy["tasks"][task]["restarts"] == 1
     assert f'synapseops_task_restarts_total{{task="{task}"}} 1.0' in metrics
     assert f'synapseops_task_up{{task="{task}"}} 1.0' in metrics
+
+
+# ---- the schema registry: registered at start, never waited on inside the loop -----------
+
+
+def test_registered_subjects_are_pinned_and_triggers_encode_without_asking_the_registry(
+    test_settings: Settings,
+) -> None:
+    with serving_registry() as (url, registry):
+        registry_settings = SchemaRegistrySettings(url=url)
+        pinned = register_schemas(registry_settings)
+        assert set(pinned) == {"notification_trigger", "canonical_event"}
+        assert [len(registry.subjects[s]) for s in sorted(registry.subjects)] == [2, 2]
+        assert all(request.startswith("POST ") for request in registry.requests)
+        asked = len(registry.requests)
+        settings = test_settings.model_copy(update={"schema_registry": registry_settings})
+        row = to_row(DeadRecord("p", "p.dlq", 0, 1, None, b"{}", (), None))
+        encoded = TriggerEncoder(settings).encode(trigger_record(1, row))
+        assert len(registry.requests) == asked, "encoding asked the registry"
+        assert int.from_bytes(encoded[1:5], "big") == pinned["notification_trigger"]
+        decoded = AvroSerde(ConfluentRegistryStore(url), "notification_trigger").decode(encoded)
+        assert decoded["kind"] == "dead_letter"
+
+
+def test_a_trigger_is_encoded_off_the_event_loop(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    """The registry holds its answer until the event loop has run something else: if the
+    encoding waited on it inside the loop, the loop could not, and the answer would go out
+    only after the hold timed out."""
+    loop_ran, get_arrived = threading.Event(), threading.Event()
+    held: list[bool] = []
+
+    def hold(path: str) -> None:
+        get_arrived.set()
+        held.append(loop_ran.wait(timeout=5))
+
+    with serving_registry() as (url, registry):
+        subject_text = (AVRO_DIR / "notification_trigger" / "v2.avsc").read_text()
+        ConfluentRegistryStore(url).register("notification_trigger", subject_text)
+        registry.before_get = hold
+        settings = test_settings.model_copy(
+            update={"schema_registry": SchemaRegistrySettings(url=url)}
+        )
+
+        async def scenario() -> int:
+            producer = AsyncProducer(settings.kafka)
+            store = DeadLetterStore(
+                settings,
+                engine,
+                producer,
+                pipelines=road.pipelines,
+                trigger_topic=road.triggers.name,
+            )
+
+            async def meanwhile() -> None:
+                # Runs only if the loop is free while the registry holds its answer.
+                await asyncio.to_thread(get_arrived.wait, 10)
+                loop_ran.set()
+
+            try:
+                record = DeadRecord(
+                    road.pipeline.name, road.pipeline.dlq_topic, 0, 7, None, b"{}", (), None
+                )
+                row_id, _ = await asyncio.gather(store.handle(record), meanwhile())
+                return row_id
+            finally:
+                await asyncio.to_thread(producer.close)
+
+        row_id = asyncio.run(scenario())
+    assert held == [True], "the registry's answer was awaited inside the event loop"
+    [row] = rows(engine, road.pipeline.name)
+    assert row["id"] == row_id and row["trigger_published_at"] is not None
