@@ -104,6 +104,7 @@ KILLED_ROWS = 12
 def test_a_killed_replays_key_is_taken_over_and_finishes_the_rows_still_dead(
     settings: Settings, kafka_bootstrap: str, database_url: str
 ) -> None:
+    run = uuid.uuid4().hex[:8].encode()  # the tier topic outlives a test run: keys of this one
     with fresh_database(database_url, "t_dl_killed") as url:
         engine = sqlalchemy.create_engine(url)
         try:
@@ -111,7 +112,7 @@ def test_a_killed_replays_key_is_taken_over_and_finishes_the_rows_still_dead(
             for n in range(KILLED_ROWS):
                 history = FailureHistory(attempt=4, pipeline=EVENT_LOG, error_class="Boom")
                 record = DeadRecord(
-                    EVENT_LOG, f"{EVENT_LOG}.dlq", 0, n, f"k{n}".encode(), b"{}",
+                    EVENT_LOG, f"{EVENT_LOG}.dlq", 0, n, run + f"-{n}".encode(), b"{}",
                     tuple(history.to_headers()), None,
                 )  # fmt: skip
                 repository.store(to_row(record))
@@ -159,8 +160,8 @@ def test_a_killed_replays_key_is_taken_over_and_finishes_the_rows_still_dead(
     assert answer["replayed"] == answer["matched"] == KILLED_ROWS - killed_at
     assert request["response"] == {k: answer[k] for k in ("replay_id", "matched", "replayed")}
     assert other.returncode == 2 and b"first used for the filter" in other.stdout + other.stderr
-    sent = Counter(key for key in tier_keys(settings, first_tier) if key.startswith(b"k"))
-    assert set(sent) == {f"k{n}".encode() for n in range(KILLED_ROWS)}
+    sent = Counter(key for key in tier_keys(settings, first_tier) if key.startswith(run))
+    assert set(sent) == {run + f"-{n}".encode() for n in range(KILLED_ROWS)}
     # At most the one row in flight when the process died went out twice.
     assert sum(sent.values()) - KILLED_ROWS <= 1
 
