@@ -91,9 +91,18 @@ class Road:
     def pipelines(self) -> dict[str, PipelineSpec]:
         return {self.pipeline.name: self.pipeline}
 
-    def store(self, engine: sqlalchemy.Engine, producer: AsyncProducer, group: str) -> Any:
-        return DeadLetterStore(
-            self.settings,
+    def store(
+        self,
+        engine: sqlalchemy.Engine,
+        producer: AsyncProducer,
+        group: str,
+        *,
+        settings: Settings | None = None,
+        kind: type[DeadLetterStore] = DeadLetterStore,
+    ) -> Any:
+        """A store of this road's DLQ topic (``kind``: a subclass; ``settings``: other ones)."""
+        return kind(
+            settings or self.settings,
             engine,
             producer,
             pipelines=self.pipelines,
@@ -487,14 +496,7 @@ def test_a_trigger_the_schema_registry_cannot_encode_is_noted_and_the_partition_
             producer = AsyncProducer(settings.kafka)
             try:
                 await produce_dead(producer, road, range(2))
-                store = DeadLetterStore(
-                    settings,
-                    engine,
-                    producer,
-                    pipelines=road.pipelines,
-                    group_id=f"{name}-store",
-                    trigger_topic=road.triggers.name,
-                )
+                store = road.store(engine, producer, f"{name}-store", settings=settings)
                 await run_store(store, engine, name, 2, handles=2, published=False)
             finally:
                 await asyncio.to_thread(producer.close)
@@ -566,17 +568,7 @@ def test_a_dead_store_is_named_by_health_counted_and_restarted(
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         producer = AsyncProducer(test_settings.kafka)
-        spec = TaskSpec(
-            task,
-            lambda: DiesOnce(
-                test_settings,
-                engine,
-                producer,
-                pipelines=road.pipelines,
-                group_id=f"{name}-store",
-                trigger_topic=road.triggers.name,
-            ),
-        )
+        spec = TaskSpec(task, lambda: road.store(engine, producer, f"{name}-store", kind=DiesOnce))
         supervisor = Supervisor([spec], backoff)
         health = HealthServer(None, "127.0.0.1", port, supervisor=supervisor)
         seen_down: list[Any] = []
@@ -658,13 +650,7 @@ def test_a_trigger_is_encoded_off_the_event_loop(
 
         async def scenario() -> int:
             producer = AsyncProducer(settings.kafka)
-            store = DeadLetterStore(
-                settings,
-                engine,
-                producer,
-                pipelines=road.pipelines,
-                trigger_topic=road.triggers.name,
-            )
+            store = road.store(engine, producer, f"{road.pipeline.name}-s", settings=settings)
 
             async def meanwhile() -> None:
                 # Runs only if the loop is free while the registry holds its answer.
