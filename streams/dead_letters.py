@@ -64,7 +64,9 @@ POLL_TIMEOUT_S = 0.5
 class TriggerEncoder:
     """``notification_trigger`` records as Avro (Confluent wire format), with the schema ids
     of the configured store: the registry when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set,
-    else the schema files."""
+    else the schema files. ``encode`` answers from memory once the worker registered the
+    subjects at start; before that it may ask the registry, so async code calls it off the
+    loop (``asyncio.to_thread``)."""
 
     def __init__(self, settings: Settings) -> None:
         from schemas.serde import AvroSerde
@@ -78,7 +80,8 @@ class TriggerEncoder:
 
 
 class DeadLetterStore:
-    """Consumes every pipeline's dead-letter topic into ``dead_letters``; ``start``/``stop``.
+    """Consumes every pipeline's dead-letter topic into ``dead_letters``: a supervised unit
+    (``run`` until ``stop``), or ``start``/``stop`` on a task of its own.
 
     ``pipelines`` defaults to the platform registry's; tests pass their own. ``group_id``
     defaults to ``<worker group>.dead-letters``.
