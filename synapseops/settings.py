@@ -211,6 +211,12 @@ class SupervisionSettings(BaseSettings):
     healthy_after_s: float = Field(default=60.0, gt=0)
     stop_grace_s: float = Field(default=15.0, gt=0)
 
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> SupervisionSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("SYNAPSEOPS_SUPERVISION_BACKOFF_MAX_S is below the initial backoff")
+        return self
+
 
 class ReplaySettings(BaseSettings):
     """The lease a running dead-letter replay holds on its Idempotency-Key (sinks/replay.py).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from synapseops.settings import KafkaSettings, ReplaySettings, Settings
+from synapseops.settings import KafkaSettings, ReplaySettings, Settings, SupervisionSettings
 
 
 @pytest.mark.parametrize(("env", "expected"), [("dev", (1, 1)), ("test", (1, 1)), ("prod", (3, 2))])
@@ -38,3 +38,8 @@ def test_the_environment_names_them(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_lease_is_renewed_well_within_itself() -> None:
     with pytest.raises(ValidationError, match="half the lease"):
         ReplaySettings(lease_s=4, heartbeat_s=3)
+
+
+def test_a_restart_backoff_only_grows() -> None:
+    with pytest.raises(ValidationError, match="below the initial"):
+        SupervisionSettings(backoff_initial_s=10, backoff_max_s=1)
