@@ -68,6 +68,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         app.state.producer = producer if producer is not None else AsyncProducer(settings.kafka)
         app.state.engine = make_engine(settings)
         DEAD_LETTER_GAUGES.engine = app.state.engine
+        DEAD_LETTER_GAUGES.cache_s = settings.observability.dead_letter_gauges_cache_s
         log.info(
             "api started",
             extra={"kafka": settings.kafka.bootstrap, "env": settings.env},

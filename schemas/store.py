@@ -11,6 +11,15 @@ of a subject. Two implementations:
 - :class:`ConfluentRegistryStore` speaks the Confluent Schema Registry REST API; chosen by
   :func:`schema_store` when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set.
 
+With a registry, a process registers the subjects it writes at start
+(:func:`register_schemas`: every ``schemas/avro/<subject>/v<N>.avsc``, oldest first, so the
+registry's compatibility check sees the same history) and pins the ids it got: from then on
+``latest`` of those subjects — the schema this process writes with and reads into — is
+answered from memory, so encoding a record never waits on the registry. Ids by number are
+cached for good (they never change). :func:`schema_store` gives one store per registry per
+process, so the ids registered at start are the ones every encoder uses. Calls that may
+still reach the registry block: async code runs them off the loop (``asyncio.to_thread``).
+
 Errors: an unknown id raises :class:`~synapseops.errors.Undecodable` (the bytes name a schema
 nobody knows); an unknown subject raises :class:`~synapseops.errors.ConfigurationError`; a
 schema that does not parse or that the registry refuses raises
@@ -84,6 +93,23 @@ class SchemaStore(ABC):
         """``(id, parsed schema)`` of the subject's newest version."""
 
 
+def local_versions(root: Path = AVRO_DIR) -> dict[str, list[tuple[Path, str]]]:
+    """Subject → its ``(file, schema text)`` versions under ``root``, oldest first."""
+    if not root.is_dir():
+        raise ConfigurationError(f"schema folder {root} does not exist")
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for subject_dir in sorted(path for path in root.iterdir() if path.is_dir()):
+        files = []
+        for path in subject_dir.iterdir():
+            match = _VERSION_FILE.match(path.name)
+            if match:
+                files.append((int(match.group(1)), path))
+        found[subject_dir.name] = [
+            (path, path.read_text(encoding="utf-8")) for _, path in sorted(files)
+        ]
+    return found
+
+
 class LocalSchemaStore(SchemaStore):
     """Schemas from ``<root>/<subject>/v<N>.avsc``; ids from fingerprints (see module doc).
 
@@ -96,17 +122,10 @@ class LocalSchemaStore(SchemaStore):
         self._by_id: dict[int, ParsedSchema] = {}
         self._canonical: dict[int, str] = {}
         self._versions: dict[str, list[int]] = {}
-        if not root.is_dir():
-            raise ConfigurationError(f"schema folder {root} does not exist")
-        for subject_dir in sorted(path for path in root.iterdir() if path.is_dir()):
-            files = []
-            for path in subject_dir.iterdir():
-                match = _VERSION_FILE.match(path.name)
-                if match:
-                    files.append((int(match.group(1)), path))
-            for _, path in sorted(files):
+        for subject, versions in local_versions(root).items():
+            for path, text in versions:
                 try:
-                    self._add(subject_dir.name, path.read_text(encoding="utf-8"))
+                    self._add(subject, text)
                 except SchemaInvalid as exc:
                     raise ConfigurationError(f"{path}: {exc}") from exc
 
@@ -172,6 +191,21 @@ class ConfluentRegistryStore(SchemaStore):
         self._lock = threading.Lock()
         self._by_id: dict[int, ParsedSchema] = {}
         self._latest: dict[str, tuple[float, int, ParsedSchema]] = {}
+        # Subjects registered at start: the id of the version this process writes.
+        self._pinned: dict[str, tuple[int, ParsedSchema]] = {}
+
+    def register_subjects(self, root: Path = AVRO_DIR) -> dict[str, int]:
+        """Register every version of every subject under ``root`` (oldest first; the registry
+        answers the existing id for a version it has) and pin each subject's newest; the
+        pinned ids by subject. Blocking: call it at start, or off the event loop."""
+        pinned: dict[str, int] = {}
+        for subject, versions in local_versions(root).items():
+            for _, text in versions:
+                pinned[subject] = self.register(subject, text)
+            if subject in pinned:
+                with self._lock:
+                    self._pinned[subject] = (pinned[subject], self._by_id[pinned[subject]])
+        return pinned
 
     def close(self) -> None:
         self._client.close()
@@ -227,9 +261,14 @@ class ConfluentRegistryStore(SchemaStore):
         return parsed
 
     def latest(self, subject: str) -> tuple[int, ParsedSchema]:
+        """The pinned version of a subject registered at start (no request), else the
+        registry's newest (cached for ``latest_ttl_s``)."""
         now = time.monotonic()
         with self._lock:
+            pinned = self._pinned.get(subject)
             cached = self._latest.get(subject)
+        if pinned is not None:
+            return pinned
         if cached is not None and now - cached[0] < self._latest_ttl_s:
             return cached[1], cached[2]
         answer = self._call("GET", f"/subjects/{_quote(subject)}/versions/latest")
@@ -273,9 +312,34 @@ def _semantic_form(node: Any) -> Any:
     return node
 
 
+_shared: dict[tuple[str, float], ConfluentRegistryStore] = {}
+_shared_lock = threading.Lock()
+
+
 def schema_store(registry: SchemaRegistrySettings | None = None) -> SchemaStore:
-    """The store this deployment uses: the registry if a URL is configured, else the files."""
+    """The store this deployment uses: the registry if a URL is configured (one store per
+    registry in this process, so ids registered at start are everyone's), else the files."""
     registry = registry or SchemaRegistrySettings()
     if registry.url:
-        return ConfluentRegistryStore(registry.url, timeout_s=registry.timeout_s)
+        key = (registry.url, registry.timeout_s)
+        with _shared_lock:
+            store = _shared.get(key)
+            if store is None:
+                store = _shared[key] = ConfluentRegistryStore(
+                    registry.url, timeout_s=registry.timeout_s
+                )
+        return store
     return LocalSchemaStore()
+
+
+def register_schemas(registry: SchemaRegistrySettings | None = None) -> dict[str, int]:
+    """At a process's start: register this repository's subjects with the configured registry
+    and pin their ids (see the module doc); nothing to do without a registry. Blocking.
+
+    Raises a retryable error while the registry is unreachable and
+    :class:`SchemaInvalid` when it refuses a version (incompatible with what it holds).
+    """
+    store = schema_store(registry)
+    if not isinstance(store, ConfluentRegistryStore):
+        return {}
+    return store.register_subjects()

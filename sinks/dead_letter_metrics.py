@@ -1,7 +1,10 @@
 """Dead-letter gauges read from PostgreSQL at scrape time, and the replay counter.
 
 Depth and age come from the ``dead_letters`` table rather than from counters in one process:
-any API process answers the same numbers, and a restart does not reset them.
+any API process answers the same numbers, and a restart does not reset them. The GROUP BY
+behind them runs at most once per ``cache_s`` (``SYNAPSEOPS_OBSERVABILITY_DEAD_LETTER_
+GAUGES_CACHE_S``, a few seconds): ``/metrics`` is unauthenticated, and a scraper (or anybody)
+polling it must not turn into one aggregate query over the table per request.
 
 - ``synapseops_dead_letters_depth{pipeline}``: rows still ``dead`` (waiting for a person);
 - ``synapseops_dead_letters_oldest_age_seconds{pipeline}``: age of the oldest of those;
@@ -11,6 +14,7 @@ any API process answers the same numbers, and a restart does not reset them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -33,11 +37,19 @@ REPLAYED_RECORDS = Counter(
 )
 
 
-class DeadLetterGauges(Collector):
-    """Reads the table on every scrape; a scrape never fails because the database did."""
+DEFAULT_CACHE_S = 5.0
+Rows = list[tuple[str, str, int, datetime]]
 
-    def __init__(self) -> None:
+
+class DeadLetterGauges(Collector):
+    """Reads the table at most once per ``cache_s``; a scrape never fails because the
+    database did (a failed read is not cached: the next scrape tries again)."""
+
+    def __init__(self, cache_s: float = DEFAULT_CACHE_S) -> None:
         self.engine: sqlalchemy.Engine | None = None
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, sqlalchemy.Engine, Rows] | None = None
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -64,9 +76,26 @@ class DeadLetterGauges(Collector):
         yield oldest
         yield stored
 
-    def _rows(self) -> list[tuple[str, str, int, datetime]]:
-        if self.engine is None:
+    def _rows(self) -> Rows:
+        engine = self.engine
+        if engine is None:
             return []
+        # One reader at a time: concurrent scrapes share the query in flight.
+        with self._lock:
+            cached = self._cached
+            if (
+                cached is not None
+                and cached[1] is engine
+                and time.monotonic() - cached[0] < self.cache_s
+            ):
+                return cached[2]
+            rows = self._read(engine)
+            if rows is not None:
+                self._cached = (time.monotonic(), engine, rows)
+            return rows or []
+
+    @staticmethod
+    def _read(engine: sqlalchemy.Engine) -> Rows | None:
         statement = select(
             dead_letters.c.pipeline,
             dead_letters.c.status,
@@ -74,11 +103,11 @@ class DeadLetterGauges(Collector):
             func.min(dead_letters.c.dead_at),
         ).group_by(dead_letters.c.pipeline, dead_letters.c.status)
         try:
-            with self.engine.connect() as conn:
+            with engine.connect() as conn:
                 return [
                     (str(pipeline), str(status), int(count), first)
                     for pipeline, status, count, first in conn.execute(statement)
                 ]
         except sqlalchemy.exc.SQLAlchemyError:
             log.warning("dead-letter gauges unavailable: database error", exc_info=True)
-            return []
+            return None

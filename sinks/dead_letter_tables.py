@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the dead-letter store, matching migration ``0002``.
+"""SQLAlchemy Core tables of the dead-letter store, matching migrations ``0002`` and ``0008``.
 
 They hang off the same :data:`sinks.tables.metadata` as every other table, so a check that
 compares the metadata with the migrations sees them too (import this module first).
@@ -60,9 +60,15 @@ dead_letters = Table(
     # Outbox flag: NULL until the dead_letter trigger for this row is durably on Kafka.
     Column("trigger_published_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # "pipeline|original topic|partition|offset|attempt": one failure, one row, however many
+    # copies of it reached the DLQ topic. NULL without original coordinates (and before 0008).
+    Column("failure_key", Text, nullable=True),
+    # Why the row is minimal (headers/timestamps it could not read) or its trigger unsent.
+    Column("store_error", Text, nullable=True),
     UniqueConstraint(
         "dlq_topic", "dlq_partition", "dlq_offset", name="uq_dead_letters_dlq_coordinates"
     ),
+    UniqueConstraint("failure_key", name="uq_dead_letters_failure_key"),
     CheckConstraint("status IN ('dead', 'replayed', 'discarded')", name="ck_dead_letters_status"),
     Index("ix_dead_letters_pipeline_status_dead_at", "pipeline", "status", "dead_at"),
     Index("ix_dead_letters_error_class", "error_class"),
@@ -82,4 +88,8 @@ replays = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # The answer given to the request; a repeat with the same Idempotency-Key gets it again.
     Column("response", JSONB, nullable=True),
+    # The lease of the process running it: renewed every few seconds; a stale one (the
+    # process died) may be taken over by a repeat of the request (sinks/replay.py).
+    Column("lease_token", Text, nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
 )

@@ -11,9 +11,12 @@ mark it ``replayed``, commit. Two replays racing over one row send it once; a cr
 the send and the commit leaves the row ``dead`` and a later replay sends it again, which is
 safe because every effect is idempotent (DESIGN.md, reliability road 7-8).
 
-Every request is a ``replays`` row. With an ``Idempotency-Key`` a repeated request gets the
-stored answer and sends nothing. A replay that failed half-way (Kafka down) gives its key
-back, so the same request may be repeated and picks up the rows still ``dead``.
+Every request is a ``replays`` row (:mod:`sinks.replay_requests`). With an
+``Idempotency-Key`` a repeated request gets the stored answer and sends nothing; the same key
+with another filter is refused; a replay whose process died is taken over once its lease is
+stale; a replay that failed half-way (Kafka down) gives its key back. A repeat therefore
+always ends up replaying the rows still ``dead``, never wedges, and never answers for a
+filter it was not asked.
 """
 
 from __future__ import annotations
@@ -21,74 +24,51 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy
-from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, update
 
 from sinks.db import database_errors
 from sinks.dead_letter_metrics import REPLAYED_RECORDS
-from sinks.dead_letter_tables import DEAD, DISCARDED, REPLAYED, dead_letters, replays
+from sinks.dead_letter_tables import DEAD, DISCARDED, REPLAYED, dead_letters
 from sinks.dead_letters import headers_from_json
+from sinks.replay_filter import MAX_IDS, DeadLetterFilter, filter_clauses
+from sinks.replay_requests import (
+    ReplayInProgress,
+    ReplayKeyReused,
+    ReplayLeaseLost,
+    ReplayRequests,
+    ReplayResult,
+)
 from streams.road.headers import FailureHistory
 from synapseops.errors import SynapseOpsError
 from synapseops.ids import new_id
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
+from synapseops.settings import ReplaySettings
 from topics.registry import PipelineSpec
+
+__all__ = [
+    "MAX_IDS",
+    "DeadLetterFilter",
+    "DeadLetterReplay",
+    "EmptyFilter",
+    "RateLimiter",
+    "ReplayInProgress",
+    "ReplayKeyReused",
+    "ReplayLeaseLost",
+    "ReplayResult",
+    "filter_clauses",
+    "pipelines_for",
+    "replay_headers",
+]
 
 log = get_logger(__name__)
 
-MAX_IDS = 10_000
 DEFAULT_RATE_PER_S = 100.0
 Progress = Callable[[int, int], None]
-
-
-class DeadLetterFilter(BaseModel):
-    """Which dead letters: every given criterion must hold (``since``/``until`` on ``dead_at``)."""
-
-    ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
-    pipeline: str | None = None
-    error_class: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @model_validator(mode="after")
-    def _range_in_order(self) -> DeadLetterFilter:
-        if self.since is not None and self.until is not None and self.since > self.until:
-            raise ValueError("since must not be after until")
-        return self
-
-    def is_empty(self) -> bool:
-        return not (self.ids or self.pipeline or self.error_class or self.since or self.until)
-
-    def as_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
-
-
-def filter_clauses(
-    criteria: DeadLetterFilter, *, status: str | None = None
-) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a filter; ``status`` narrows to one status."""
-    c = dead_letters.c
-    clauses: list[ColumnElement[bool]] = []
-    if status is not None:
-        clauses.append(c.status == status)
-    if criteria.ids is not None:
-        clauses.append(c.id.in_(criteria.ids))
-    if criteria.pipeline is not None:
-        clauses.append(c.pipeline == criteria.pipeline)
-    if criteria.error_class is not None:
-        clauses.append(c.error_class == criteria.error_class)
-    if criteria.since is not None:
-        clauses.append(c.dead_at >= criteria.since)
-    if criteria.until is not None:
-        clauses.append(c.dead_at < criteria.until)
-    return clauses
 
 
 class RateLimiter:
@@ -126,22 +106,8 @@ class RateLimiter:
             await self._sleep(delay)
 
 
-@dataclass(frozen=True)
-class ReplayResult:
-    replay_id: str
-    matched: int
-    replayed: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"replay_id": self.replay_id, "matched": self.matched, "replayed": self.replayed}
-
-
 class EmptyFilter(SynapseOpsError, ValueError):
     """A replay or discard with no criterion at all; pass ``allow_all=True`` to mean it."""
-
-
-class ReplayInProgress(SynapseOpsError):
-    """A replay with this ``Idempotency-Key`` is running (or died without answering)."""
 
 
 def replay_headers(
@@ -155,9 +121,15 @@ def replay_headers(
 class DeadLetterReplay:
     """Select, replay and discard dead letters. ``pipelines`` maps a name to its spec."""
 
-    def __init__(self, engine: sqlalchemy.Engine, pipelines: Mapping[str, PipelineSpec]) -> None:
+    def __init__(
+        self,
+        engine: sqlalchemy.Engine,
+        pipelines: Mapping[str, PipelineSpec],
+        settings: ReplaySettings | None = None,
+    ) -> None:
         self.engine = engine
         self.pipelines = pipelines
+        self.requests = ReplayRequests(engine, settings)
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -228,108 +200,61 @@ class DeadLetterReplay:
 
         ``dry_run`` only counts (and ignores ``idempotency_key``, so a dry run never uses up
         the key of the real request). Raises :class:`EmptyFilter`, :class:`ReplayInProgress`,
-        and retryable errors when PostgreSQL or Kafka fail (the replay may then be repeated).
+        :class:`ReplayKeyReused`, :class:`ReplayLeaseLost`, and retryable errors when
+        PostgreSQL or Kafka fail (the replay may then be repeated).
         """
         if criteria.is_empty() and not allow_all:
             raise EmptyFilter("replay needs at least one criterion (or allow_all)")
         if not dry_run and producer is None:
             raise ValueError("a replay that is not a dry run needs a producer")
         key = None if dry_run else idempotency_key
-        replay_id = new_id("rpl")
-        earlier = await asyncio.to_thread(
-            self._open_request, replay_id, key, criteria, dry_run, requested_by
+        opened = await asyncio.to_thread(
+            self.requests.open,
+            new_id("rpl"),
+            key,
+            criteria,
+            dry_run=dry_run,
+            requested_by=requested_by,
         )
-        if earlier is not None:
-            log.info("replay repeated; answering as before", extra=earlier.as_json())
-            return earlier
+        if isinstance(opened, ReplayResult):
+            log.info("replay repeated; answering as before", extra=opened.as_json())
+            return opened
+        lease = opened
         try:
-            ids = await asyncio.to_thread(self.matching_ids, criteria)
-            replayed = 0
-            if not dry_run:
-                assert producer is not None
-                limiter = RateLimiter(rate_per_s)
-                for done, row_id in enumerate(ids, start=1):
-                    await limiter.wait()
-                    if await self._replay_row(row_id, replay_id, producer):
-                        replayed += 1
-                    if progress is not None:
-                        progress(done, len(ids))
+            async with self.requests.held(lease) as lost:
+                ids = await asyncio.to_thread(self.matching_ids, criteria)
+                replayed = 0
+                if not dry_run:
+                    assert producer is not None
+                    limiter = RateLimiter(rate_per_s)
+                    for done, row_id in enumerate(ids, start=1):
+                        if lost.is_set():
+                            raise ReplayLeaseLost(
+                                f"replay {lease.replay_id} was taken over by another request"
+                            )
+                        await limiter.wait()
+                        if await self._replay_row(row_id, lease.replay_id, producer):
+                            replayed += 1
+                        if progress is not None:
+                            progress(done, len(ids))
+        except ReplayLeaseLost:
+            raise  # the key is the new owner's: nothing of it is ours to give back
         except BaseException as exc:
-            await asyncio.to_thread(self._fail_request, replay_id, exc)
+            await asyncio.to_thread(self.requests.fail, lease, exc)
             raise
-        result = ReplayResult(replay_id=replay_id, matched=len(ids), replayed=replayed)
-        await asyncio.to_thread(self._finish_request, result)
+        result = ReplayResult(replay_id=lease.replay_id, matched=len(ids), replayed=replayed)
+        if not await asyncio.to_thread(self.requests.finish, lease, result):
+            log.warning("replay finished after losing its lease", extra=result.as_json())
         log.info(
             "replay finished",
-            extra={**result.as_json(), "dry_run": dry_run, **criteria.as_json()},
+            extra={
+                **result.as_json(),
+                "dry_run": dry_run,
+                "taken_over": lease.taken_over,
+                **criteria.as_json(),
+            },
         )
         return result
-
-    def _open_request(
-        self,
-        replay_id: str,
-        key: str | None,
-        criteria: DeadLetterFilter,
-        dry_run: bool,
-        requested_by: str | None,
-    ) -> ReplayResult | None:
-        """Record the request; the earlier answer if ``key`` was used before."""
-        statement = (
-            pg_insert(replays)
-            .values(
-                replay_id=replay_id,
-                idempotency_key=key,
-                filter=criteria.as_json(),
-                dry_run=dry_run,
-                requested_by=requested_by,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(replays.c.replay_id)
-        )
-        with database_errors("replays insert"), self.engine.begin() as conn:
-            if conn.execute(statement).scalar_one_or_none() is not None:
-                return None
-            response = conn.execute(
-                select(replays.c.response).where(replays.c.idempotency_key == key)
-            ).scalar_one()
-        if response is None:
-            raise ReplayInProgress(f"a replay with Idempotency-Key {key!r} is still running")
-        return ReplayResult(
-            replay_id=response["replay_id"],
-            matched=int(response["matched"]),
-            replayed=int(response["replayed"]),
-        )
-
-    def _finish_request(self, result: ReplayResult) -> None:
-        statement = (
-            update(replays)
-            .where(replays.c.replay_id == result.replay_id)
-            .values(
-                matched=result.matched,
-                replayed=result.replayed,
-                finished_at=func.now(),
-                response=result.as_json(),
-            )
-        )
-        with database_errors("replays finish"), self.engine.begin() as conn:
-            conn.execute(statement)
-
-    def _fail_request(self, replay_id: str, exc: BaseException) -> None:
-        # Give the key back: repeating the request then replays the rows still dead.
-        statement = (
-            update(replays)
-            .where(replays.c.replay_id == replay_id)
-            .values(
-                idempotency_key=None,
-                finished_at=func.now(),
-                response={"replay_id": replay_id, "error": type(exc).__name__},
-            )
-        )
-        try:
-            with database_errors("replays fail"), self.engine.begin() as conn:
-                conn.execute(statement)
-        except SynapseOpsError:
-            log.exception("could not record the failed replay", extra={"replay_id": replay_id})
 
     async def _replay_row(self, row_id: int, replay_id: str, producer: AsyncProducer) -> bool:
         """Send one row back and mark it; ``False`` if it is no longer ``dead`` (or locked)."""

@@ -3,8 +3,9 @@
 ``pipelines(runtime)`` gives the ``integration-delivery`` pipeline over ``integration.events``
 (source events from webhooks, pollers and Kafka-topic sources) and ``integration.commands``
 (re-runs), one handler per message kind, so a re-run that failed once is still a re-run on a
-retry tier or after a replay. ``services(runtime)`` gives the REST pollers, the Kafka-topic
-forwarders and the owner of the HTTP clients. The work per flow (:class:`Delivery`):
+retry tier or after a replay. ``tasks(runtime)`` gives the REST pollers and the Kafka-topic
+forwarders (both supervised), ``services(runtime)`` the owner of the HTTP clients. The work
+per flow (:class:`Delivery`):
 
 1. a succeeded run of (flow, source event) exists → nothing to do (duplicates are absorbed);
 2. the mapping version (the flow's pinned one or the latest) maps the raw body — a failed
@@ -55,6 +56,7 @@ from streams.integration.delivery import (
 from streams.mapping import CompiledMapping, MappingFailed, compile_mapping
 from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import Handler
+from streams.supervision import TaskSpec
 from synapseops import headers as kh
 from synapseops.errors import (
     RateLimited,
@@ -400,11 +402,16 @@ def pipelines(runtime: Runtime) -> list[Pipeline]:
 
 
 def services(runtime: Runtime) -> list[Service]:
-    from streams.integration.kafka_source import kafka_sources
-    from streams.integration.poller import rest_pollers
+    return [DeliveryClients(delivery_for(runtime))]
 
+
+def tasks(runtime: Runtime) -> list[TaskSpec]:
+    """The REST pollers and the Kafka-topic forwarders, supervised (streams/supervision.py)."""
+    from streams.integration.kafka_source import KafkaSourceForwarder
+    from streams.integration.poller import RestPoller
+
+    settings, engine, producer = runtime.settings, runtime.engine, runtime.producer
     return [
-        DeliveryClients(delivery_for(runtime)),
-        *rest_pollers(runtime.settings, runtime.engine, runtime.producer),
-        *kafka_sources(runtime.settings, runtime.engine, runtime.producer),
+        TaskSpec("rest-poller", lambda: RestPoller(settings, engine, producer)),
+        TaskSpec("kafka-sources", lambda: KafkaSourceForwarder(settings, engine, producer)),
     ]

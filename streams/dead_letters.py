@@ -9,13 +9,22 @@ nothing):
 3. set ``trigger_published_at``;
 4. only then commit the record's offset.
 
-A redelivered record therefore finds its row and, at most, publishes a trigger it still owes
-(the trigger's ``dedup_key`` lets the notification service drop a repeat).
+A redelivered record (or a second copy of the same failure) therefore finds its row and, at
+most, publishes a trigger it still owes (the trigger's ``dedup_key`` lets the notification
+service drop a repeat).
 
-The consumer is confluent-kafka's, run as an asyncio task: its blocking calls run on one
-dedicated thread (the client is not meant to be called from two threads at once), database
-calls in the default executor. When a step fails with a retryable error the record's partition
-is rewound to it and tried again after a backoff, while ``poll`` keeps the group membership.
+The store never stops on a record. A retryable error (database or Kafka down, registry
+unreachable) rewinds the record's partition to it and tries again after a backoff, while
+``poll`` keeps the group membership. Anything else about the record is permanent and the
+partition moves on: a row that cannot be built or that PostgreSQL refuses is stored as
+:func:`~sinks.dead_letters.minimal_row` (raw bytes, headers, the reason); a trigger that
+cannot be encoded (schema subject missing, record not fitting the schema) leaves the row
+with the reason in ``store_error`` and the outbox flag unset.
+
+The consumer is confluent-kafka's, run as a supervised task (``run`` until ``stop``; see
+``streams/supervision.py``): its blocking calls run on one dedicated thread (the client is
+not meant to be called from two threads at once), database calls and trigger encoding (a
+registry lookup may block) in the default executor.
 """
 
 from __future__ import annotations
@@ -27,11 +36,18 @@ from typing import Any
 
 import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from mode import Service
 
-from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row, trigger_record
+from sinks.dead_letters import (
+    DeadLetterRepository,
+    DeadRecord,
+    StoredDeadLetter,
+    minimal_row,
+    to_row,
+    trigger_record,
+)
+from streams.supervision import failure_reason
 from synapseops import headers as h
-from synapseops.errors import SynapseOpsError
+from synapseops.errors import RetryableError
 from synapseops.ids import child_traceparent
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
@@ -48,7 +64,9 @@ POLL_TIMEOUT_S = 0.5
 class TriggerEncoder:
     """``notification_trigger`` records as Avro (Confluent wire format), with the schema ids
     of the configured store: the registry when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set,
-    else the schema files."""
+    else the schema files. ``encode`` answers from memory once the worker registered the
+    subjects at start; before that it may ask the registry, so async code calls it off the
+    loop (``asyncio.to_thread``)."""
 
     def __init__(self, settings: Settings) -> None:
         from schemas.serde import AvroSerde
@@ -62,7 +80,8 @@ class TriggerEncoder:
 
 
 class DeadLetterStore:
-    """Consumes every pipeline's dead-letter topic into ``dead_letters``; ``start``/``stop``.
+    """Consumes every pipeline's dead-letter topic into ``dead_letters``: a supervised unit
+    (``run`` until ``stop``), or ``start``/``stop`` on a task of its own.
 
     ``pipelines`` defaults to the platform registry's; tests pass their own. ``group_id``
     defaults to ``<worker group>.dead-letters``.
@@ -100,18 +119,13 @@ class DeadLetterStore:
     def topics(self) -> list[str]:
         return sorted(self._pipeline_of)
 
+    # ---- lifecycle: a supervised unit (run/stop), or start/stop of its own ------------
+
     async def start(self) -> None:
-        if self._task is not None:
-            return
-        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
-        config = consumer_config(
-            self.settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
-        )
-        self._consumer = await self._on_kafka_thread(Consumer, config)
-        await self._on_kafka_thread(self._consumer.subscribe, self.topics)
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="dead-letter-store")
-        log.info("dead-letter store started", extra={"topics": self.topics})
+        """Run :meth:`run` as a task of its own (tests; the worker supervises ``run``)."""
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name="dead-letter-store")
 
     async def stop(self, grace_s: float = 15.0) -> None:
         """Finish the record in hand, then leave the group. A record not committed by then is
@@ -122,25 +136,37 @@ class DeadLetterStore:
                 await asyncio.wait_for(asyncio.shield(self._task), grace_s)
             except TimeoutError:
                 self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._consumer is not None:
-            await self._on_kafka_thread(self._consumer.close)
-            self._consumer = None
-        if self._kafka_thread is not None:
-            self._kafka_thread.shutdown(wait=True)
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; raises only what no record explains (a bug, a fatal
+        client error), for the supervisor to report and restart."""
+        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
+        try:
+            config = consumer_config(
+                self.settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
+            )
+            self._consumer = await self._on_kafka_thread(Consumer, config)
+            await self._on_kafka_thread(self._consumer.subscribe, self.topics)
+            log.info("dead-letter store started", extra={"topics": self.topics})
+            await self._consume(self._consumer)
+        finally:
+            if self._consumer is not None:
+                await asyncio.shield(self._on_kafka_thread(self._consumer.close))
+                self._consumer = None
+            self._kafka_thread.shutdown(wait=False)
             self._kafka_thread = None
-        log.info(
-            "dead-letter store stopped", extra={"handled": self.handled, "stored": self.stored}
-        )
+            log.info(
+                "dead-letter store stopped",
+                extra={"handled": self.handled, "stored": self.stored},
+            )
 
     async def _on_kafka_thread(self, fn: Any, *args: Any) -> Any:
-        assert self._kafka_thread is not None, "start() first"
+        assert self._kafka_thread is not None, "run() first"
         return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
+    async def _consume(self, consumer: Consumer) -> None:
         backoff = BACKOFF_INITIAL_S
         while not self._stopping.is_set():
             message: Message | None = await self._on_kafka_thread(consumer.poll, POLL_TIMEOUT_S)
@@ -148,6 +174,8 @@ class DeadLetterStore:
                 continue
             error = message.error()
             if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
                 # Unknown topic (not applied yet), transient broker trouble: the client retries.
                 log.warning("dead-letter consumer error", extra={"error": error.str()})
                 continue
@@ -157,10 +185,10 @@ class DeadLetterStore:
                 await self._on_kafka_thread(self._commit, consumer, record)
                 self.handled += 1
                 backoff = BACKOFF_INITIAL_S
-            except SynapseOpsError as exc:
+            except RetryableError as exc:
                 log.warning(
                     "dead letter not stored yet; will retry",
-                    extra={**record.log_fields(), "error": f"{type(exc).__name__}: {exc}"},
+                    extra={**record.log_fields(), "error": failure_reason(exc)},
                 )
                 # Read it again on the next poll; the partition does not move past it.
                 await self._on_kafka_thread(self._rewind, consumer, record)
@@ -173,7 +201,12 @@ class DeadLetterStore:
     def _record(self, message: Message) -> DeadRecord:
         topic = message.topic() or ""
         _, timestamp = message.timestamp()
-        raw_headers: Any = message.headers() or []
+        try:
+            raw_headers: Any = message.headers() or []
+        except (UnicodeDecodeError, ValueError) as exc:
+            # A header name that is not UTF-8 cannot even be read; the record is still kept.
+            log.warning("dead record headers unreadable", extra={"topic": topic, "error": str(exc)})
+            raw_headers = [("synapseops-store-note", f"headers unreadable: {exc}".encode())]
         pairs = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
         return DeadRecord(
             pipeline=self._pipeline_of.get(topic, topic.removesuffix(".dlq")),
@@ -190,23 +223,55 @@ class DeadLetterStore:
         """Store one dead record and publish its trigger if owed; the row's id.
 
         Raises a retryable :mod:`synapseops.errors` type when the database or Kafka did not
-        take it; calling again with the same record is always safe.
+        take it; calling again with the same record is always safe. Anything permanent about
+        the record is stored with it instead of raised (see the module doc).
         """
-        row = to_row(record)
-        stored = await asyncio.to_thread(self.repository.store, row)
+        row, stored = await self._store(record)
         if stored.created:
             self.stored += 1
             log.info("dead letter stored", extra={**record.log_fields(), "id": stored.id})
         if stored.trigger_pending:
-            trigger = trigger_record(stored.id, row)
-            await self.producer.send(
-                self.trigger_topic,
-                self._encoder.encode(trigger),
-                key=record.pipeline.encode(),
-                headers=_trigger_headers(record),
-            )
-            await asyncio.to_thread(self.repository.mark_trigger_published, stored.id)
+            await self._publish_trigger(record, stored.id, row)
         return stored.id
+
+    async def _store(self, record: DeadRecord) -> tuple[dict[str, Any], StoredDeadLetter]:
+        try:
+            row = to_row(record)
+            return row, await asyncio.to_thread(self.repository.store, row)
+        except RetryableError:
+            raise
+        except Exception as exc:
+            # Unreadable times, numbers PostgreSQL will not hold, data it refuses: keep what
+            # came (the bytes and headers) and why, and let the partition move on.
+            reason = failure_reason(exc)
+            log.warning(
+                "dead letter stored minimally", extra={**record.log_fields(), "reason": reason}
+            )
+            row = minimal_row(record, reason)
+            return row, await asyncio.to_thread(self.repository.store, row)
+
+    async def _publish_trigger(self, record: DeadRecord, row_id: int, row: dict[str, Any]) -> None:
+        trigger = trigger_record(row_id, row)
+        try:
+            # Off the loop: encoding may ask the schema registry.
+            value = await asyncio.to_thread(self._encoder.encode, trigger)
+        except RetryableError:
+            raise
+        except Exception as exc:
+            # Subject missing, a record the schema refuses: no retry makes it encodable.
+            reason = f"trigger not published: {failure_reason(exc)}"
+            log.error(
+                "dead-letter trigger not published", extra={**record.log_fields(), "reason": reason}
+            )
+            await asyncio.to_thread(self.repository.note_store_error, row_id, reason)
+            return
+        await self.producer.send(
+            self.trigger_topic,
+            value,
+            key=record.pipeline.encode(),
+            headers=_trigger_headers(record),
+        )
+        await asyncio.to_thread(self.repository.mark_trigger_published, row_id)
 
     @staticmethod
     def _commit(consumer: Consumer, record: DeadRecord) -> None:
@@ -228,45 +293,6 @@ class DeadLetterStore:
             log.warning(
                 "dead-letter rewind failed", extra={**record.log_fields(), "error": str(exc)}
             )
-
-
-class DeadLetterStoreService(Service):
-    """The store as a :class:`mode.Service`, for ``faust.Worker(app, ..., service)``.
-
-    Uses ``producer`` when given (and leaves it open), else owns one of its own.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        engine: sqlalchemy.Engine,
-        *,
-        producer: AsyncProducer | None = None,
-        pipelines: Mapping[str, PipelineSpec] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings
-        self.engine = engine
-        self.pipelines = pipelines
-        self._given_producer = producer
-        self._producer: AsyncProducer | None = None
-        self.store: DeadLetterStore | None = None
-
-    async def on_start(self) -> None:
-        self._producer = self._given_producer or AsyncProducer(self.settings.kafka)
-        self.store = DeadLetterStore(
-            self.settings, self.engine, self._producer, pipelines=self.pipelines
-        )
-        await self.store.start()
-
-    async def on_stop(self) -> None:
-        if self.store is not None:
-            await self.store.stop()
-            self.store = None
-        if self._producer is not None and self._given_producer is None:
-            await asyncio.to_thread(self._producer.close)
-        self._producer = None
 
 
 def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:

@@ -4,8 +4,11 @@ An aiohttp server (Faust already depends on aiohttp) run as a :class:`mode.Servi
 the Faust app on the same loop, on ``SYNAPSEOPS_WORKER_METRICS_HOST:PORT``.
 
 ``/health`` answers 200 while the app runs and its consumer has started (an assignment is
-reported, not required: a worker beyond the partition count is healthy and idle); 503 while
-starting, stopping or after a crash. The body is JSON for people and ``synapseops status``.
+reported, not required: a worker beyond the partition count is healthy and idle) and every
+supervised background task runs (``streams/supervision.py``); 503 while starting, stopping,
+after a crash, or while a background task is down — the body names it and says why
+(``{"tasks": {"dead-letter-store": {"state": "down", "error": "...", ...}}, "down": [...]}``).
+The body is JSON for people and ``synapseops status``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.supervision import Supervisor
 from synapseops.logging import get_logger
 
 log = get_logger(__name__)
@@ -38,14 +42,36 @@ def app_health(app: faust.App) -> tuple[bool, dict[str, Any]]:
     return healthy, details
 
 
+def worker_health(
+    app: faust.App | None, supervisor: Supervisor | None
+) -> tuple[bool, dict[str, Any]]:
+    """``(healthy, details)`` of the Faust app (if any) and the supervised tasks (if any)."""
+    healthy, details = app_health(app) if app is not None else (True, {})
+    if supervisor is not None:
+        tasks_ok, tasks = supervisor.health()
+        details["tasks"] = tasks
+        details["down"] = supervisor.down()
+        healthy = healthy and tasks_ok
+    return healthy, details
+
+
 class HealthServer(Service):
     """Serves /health and /metrics while the worker runs."""
 
-    def __init__(self, app: faust.App, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App | None,
+        host: str,
+        port: int,
+        *,
+        supervisor: Supervisor | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.host = host
         self.port = port
+        self.supervised = supervisor
         self._runner: web.AppRunner | None = None
 
     def _web_app(self) -> web.Application:
@@ -55,7 +81,7 @@ class HealthServer(Service):
         return web_app
 
     async def _health(self, request: web.Request) -> web.Response:
-        healthy, details = app_health(self.app)
+        healthy, details = worker_health(self.app, self.supervised)
         details["status"] = "ok" if healthy else "unavailable"
         return web.json_response(details, status=200 if healthy else 503)
 

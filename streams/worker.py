@@ -1,9 +1,12 @@
 """``synapseops worker``: one place that wires the worker process together.
 
-Topics applied → engine → runtime (producer, failure router) → Faust app with one road agent
-per pipeline, its retry-tier consumers and the dead-letter store (streams/bootstrap.py) →
-health server → run until SIGTERM/SIGINT. Faust's worker runs the loop and its signal
-handlers; it is told to leave our JSON logging alone and not to parse ``sys.argv``.
+Topics applied, schemas registered (with a registry) → engine → runtime (producer, failure
+router) → Faust app with one road agent per pipeline; every background task — retry-tier
+consumers, the dead-letter store, the modules' own (pollers, forwarders) — under one
+supervisor (streams/bootstrap.py, streams/supervision.py) → health server, which reports the
+app and every supervised task → run until SIGTERM/SIGINT. Faust's worker runs the loop and
+its signal handlers; it is told to leave our JSON logging alone and not to parse
+``sys.argv``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import Any
 import faust
 import sqlalchemy
 
+from schemas.store import register_schemas
 from sinks.db import make_engine
 from streams.app import create_app
-from streams.bootstrap import RoadTiers, Runtime, attach_pipeline, load_services
-from streams.dead_letters import DeadLetterStoreService
+from streams.bootstrap import Runtime, SharedProducer, attach_pipeline, load_services, road_tasks
 from streams.health import HealthServer
+from streams.supervision import Supervisor
 from synapseops.errors import ConfigurationError
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -46,22 +50,23 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
     """The worker, fully wired but not running."""
     app = create_app(settings)
     runtime = Runtime.build(settings, engine)
-    pipelines, extra_services = load_services(runtime)
-    for pipeline in pipelines:
+    loaded = load_services(runtime)
+    for pipeline in loaded.pipelines:
         attach_pipeline(app, pipeline, runtime.router)
-    health = HealthServer(app, settings.worker.metrics_host, settings.worker.metrics_port)
-    # mode stops services in reverse order: the tiers, which own the shared producer, last.
+    supervisor = Supervisor(
+        [*road_tasks(runtime, loaded.pipelines), *loaded.tasks], settings.supervision
+    )
+    health = HealthServer(
+        app, settings.worker.metrics_host, settings.worker.metrics_port, supervisor=supervisor
+    )
+    # mode stops services in reverse order: the modules' services, then every supervised
+    # task, then the shared producer they all produce with, then health.
     worker = faust.Worker(
         app,
         health,
-        RoadTiers(runtime, pipelines),
-        DeadLetterStoreService(
-            settings,
-            engine,
-            producer=runtime.producer,
-            pipelines={pipeline.name: pipeline.spec for pipeline in pipelines},
-        ),
-        *extra_services,
+        SharedProducer(runtime),
+        supervisor,
+        *loaded.services,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,
@@ -75,6 +80,8 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
 def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until SIGTERM/SIGINT; returns after a clean stop."""
     apply_topics(settings)
+    # Before anything encodes: the ids every trigger is written with are then in memory.
+    register_schemas(settings.schema_registry)
     # Faust creates only the last level of its data dir.
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)

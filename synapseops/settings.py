@@ -67,6 +67,11 @@ class KafkaSettings(BaseSettings):
     version: str = "4.1.1"
     controller_port: int = 9093
     heap: str = "768m"
+    # Durability of the topics `topics apply` creates. Unset: 1 and 1 in dev and test (the
+    # local and the test stack are one broker), 3 and 2 in prod (one broker may be lost
+    # without losing an acks=all record or refusing writes). See Settings._kafka_durability.
+    replication_factor: int | None = Field(default=None, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
 
     @property
     def host(self) -> str:
@@ -259,6 +264,56 @@ class WorkerSettings(BaseSettings):
         return frozenset(part.strip() for part in self.pipelines.split(",") if part.strip())
 
 
+class SupervisionSettings(BaseSettings):
+    """How the worker restarts a background task that died (streams/supervision.py)."""
+
+    model_config = _section("SYNAPSEOPS_SUPERVISION_")
+
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    # A task that ran this long before dying starts its backoff over from the initial delay.
+    healthy_after_s: float = Field(default=60.0, gt=0)
+    stop_grace_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> SupervisionSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("SYNAPSEOPS_SUPERVISION_BACKOFF_MAX_S is below the initial backoff")
+        return self
+
+
+class ReplaySettings(BaseSettings):
+    """The lease a running dead-letter replay holds on its Idempotency-Key (sinks/replay.py).
+
+    The replay renews it every ``heartbeat_s``; a repeat of the request takes over a replay
+    whose lease is older than ``lease_s`` (its process died). Six missed renewals: a GC
+    pause or a database blip does not hand a live replay over, a killed one is taken over
+    within half a minute.
+    """
+
+    model_config = _section("SYNAPSEOPS_REPLAY_")
+
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _renewed_within_the_lease(self) -> ReplaySettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("SYNAPSEOPS_REPLAY_HEARTBEAT_S must be at most half the lease")
+        return self
+
+
+class ObservabilitySettings(BaseSettings):
+    """Caches of the probes that would otherwise cost a broker or database round trip each."""
+
+    model_config = _section("SYNAPSEOPS_OBSERVABILITY_")
+
+    # The API's /health answer (a Kafka metadata call and a database ping) is reused this long.
+    health_cache_s: float = Field(default=3.0, ge=0)
+    # The dead-letter gauges (a GROUP BY over dead_letters) are reused this long per scrape.
+    dead_letter_gauges_cache_s: float = Field(default=5.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = _section("SYNAPSEOPS_")
 
@@ -279,6 +334,9 @@ class Settings(BaseSettings):
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @property
     def database_url(self) -> str:
@@ -308,6 +366,29 @@ class Settings(BaseSettings):
                 sources[name] = auth.model_copy(update={"secret": kept})
         self.ingress = self.ingress.model_copy(update={"sources": sources})
         return self
+
+    @model_validator(mode="after")
+    def _kafka_durability(self) -> Settings:
+        # dev and test run on one local broker; prod is a real cluster: survive one broker.
+        rf_default, isr_default = (1, 1) if self.env in ("dev", "test") else (3, 2)
+        kafka = self.kafka
+        rf = kafka.replication_factor or rf_default
+        isr = kafka.min_insync_replicas or min(isr_default, rf)
+        if isr > rf:
+            raise ValueError(
+                f"SYNAPSEOPS_KAFKA_MIN_INSYNC_REPLICAS={isr} exceeds "
+                f"SYNAPSEOPS_KAFKA_REPLICATION_FACTOR={rf}: no write could ever succeed"
+            )
+        if (rf, isr) != (kafka.replication_factor, kafka.min_insync_replicas):
+            self.kafka = kafka.model_copy(
+                update={"replication_factor": rf, "min_insync_replicas": isr}
+            )
+        return self
+
+    @property
+    def topic_replication(self) -> tuple[int, int]:
+        """``(replication factor, min.insync.replicas)`` of every topic this deployment owns."""
+        return self.kafka.replication_factor or 1, self.kafka.min_insync_replicas or 1
 
     def require_safe_secrets(self) -> None:
         """Refuse to run outside dev with a secret anybody can read in this repository."""

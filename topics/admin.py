@@ -5,9 +5,18 @@ For a topic that exists and differs from its declaration it only reports, unless
 
 - fewer partitions than declared → ``grow=True`` adds partitions (keys of existing records
   then hash elsewhere, which is why it is opt-in);
-- more partitions than declared, or another replication factor → report only (Kafka cannot
-  shrink a topic; the declaration is what should change);
-- a config value other than declared → ``fix_configs=True`` sets it with an incremental alter.
+- more partitions than declared → report only (Kafka cannot shrink a topic; the
+  declaration is what should change);
+- another replication factor → report only, with how to fix it: Kafka changes a topic's
+  replicas only by a partition reassignment, which moves data between brokers and is an
+  operator's decision (``kafka-reassign-partitions.sh``), never something ``apply`` does;
+- a config value other than declared (``min.insync.replicas`` included) → ``fix_configs=True``
+  sets it with an incremental alter.
+
+Replication factor and ``min.insync.replicas`` of every topic that names none of its own come
+from the settings (``SYNAPSEOPS_KAFKA_REPLICATION_FACTOR`` / ``_MIN_INSYNC_REPLICAS``: 1/1 in
+dev and test, 3/2 in prod). Creating a topic with more replicas than the cluster has brokers
+is refused up front with a :class:`ConfigurationError` that says which setting to change.
 
 Nothing here deletes a topic. ``list_topics`` gives declared vs actual, one row per topic,
 with ``extra`` rows for undeclared topics in a namespace the registry owns (a retry tier left
@@ -37,7 +46,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from synapseops.errors import KafkaUnavailable
+from synapseops.errors import ConfigurationError, KafkaUnavailable
 from synapseops.kafka import create_admin
 from synapseops.settings import Settings
 from topics.registry import TopicRegistry, TopicSpec, platform_registry
@@ -84,6 +93,10 @@ class TopicDrift:
             and not self.configs
         )
 
+    @property
+    def replication_differs(self) -> bool:
+        return self.actual_replication != self.declared_replication
+
     def describe(self) -> list[str]:
         """One human-readable line per difference."""
         lines = []
@@ -91,13 +104,21 @@ class TopicDrift:
             lines.append(
                 f"partitions {self.actual_partitions}, declared {self.declared_partitions}"
             )
-        if self.actual_replication != self.declared_replication:
+        if self.replication_differs:
             lines.append(
                 f"replication factor {self.actual_replication}, "
-                f"declared {self.declared_replication}"
+                f"declared {self.declared_replication} ({REPLICATION_FIX})"
             )
         lines.extend(f"{c.key}={c.actual}, declared {c.declared}" for c in self.configs)
         return lines
+
+
+# Kafka has no "alter replication factor": replicas change only through a reassignment.
+REPLICATION_FIX = (
+    "not changed by apply: move replicas with kafka-reassign-partitions.sh --execute and a "
+    "plan listing the new replicas of each partition, or change "
+    "SYNAPSEOPS_KAFKA_REPLICATION_FACTOR to what the cluster has"
+)
 
 
 @dataclass(frozen=True)
@@ -153,11 +174,14 @@ def config_drift(declared: Mapping[str, str], actual: Mapping[str, str]) -> tupl
 
 
 def topic_drift(spec: TopicSpec, actual: ActualTopic) -> TopicDrift:
+    """How ``actual`` differs from ``spec``; a spec naming no replication factor has no opinion
+    on it (the entry points below always fill it in from the settings first)."""
+    declared_replication = spec.replication_factor or actual.replication_factor
     return TopicDrift(
         name=spec.name,
         declared_partitions=spec.partitions,
         actual_partitions=actual.partitions,
-        declared_replication=spec.replication_factor,
+        declared_replication=declared_replication,
         actual_replication=actual.replication_factor,
         configs=config_drift(spec.configs(), actual.configs),
     )
@@ -201,9 +225,15 @@ def _wait(future: concurrent.futures.Future[Any], what: str, timeout: float) -> 
         raise KafkaUnavailable(f"kafka admin: {what} timed out after {timeout}s") from exc
 
 
-def _read_actual(
-    admin: AdminClient, owned: Iterable[str], timeout: float
-) -> dict[str, ActualTopic]:
+@dataclass(frozen=True)
+class ClusterState:
+    """What one metadata call and one describe call say about the cluster."""
+
+    topics: dict[str, ActualTopic]
+    brokers: int
+
+
+def _read_actual(admin: AdminClient, owned: Iterable[str], timeout: float) -> ClusterState:
     """Every topic on the broker; configs only for ``owned`` names (one describe call)."""
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -220,14 +250,18 @@ def _read_actual(
         for resource, future in admin.describe_configs(wanted, request_timeout=timeout).items():
             entries = _wait(future, f"describing {resource.name}", timeout)
             configs[resource.name] = {key: entry.value for key, entry in entries.items()}
-    return {
+    topics = {
         name: ActualTopic(name, partitions, replicas, configs.get(name, {}))
         for name, (partitions, replicas) in shapes.items()
     }
+    return ClusterState(topics, len(metadata.brokers))
 
 
-def _registry_or_platform(settings: Settings, registry: TopicRegistry | None) -> TopicRegistry:
-    return platform_registry(settings.retry.delays) if registry is None else registry
+def declared_topics(settings: Settings, registry: TopicRegistry | None = None) -> list[TopicSpec]:
+    """The registry's topics (the platform's by default) with the deployment's durability."""
+    chosen = platform_registry(settings.retry.delays) if registry is None else registry
+    replication, min_insync = settings.topic_replication
+    return [spec.with_durability(replication, min_insync) for spec in chosen]
 
 
 def list_topics(
@@ -237,14 +271,22 @@ def list_topics(
     include_extra: bool = True,
     timeout: float = 15.0,
 ) -> list[TopicRow]:
-    specs = list(_registry_or_platform(settings, registry))
-    actual = _read_actual(create_admin(settings.kafka), [spec.name for spec in specs], timeout)
-    return compare(specs, actual, include_extra=include_extra)
+    specs = declared_topics(settings, registry)
+    cluster = _read_actual(create_admin(settings.kafka), [spec.name for spec in specs], timeout)
+    return compare(specs, cluster.topics, include_extra=include_extra)
 
 
-def _create(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> list[str]:
+def _create(admin: AdminClient, specs: list[TopicSpec], brokers: int, timeout: float) -> list[str]:
+    widest = max(spec.replication_factor or 1 for spec in specs)
+    if widest > brokers:
+        # The broker would refuse each topic with INVALID_REPLICATION_FACTOR; say what to change.
+        raise ConfigurationError(
+            f"topics need replication factor {widest} but the cluster has {brokers} "
+            "broker(s); set SYNAPSEOPS_KAFKA_REPLICATION_FACTOR (and "
+            "SYNAPSEOPS_KAFKA_MIN_INSYNC_REPLICAS) to what the cluster can hold"
+        )
     new = [
-        NewTopic(spec.name, spec.partitions, spec.replication_factor, config=spec.configs())
+        NewTopic(spec.name, spec.partitions, spec.replication_factor or 1, config=spec.configs())
         for spec in specs
     ]
     created = []
@@ -275,14 +317,13 @@ def apply_topics(
     timeout: float = 15.0,
 ) -> ApplyReport:
     """Create what is missing; grow / fix configs only when asked; never delete anything."""
-    specs = list(_registry_or_platform(settings, registry))
+    specs = declared_topics(settings, registry)
     admin = create_admin(settings.kafka)
-    rows = compare(
-        specs, _read_actual(admin, [spec.name for spec in specs], timeout), include_extra=False
-    )
+    cluster = _read_actual(admin, [spec.name for spec in specs], timeout)
+    rows = compare(specs, cluster.topics, include_extra=False)
     report = ApplyReport()
     missing = [row.declared for row in rows if row.status == "missing" and row.declared]
-    report.created = _create(admin, missing, timeout) if missing else []
+    report.created = _create(admin, missing, cluster.brokers, timeout) if missing else []
     report.in_sync = [row.name for row in rows if row.status == "in_sync"]
     for row in rows:
         if row.drift is None or row.drift.in_sync:

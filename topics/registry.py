@@ -25,7 +25,7 @@ nothing a pipeline consumed can be refused or expire on the road:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from synapseops.settings import parse_duration
@@ -49,7 +49,10 @@ CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 class TopicSpec:
     name: str
     partitions: int = 6
-    replication_factor: int = 1
+    # None: the deployment's SYNAPSEOPS_KAFKA_REPLICATION_FACTOR / _MIN_INSYNC_REPLICAS
+    # (filled in by :meth:`with_durability` where a broker is talked to, topics/admin.py).
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
     retention_ms: int = 7 * DAY_MS
     cleanup_policy: CleanupPolicy = "delete"
     key_schema: str = "string"
@@ -69,8 +72,18 @@ class TopicSpec:
             "cleanup.policy": self.cleanup_policy,
             "max.message.bytes": str(self.max_message_bytes),
         }
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
         configs.update(dict(self.extra_configs))
         return configs
+
+    def with_durability(self, replication_factor: int, min_insync_replicas: int) -> TopicSpec:
+        """This declaration with the deployment's durability where it names none of its own."""
+        return replace(
+            self,
+            replication_factor=self.replication_factor or replication_factor,
+            min_insync_replicas=self.min_insync_replicas or min_insync_replicas,
+        )
 
 
 def format_delay(seconds: float) -> str:

@@ -8,17 +8,21 @@ and the ``signing_secret`` credential that verifies it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import sqlalchemy
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from api.deps import EngineDep
+from api.deps import EngineDep, SettingsDep
 from api.routes.connector_webhooks import endpoint_warnings, signature_choice_missing
 from api.routes.records import record_errors
 from sinks import integration_store as store
 from sinks.integration_tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
+from streams.integration.source_config import reserved_topics, source_endpoint_problems
+from synapseops.settings import Settings
 
 router = APIRouter(tags=["integration: connectors"])
 
@@ -187,12 +191,15 @@ def delete_connector(connector_id: Id, engine: EngineDep) -> None:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "name taken, or the connector/credential does not exist"}},
 )
-def create_endpoint(body: EndpointCreate, engine: EngineDep) -> EndpointPublic:
+def create_endpoint(
+    body: EndpointCreate, engine: EngineDep, settings: SettingsDep
+) -> EndpointPublic:
     missing = signature_choice_missing(
         engine, body.connector_id, body.direction, body.signature_scheme
     )
     if missing:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, missing)
+    _refuse_unrunnable_source(engine, settings, body.model_dump())
     with record_errors():
         row = store.insert_row(engine, endpoints, body.model_dump())
     return EndpointPublic.model_validate(row)
@@ -219,10 +226,28 @@ def get_endpoint(endpoint_id: Id, engine: EngineDep) -> EndpointPublic:
 
 
 @router.patch("/endpoints/{endpoint_id}", responses={**_NOT_FOUND, **_CONFLICT})
-def update_endpoint(endpoint_id: Id, body: EndpointUpdate, engine: EngineDep) -> EndpointPublic:
+def update_endpoint(
+    endpoint_id: Id, body: EndpointUpdate, engine: EngineDep, settings: SettingsDep
+) -> EndpointPublic:
+    with record_errors():
+        current = store.get_row(engine, endpoints, endpoint_id)
+    _refuse_unrunnable_source(engine, settings, {**current, **body.model_dump(exclude_unset=True)})
     with record_errors():
         row = store.update_row(engine, endpoints, endpoint_id, body.model_dump(exclude_unset=True))
     return EndpointPublic.model_validate(row)
+
+
+def _refuse_unrunnable_source(
+    engine: sqlalchemy.Engine, settings: Settings, fields: Mapping[str, Any]
+) -> None:
+    """422 with the problems the worker would skip this source endpoint for (the same check
+    it runs: streams/integration/source_config.py)."""
+    found = store.list_rows(engine, connectors, connectors.c.id == fields["connector_id"])
+    if found:
+        topics = reserved_topics(settings)
+        problems = source_endpoint_problems(str(found[0]["protocol"]), fields, topics)
+        if problems:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(problems))
 
 
 @router.delete(

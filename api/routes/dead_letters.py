@@ -24,6 +24,8 @@ from sinks.replay import (
     DeadLetterReplay,
     EmptyFilter,
     ReplayInProgress,
+    ReplayKeyReused,
+    ReplayLeaseLost,
     pipelines_for,
 )
 from topics.registry import PipelineSpec
@@ -44,9 +46,10 @@ def get_pipelines(request: Request, settings: SettingsDep) -> Mapping[str, Pipel
 
 def get_replay(
     engine: EngineDep,
+    settings: SettingsDep,
     pipelines: Annotated[Mapping[str, PipelineSpec], Depends(get_pipelines)],
 ) -> DeadLetterReplay:
-    return DeadLetterReplay(engine, pipelines)
+    return DeadLetterReplay(engine, pipelines, settings.replay)
 
 
 ReplayDep = Annotated[DeadLetterReplay, Depends(get_replay)]
@@ -69,6 +72,9 @@ class DeadLetterSummary(BaseModel):
     replay_id: str | None
     replay_count: int
     updated_at: datetime
+    # Set when the row is minimal (its history could not be read into the columns), some
+    # road headers were not believed, or its trigger could not be published: why.
+    store_error: str | None = None
 
 
 class DeadLetterPublic(DeadLetterSummary):
@@ -152,8 +158,14 @@ def list_dead_letters(
     "/replay",
     summary="Send matching dead letters back into their pipelines",
     responses={
-        409: {"description": "a replay with this Idempotency-Key is still running"},
-        422: {"description": "no criterion given, or an invalid one"},
+        409: {
+            "description": "a replay with this Idempotency-Key is still running (Retry-After: "
+            "when its lease goes stale, if its process died)"
+        },
+        422: {
+            "description": "no criterion given, an invalid one, or an Idempotency-Key first "
+            "used with another filter"
+        },
     },
 )
 async def replay_dead_letters(
@@ -162,8 +174,10 @@ async def replay_dead_letters(
     producer: ProducerDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReplayResponse:
-    """Only ``dead`` rows are sent. The same ``Idempotency-Key`` again answers as the first
-    time and sends nothing; ``dry_run`` counts what would be sent."""
+    """Only ``dead`` rows are sent. The same ``Idempotency-Key`` with the same filter answers
+    as the first time and sends nothing (a replay whose process died is taken over once its
+    lease is stale); with another filter it is refused. ``dry_run`` counts what would be
+    sent."""
     criteria = DeadLetterFilter.model_validate(body.model_dump(include=_FILTER_FIELDS))
     try:
         result = await replay.replay(
@@ -174,9 +188,12 @@ async def replay_dead_letters(
             requested_by="api",
             producer=producer,
         )
-    except EmptyFilter as exc:
+    except (EmptyFilter, ReplayKeyReused) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     except ReplayInProgress as exc:
+        retry_after = {"Retry-After": str(int(exc.retry_after_s + 0.999))}
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=retry_after) from exc
+    except ReplayLeaseLost as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return ReplayResponse(**result.as_json())
 

@@ -15,6 +15,12 @@ A source endpoint polls when its connector's protocol is ``rest`` and it has
 Crash between publishing and saving the cursor → the items are published again with the
 same event ids, and the delivery pipeline absorbs them (one succeeded Run per flow and
 event). Paths use the mapping engine's syntax (:func:`streams.mapping.resolve`).
+
+The config is checked by :class:`~streams.integration.source_config.PollConfig` — the same
+check the API runs on write; an endpoint that fails it is skipped and logged. Errors are
+contained per endpoint: a poll that fails (whatever the reason) is logged with its endpoint
+and tried again after a backoff that doubles up to :data:`MAX_BACKOFF_S`, while every other
+endpoint keeps its own schedule. The poller is a supervised task (``streams/supervision.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy
-from mode import Service
 from sqlalchemy import select, update
 
 from sinks.credentials import auth_headers
@@ -35,6 +40,12 @@ from sinks.db import database_errors
 from sinks.http import HttpTarget
 from sinks.integration_store import load_credential
 from sinks.integration_tables import connectors, endpoints, flows
+from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
+from streams.integration.source_config import (
+    PollConfig,
+    ReservedTopics,
+    source_endpoint_problems,
+)
 from streams.mapping import dump_output, load_payload, resolve
 from synapseops import headers as kh
 from synapseops.errors import SynapseOpsError
@@ -48,6 +59,7 @@ log = get_logger(__name__)
 
 # How often the list of polled endpoints is re-read (new flows start polling within this).
 REFRESH_S = 10.0
+MAX_BACKOFF_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +71,12 @@ class PolledEndpoint:
     path: str
     interval_s: float
     cursor: Any
-    config: Mapping[str, Any]
+    config: PollConfig
     credential_id: int | None
+
+    @property
+    def where(self) -> dict[str, str]:
+        return {"connector": self.connector, "endpoint": self.endpoint}
 
 
 @dataclass(frozen=True)
@@ -70,13 +86,16 @@ class PolledItem:
     body: bytes
 
 
-def read_page(answer: Any, config: Mapping[str, Any], cursor: Any) -> tuple[list[PolledItem], Any]:
+def read_page(
+    answer: Any, config: PollConfig | Mapping[str, Any], cursor: Any
+) -> tuple[list[PolledItem], Any]:
     """The items of one answer and the cursor to poll with next (pure)."""
-    items = resolve(answer, str(config.get("items_path", "items")))
+    if not isinstance(config, PollConfig):
+        config = PollConfig.model_validate(dict(config))
+    items = resolve(answer, config.items_path)
     if not isinstance(items, list):
         items = []
-    id_path = str(config.get("item_id_path", "id"))
-    key_path = str(config.get("entity_key_path", id_path))
+    id_path, key_path = config.item_id_path, config.key_path
     found: list[PolledItem] = []
     for item in items:
         item_id = resolve(item, id_path)
@@ -90,16 +109,20 @@ def read_page(answer: Any, config: Mapping[str, Any], cursor: Any) -> tuple[list
                 body=dump_output(item),
             )
         )
-    next_cursor = resolve(answer, str(config.get("next_cursor_path", "cursor")))
+    next_cursor = resolve(answer, config.next_cursor_path)
     return found, cursor if next_cursor is None else next_cursor
 
 
-def polled_endpoints(engine: sqlalchemy.Engine) -> list[PolledEndpoint]:
-    """Source endpoints of ``rest`` connectors with an interval and at least one enabled flow."""
+def polled_endpoints(
+    engine: sqlalchemy.Engine,
+) -> tuple[list[PolledEndpoint], dict[str, list[str]]]:
+    """Source endpoints of ``rest`` connectors with an interval and at least one enabled flow,
+    and ``connector/endpoint`` → the problems of each invalid one (skipped)."""
     statement = (
         select(
             endpoints.c.id,
             endpoints.c.name,
+            endpoints.c.direction,
             endpoints.c.path,
             endpoints.c.poll_interval_s,
             endpoints.c.cursor,
@@ -120,20 +143,31 @@ def polled_endpoints(engine: sqlalchemy.Engine) -> list[PolledEndpoint]:
     )
     with database_errors("read polled endpoints"), engine.connect() as conn:
         rows = conn.execute(statement).mappings().all()
-    return [
-        PolledEndpoint(
-            endpoint_id=int(row["id"]),
-            connector=str(row["connector"]),
-            endpoint=str(row["name"]),
-            base_url=str(row["base_url"] or ""),
-            path=str(row["path"] or "/"),
-            interval_s=float(row["poll_interval_s"]),
-            cursor=row["cursor"],
-            config=dict(row["config"] or {}),
-            credential_id=row["secret_credential_id"],
+    found: list[PolledEndpoint] = []
+    invalid: dict[str, list[str]] = {}
+    for row in rows:
+        problems = source_endpoint_problems("rest", dict(row), _NO_TOPICS)
+        if problems:
+            invalid[f"{row['connector']}/{row['name']}"] = problems
+            continue
+        found.append(
+            PolledEndpoint(
+                endpoint_id=int(row["id"]),
+                connector=str(row["connector"]),
+                endpoint=str(row["name"]),
+                base_url=str(row["base_url"] or ""),
+                path=str(row["path"]),
+                interval_s=float(row["poll_interval_s"]),
+                cursor=row["cursor"],
+                config=PollConfig.model_validate(dict(row["config"] or {})),
+                credential_id=row["secret_credential_id"],
+            )
         )
-        for row in rows
-    ]
+    return found, invalid
+
+
+# A REST source reads no topic; the check needs no reserved names.
+_NO_TOPICS = ReservedTopics(frozenset(), ())
 
 
 def save_cursor(engine: sqlalchemy.Engine, endpoint_id: int, cursor: Any) -> None:
@@ -146,8 +180,9 @@ def save_cursor(engine: sqlalchemy.Engine, endpoint_id: int, cursor: Any) -> Non
 POLL_LOCK_CLASS = 7342
 
 
-class RestPoller(Service):
-    """Polls every due REST source endpoint; one task for all of them.
+class RestPoller:
+    """Polls every due REST source endpoint; one task for all of them, errors contained per
+    endpoint (see the module doc).
 
     Every worker runs one, but an endpoint is polled by one worker only: the first to take
     its PostgreSQL advisory lock (held by a connection kept for the worker's life, so a dead
@@ -155,19 +190,17 @@ class RestPoller(Service):
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        engine: sqlalchemy.Engine,
-        producer: AsyncProducer,
-        **kwargs: Any,
+        self, settings: Settings, engine: sqlalchemy.Engine, producer: AsyncProducer
     ) -> None:
-        super().__init__(**kwargs)
         self.settings = settings
         self.engine = engine
         self.producer = producer
         self._due: dict[int, float] = {}
+        self._failures: dict[int, int] = {}  # endpoint id → polls failed in a row
+        self._misconfigured = MisconfiguredSources("rest")
         self._lock_conn: sqlalchemy.Connection | None = None
         self._claimed: set[int] = set()
+        self._stopping = asyncio.Event()
 
     def _claim(self, endpoint_id: int) -> bool:
         """Whether this worker polls ``endpoint_id`` (taking its advisory lock if free)."""
@@ -205,37 +238,83 @@ class RestPoller(Service):
         self._lock_conn = None
         self._claimed.clear()
 
-    async def on_stop(self) -> None:
-        await asyncio.to_thread(self._release_claims)
+    async def stop(self) -> None:
+        self._stopping.set()
 
-    @Service.task
+    async def run(self) -> None:
+        try:
+            await self._poll_forever()
+        finally:
+            await asyncio.to_thread(self._release_claims)
+
     async def _poll_forever(self) -> None:
         listed: list[PolledEndpoint] = []
-        listed_at = 0.0
-        while not self.should_stop:
+        listed_at = -REFRESH_S
+        while not self._stopping.is_set():
             now = time.monotonic()
+            if now - listed_at >= REFRESH_S:
+                listed = await self._list(listed)
+                listed_at = now
+            for source in listed:
+                if self._stopping.is_set():
+                    break
+                if self._due.get(source.endpoint_id, 0.0) > now:
+                    continue
+                if await self._poll_contained(source):
+                    listed_at = -REFRESH_S  # re-read: the cursor moved
             try:
-                if now - listed_at >= REFRESH_S:
-                    listed = await asyncio.to_thread(polled_endpoints, self.engine)
-                    listed_at = now
-                for source in listed:
-                    if self._due.get(source.endpoint_id, 0.0) <= now:
-                        self._due[source.endpoint_id] = now + source.interval_s
-                        if not await asyncio.to_thread(self._claim, source.endpoint_id):
-                            continue  # another worker polls this endpoint
-                        await self.poll_once(source)
-                        listed_at = 0.0  # re-read: the cursor moved
-            except SynapseOpsError as exc:
-                log.warning("poll failed; next interval tries again", extra={"error": str(exc)})
-            await self.sleep(0.5)
+                await asyncio.wait_for(self._stopping.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+
+    async def _list(self, known: list[PolledEndpoint]) -> list[PolledEndpoint]:
+        try:
+            listed, invalid = await asyncio.to_thread(polled_endpoints, self.engine)
+        except SynapseOpsError as exc:
+            log.warning(
+                "polled endpoints not read; keeping the last list", extra={"error": str(exc)}
+            )
+            return known
+        self._misconfigured.report(invalid)
+        return listed
+
+    async def _poll_contained(self, source: PolledEndpoint) -> bool:
+        """Poll one endpoint if this worker holds it; whether it polled. Any failure is this
+        endpoint's alone: logged, counted, and retried after its backoff."""
+        now = time.monotonic()
+        self._due[source.endpoint_id] = now + source.interval_s
+        try:
+            if not await asyncio.to_thread(self._claim, source.endpoint_id):
+                return False  # another worker polls this endpoint
+            await self.poll_once(source)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = self._failures.get(source.endpoint_id, 0) + 1
+            self._failures[source.endpoint_id] = failures
+            delay = min(source.interval_s * 2 ** min(failures, 16), MAX_BACKOFF_S)
+            self._due[source.endpoint_id] = now + max(delay, source.interval_s)
+            SOURCE_FAILURES.labels("rest", "poll_failed").inc()
+            log.warning(
+                "poll failed; this endpoint tries again after its backoff",
+                extra={
+                    **source.where,
+                    "failures": failures,
+                    "retry_in_s": delay,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            return False
+        self._failures.pop(source.endpoint_id, None)
+        return True
 
     async def poll_once(self, source: PolledEndpoint) -> int:
         """Fetch one page after the cursor, publish its items, save the cursor; items sent."""
         config = source.config
-        params = {str(k): v for k, v in (config.get("params") or {}).items()}
-        cursor = source.cursor if source.cursor is not None else config.get("initial_cursor")
+        params: dict[str, Any] = dict(config.params)
+        cursor = source.cursor if source.cursor is not None else config.initial_cursor
         if cursor is not None:
-            params[str(config.get("cursor_param", "since"))] = cursor
+            params[config.cursor_param] = cursor
         headers: dict[str, str] = {}
         if source.credential_id is not None:
             credential = await asyncio.to_thread(
@@ -266,14 +345,5 @@ class RestPoller(Service):
             )
         if next_cursor != cursor:
             await asyncio.to_thread(save_cursor, self.engine, source.endpoint_id, next_cursor)
-        log.info(
-            "polled",
-            extra={"connector": source.connector, "endpoint": source.endpoint, "items": len(items)},
-        )
+        log.info("polled", extra={**source.where, "items": len(items)})
         return len(items)
-
-
-def rest_pollers(
-    settings: Settings, engine: sqlalchemy.Engine, producer: AsyncProducer
-) -> list[Service]:
-    return [RestPoller(settings, engine, producer)]

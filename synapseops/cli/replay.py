@@ -78,13 +78,23 @@ def replay(
     ] = False,
     rate: Annotated[float, typer.Option(min=0.001, help="records per second at most")] = 100.0,
     idempotency_key: Annotated[
-        str | None, typer.Option(help="repeating a replay with the same key sends nothing new")
+        str | None,
+        typer.Option(
+            help="repeating a replay with the same key and filter sends nothing new "
+            "(and takes over one whose process died)"
+        ),
     ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="no filter: every dead letter")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Replay dead letters (status ``dead``) matching every given filter."""
-    from sinks.replay import DeadLetterFilter, EmptyFilter, ReplayInProgress
+    from sinks.replay import (
+        DeadLetterFilter,
+        EmptyFilter,
+        ReplayInProgress,
+        ReplayKeyReused,
+        ReplayLeaseLost,
+    )
 
     settings = Settings()
     configure_logging("replay", "WARNING")
@@ -106,7 +116,13 @@ def replay(
     except EmptyFilter as exc:
         console.print("[red]give at least one filter (--id, --pipeline, ...) or --all")
         raise typer.Exit(2) from exc
+    except ReplayKeyReused as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
     except ReplayInProgress as exc:
+        console.print(f"[red]{exc}; if its process died, repeat in {exc.retry_after_s:.0f}s")
+        raise typer.Exit(1) from exc
+    except ReplayLeaseLost as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(1) from exc
     if as_json:
@@ -137,7 +153,8 @@ async def _run(
     producer = None if dry_run else AsyncProducer(settings.kafka)
     bar = _Bar(console)
     try:
-        result = await DeadLetterReplay(engine, pipelines_for(settings.retry.delays)).replay(
+        replayer = DeadLetterReplay(engine, pipelines_for(settings.retry.delays), settings.replay)
+        result = await replayer.replay(
             criteria,
             dry_run=dry_run,
             rate_per_s=rate,

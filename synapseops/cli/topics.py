@@ -1,7 +1,8 @@
 """``synapseops topics apply`` / ``synapseops topics list``: the registry against the broker.
 
 ``apply`` exits 1 while a declared topic still differs from the broker after the run (so CI
-and ``make demo`` notice), 2 when the broker cannot be reached.
+and ``make demo`` notice), 2 when the broker cannot be reached or cannot hold the declared
+replication factor. Replication-factor drift is reported with how to fix it, never changed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from synapseops.errors import KafkaUnavailable
+from synapseops.errors import ConfigurationError, KafkaUnavailable
 from synapseops.settings import Settings
 
 console = Console()
@@ -37,6 +38,9 @@ def apply(
     except KafkaUnavailable as exc:
         err_console.print(f"[red]broker {settings.kafka.bootstrap} unavailable:[/] {exc}")
         raise typer.Exit(2) from exc
+    except ConfigurationError as exc:
+        err_console.print(f"[red]cannot create the topics:[/] {exc}")
+        raise typer.Exit(2) from exc
     for name in report.created:
         console.print(f"[green]created[/]   {name}")
     for name in report.grown:
@@ -52,7 +56,9 @@ def apply(
         if any(d.partitions_short for d in report.drift) and not grow:
             hints.append("--grow adds the missing partitions")
         if any(d.configs for d in report.drift) and not fix_configs:
-            hints.append("--fix-configs sets the declared configs")
+            hints.append("--fix-configs sets the declared configs (min.insync.replicas too)")
+        if any(d.replication_differs for d in report.drift):
+            hints.append("replication factor: see the drift line (a reassignment, by hand)")
         if hints:
             console.print("hint: " + "; ".join(hints))
         raise typer.Exit(1)

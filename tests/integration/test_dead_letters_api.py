@@ -12,13 +12,16 @@ import pytest
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from api.main import create_app
 from api.server import serving_in_thread
+from sinks.dead_letter_tables import replays
 from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row
+from sinks.replay import DeadLetterFilter
 from streams.road.headers import FailureHistory
 from synapseops.kafka import consumer_config
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from synapseops.settings import ApiSettings, DatabaseSettings, ObservabilitySettings, Settings
 from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
@@ -41,6 +44,8 @@ def test_settings(db_url: str, kafka_bootstrap: str) -> Settings:
     return Settings(
         database=DatabaseSettings(url=SecretStr(db_url)),
         api=ApiSettings(token=SecretStr(TOKEN)),
+        # The metrics test reads the gauges right after changing rows: no cached GROUP BY.
+        observability=ObservabilitySettings(dead_letter_gauges_cache_s=0),
     )
 
 
@@ -237,3 +242,67 @@ def test_metrics_after_replay_and_discard(base_url: str, pipeline: PipelineSpec)
     assert metric_value(base_url, stored, pipeline=name, status="discarded") == 3
     assert metric_value(base_url, "synapseops_dead_letters_depth", pipeline=name) is None
     assert metric_value(base_url, "synapseops_replayed_records_total", pipeline=name) == 3
+
+
+def test_an_idempotency_key_is_bound_to_its_filter(base_url: str, pipeline: PipelineSpec) -> None:
+    key = f"k-{uuid.uuid4().hex}"
+    first = post(base_url, "/replay", {"pipeline": pipeline.name}, **{"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    other = post(
+        base_url,
+        "/replay",
+        {"pipeline": pipeline.name, "error_class": "SchemaInvalid"},
+        **{"Idempotency-Key": key},
+    )
+    assert other.status_code == 422
+    assert "first used for the filter" in other.json()["detail"]
+    # One filter however it is written: ids in another order are the same request.
+    ids_key = f"k-{uuid.uuid4().hex}"
+    one = post(base_url, "/replay", {"ids": [2, 1, 2]}, **{"Idempotency-Key": ids_key})
+    same = post(base_url, "/replay", {"ids": [1, 2]}, **{"Idempotency-Key": ids_key})
+    assert one.status_code == same.status_code == 200 and same.json() == one.json()
+
+
+def test_a_running_replay_answers_409_and_a_dead_ones_key_is_taken_over(
+    base_url: str, test_settings: Settings, pipeline: PipelineSpec
+) -> None:
+    """What a replay whose process was killed leaves: a row with no answer and a lease
+    renewed a moment ago (still running, as far as anyone can tell), later a stale one."""
+    key = f"k-{uuid.uuid4().hex}"
+    criteria = DeadLetterFilter(pipeline=pipeline.name)
+    engine = sqlalchemy.create_engine(test_settings.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                replays.insert().values(
+                    replay_id="rpl_killed",
+                    idempotency_key=key,
+                    filter=criteria.canonical(),
+                    lease_token="the-dead-process",
+                    heartbeat_at=sqlalchemy.func.now(),
+                )
+            )
+        running = post(base_url, "/replay", {"pipeline": pipeline.name}, **{"Idempotency-Key": key})
+        assert running.status_code == 409 and "still running" in running.json()["detail"]
+        assert 1 <= int(running.headers["retry-after"]) <= 30
+
+        with engine.begin() as conn:
+            conn.execute(
+                replays.update()
+                .where(replays.c.replay_id == "rpl_killed")
+                .values(heartbeat_at=sqlalchemy.func.now() - sqlalchemy.text("interval '1 hour'"))
+            )
+        taken = post(base_url, "/replay", {"pipeline": pipeline.name}, **{"Idempotency-Key": key})
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["replay_id"] == "rpl_killed"
+        with engine.connect() as conn:
+            row = (
+                conn.execute(select(replays).where(replays.c.replay_id == "rpl_killed"))
+                .mappings()
+                .one()
+            )
+        assert row["response"] == taken.json() and row["lease_token"] != "the-dead-process"
+        again = post(base_url, "/replay", {"pipeline": pipeline.name}, **{"Idempotency-Key": key})
+        assert again.json() == taken.json()
+    finally:
+        engine.dispose()

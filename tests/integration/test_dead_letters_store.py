@@ -8,11 +8,14 @@ migrated with ``sinks.migrate.upgrade``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
@@ -20,14 +23,24 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from schemas.serde import AvroSerde
-from schemas.store import LocalSchemaStore
+from schemas.store import AVRO_DIR, ConfluentRegistryStore, LocalSchemaStore, register_schemas
 from sinks.dead_letter_tables import dead_letters, replays
+from sinks.dead_letters import DeadRecord, to_row, trigger_record
 from sinks.replay import DeadLetterFilter, DeadLetterReplay
-from streams.dead_letters import DeadLetterStore
+from streams.dead_letters import DeadLetterStore, TriggerEncoder
+from streams.health import HealthServer
 from streams.road.headers import FailureHistory
+from streams.supervision import Supervisor, TaskSpec
 from synapseops.kafka import AsyncProducer, consumer_config
-from synapseops.settings import DatabaseSettings, Settings
+from synapseops.settings import (
+    DatabaseSettings,
+    SchemaRegistrySettings,
+    Settings,
+    SupervisionSettings,
+)
 from tests.integration.databases import fresh_database
+from tests.integration.schema_registry import serving_registry
+from tests.integration.worker_process import free_port
 from topics.admin import apply_topics
 from topics.registry import PipelineSpec, TopicRegistry, TopicSpec
 
@@ -78,9 +91,18 @@ class Road:
     def pipelines(self) -> dict[str, PipelineSpec]:
         return {self.pipeline.name: self.pipeline}
 
-    def store(self, engine: sqlalchemy.Engine, producer: AsyncProducer, group: str) -> Any:
-        return DeadLetterStore(
-            self.settings,
+    def store(
+        self,
+        engine: sqlalchemy.Engine,
+        producer: AsyncProducer,
+        group: str,
+        *,
+        settings: Settings | None = None,
+        kind: type[DeadLetterStore] = DeadLetterStore,
+    ) -> Any:
+        """A store of this road's DLQ topic (``kind``: a subclass; ``settings``: other ones)."""
+        return kind(
+            settings or self.settings,
             engine,
             producer,
             pipelines=self.pipelines,
@@ -175,10 +197,16 @@ def decode_triggers(messages: list[Any]) -> list[dict[str, Any]]:
 
 
 async def run_store(
-    store: DeadLetterStore, engine: Any, pipeline: str, count: int, *, handles: int
+    store: DeadLetterStore,
+    engine: Any,
+    pipeline: str,
+    count: int,
+    *,
+    handles: int,
+    published: bool = True,
 ) -> list[Any]:
     """Run ``store`` until it took ``handles`` records off the topic and ``count`` rows have
-    their trigger published; the rows."""
+    their trigger published (or just exist); the rows."""
     await store.start()
     try:
         for _ in range(int(WAIT_S / 0.1)):
@@ -186,7 +214,7 @@ async def run_store(
                 break
             await asyncio.sleep(0.1)
         assert store.handled == handles, f"the store handled {store.handled} of {handles}"
-        found = await wait_for_rows(engine, pipeline, count)
+        found = await wait_for_rows(engine, pipeline, count, published=published)
     finally:
         await store.stop()
     return found
@@ -381,3 +409,264 @@ def test_discard_takes_rows_out_of_replay(
         b"key-2": "replayed",
         b"key-3": "replayed",
     }
+
+
+# ---- what the store cannot read never stops it ------------------------------------------
+
+
+async def send_dead(
+    producer: AsyncProducer, road: Road, key: str, headers: list[tuple[str, bytes]]
+) -> None:
+    # One partition: the records after a bad one are behind it, so "moved on" is tested.
+    await producer.send(
+        road.pipeline.dlq_topic, b'{"raw": true}', key=key.encode(), headers=headers, partition=0
+    )
+
+
+def test_a_record_the_store_cannot_read_is_stored_minimally_and_the_partition_moves_on(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+    good = dead_headers(name, 0, "TargetUnavailable")
+
+    def but(**changed: bytes) -> list[tuple[str, bytes]]:
+        names = {k.replace("_", "-"): v for k, v in changed.items()}
+        return [(n, names.get(n, v)) for n, v in good]
+
+    async def scenario() -> None:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            # A timestamp no datetime can hold, an attempt count no integer column holds,
+            # non-UTF-8 text and a partition that is not a number; then a good record.
+            await send_dead(producer, road, "far", but(synapseops_original_timestamp=b"9" * 17))
+            await send_dead(producer, road, "huge", but(synapseops_attempt=b"99999999999"))
+            await send_dead(
+                producer,
+                road,
+                "garbled",
+                but(synapseops_error_message=b"\xff\xfe oops", synapseops_original_partition=b"x"),
+            )
+            await send_dead(producer, road, "good", good)
+            store = road.store(engine, producer, f"{name}-store")
+            await run_store(store, engine, name, 4, handles=4)
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    asyncio.run(scenario())
+    stored = {r["key"]: r for r in rows(engine, name)}
+    assert set(stored) == {b"far", b"huge", b"garbled", b"good"}
+
+    far = stored[b"far"]  # minimal: where it sits, its bytes and headers, and why
+    assert far["store_error"].startswith("stored minimally: ValueError")
+    assert far["value"] == b'{"raw": true}' and far["dlq_partition"] == 0
+    assert far["original_topic"] is None and far["error_class"] is None
+    assert far["headers"]["synapseops-original-timestamp"] == "9" * 17
+    assert far["headers"]["synapseops-error-class"] == "TargetUnavailable"
+
+    huge = stored[b"huge"]  # complete, the unbelievable count read as unknown and said so
+    assert huge["attempts"] == 0 and huge["error_class"] == "TargetUnavailable"
+    assert "synapseops-attempt is not a number in range" in huge["store_error"]
+    assert huge["failure_key"] is None
+
+    garbled = stored[b"garbled"]
+    assert garbled["original_partition"] is None
+    assert "synapseops-error-message is not UTF-8 text" in garbled["store_error"]
+    assert garbled["headers"]["synapseops-error-message"] == {
+        "base64": base64.b64encode(b"\xff\xfe oops").decode()
+    }
+
+    assert stored[b"good"]["store_error"] is None and stored[b"good"]["attempts"] == 4
+    assert all(r["trigger_published_at"] is not None for r in stored.values())
+    triggers = decode_triggers(read_all(test_settings, road.triggers.name, 1))
+    assert sorted(int(t["subject_id"]) for t in triggers) == sorted(
+        r["id"] for r in stored.values()
+    )
+
+
+def test_a_trigger_the_schema_registry_cannot_encode_is_noted_and_the_partition_moves_on(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+    with serving_registry() as (url, registry):  # a registry that lacks the trigger subject
+        settings = test_settings.model_copy(
+            update={"schema_registry": SchemaRegistrySettings(url=url)}
+        )
+
+        async def scenario() -> None:
+            producer = AsyncProducer(settings.kafka)
+            try:
+                await produce_dead(producer, road, range(2))
+                store = road.store(engine, producer, f"{name}-store", settings=settings)
+                await run_store(store, engine, name, 2, handles=2, published=False)
+            finally:
+                await asyncio.to_thread(producer.close)
+
+        asyncio.run(scenario())
+    stored = rows(engine, name)
+    assert len(stored) == 2
+    for row in stored:
+        assert row["trigger_published_at"] is None  # owed, and the row says why
+        assert row["store_error"].startswith("trigger not published: ConfigurationError")
+        assert "no such subject" in row["store_error"]
+    assert any("notification_trigger" in request for request in registry.requests)
+
+
+def test_two_copies_of_one_failure_make_one_row_and_one_trigger(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    """A hand-off retried after a lost delivery report: the same failure (original
+    coordinates and attempt) twice on the DLQ topic."""
+    name = road.pipeline.name
+
+    async def scenario() -> None:
+        producer = AsyncProducer(test_settings.kafka)
+        try:
+            await produce_dead(producer, road, range(1))
+            await produce_dead(producer, road, range(1))  # the retried hand-off
+            await produce_dead(producer, road, range(1, 2))
+            store = road.store(engine, producer, f"{name}-store")
+            await run_store(store, engine, name, 2, handles=3)
+        finally:
+            await asyncio.to_thread(producer.close)
+
+    asyncio.run(scenario())
+    stored = rows(engine, name)
+    assert len(stored) == 2
+    assert sorted(r["original_offset"] for r in stored) == [100, 101]
+    assert stored[0]["failure_key"] == f"{name}|{name}.source|0|100|4"
+    triggers = decode_triggers(read_all(test_settings, road.triggers.name, 1))
+    assert sorted(int(t["subject_id"]) for t in triggers) == sorted(r["id"] for r in stored)
+
+
+# ---- supervised: a store that dies is seen, counted and back -----------------------------
+
+
+class DiesOnce(DeadLetterStore):
+    """The real store, but its first record makes it raise what no record explains."""
+
+    died = 0
+
+    async def handle(self, record: DeadRecord) -> int:
+        if DiesOnce.died == 0:
+            DiesOnce.died += 1
+            raise RuntimeError("injected: the store's task dies")
+        return await super().handle(record)
+
+
+def test_a_dead_store_is_named_by_health_counted_and_restarted(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    name = road.pipeline.name
+    task = f"dead-letter-store:{name}"
+    port = free_port()
+    DiesOnce.died = 0
+    backoff = SupervisionSettings(backoff_initial_s=1.0, backoff_max_s=2.0)
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        producer = AsyncProducer(test_settings.kafka)
+        spec = TaskSpec(task, lambda: road.store(engine, producer, f"{name}-store", kind=DiesOnce))
+        supervisor = Supervisor([spec], backoff)
+        health = HealthServer(None, "127.0.0.1", port, supervisor=supervisor)
+        seen_down: list[Any] = []
+        try:
+            await health.start()
+            await supervisor.start()
+            await produce_dead(producer, road, range(1))
+            for _ in range(int(WAIT_S / 0.05)):
+                answer = await get("/health")
+                if answer.status_code == 503 and answer.json()["down"]:
+                    seen_down.append(answer.json())
+                    break
+                await asyncio.sleep(0.05)
+            found = await wait_for_rows(engine, name, 1)
+            for _ in range(int(WAIT_S / 0.1)):
+                if (await get("/health")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            return seen_down, [found, (await get("/health")).json(), (await get("/metrics")).text]
+        finally:
+            await supervisor.stop()
+            await health.stop()
+            await asyncio.to_thread(producer.close)
+
+    seen_down, (found, healthy, metrics) = asyncio.run(scenario())
+    [down] = seen_down
+    assert down["status"] == "unavailable" and down["down"] == [task]
+    assert down["tasks"][task]["state"] == "down"
+    assert down["tasks"][task]["error"] == "RuntimeError: injected: the store's task dies"
+    # Restarted: the record it died on was not committed, so the new store stored it.
+    assert len(found) == 1 and found[0]["key"] == b"key-0"
+    assert healthy["status"] == "ok" and healthy["tasks"][task]["restarts"] == 1
+    assert f'synapseops_task_restarts_total{{task="{task}"}} 1.0' in metrics
+    assert f'synapseops_task_up{{task="{task}"}} 1.0' in metrics
+
+
+# ---- the schema registry: registered at start, never waited on inside the loop -----------
+
+
+def test_registered_subjects_are_pinned_and_triggers_encode_without_asking_the_registry(
+    test_settings: Settings,
+) -> None:
+    with serving_registry() as (url, registry):
+        registry_settings = SchemaRegistrySettings(url=url)
+        pinned = register_schemas(registry_settings)
+        assert set(pinned) == {"notification_trigger", "canonical_event"}
+        assert [len(registry.subjects[s]) for s in sorted(registry.subjects)] == [2, 2]
+        assert all(request.startswith("POST ") for request in registry.requests)
+        asked = len(registry.requests)
+        settings = test_settings.model_copy(update={"schema_registry": registry_settings})
+        row = to_row(DeadRecord("p", "p.dlq", 0, 1, None, b"{}", (), None))
+        encoded = TriggerEncoder(settings).encode(trigger_record(1, row))
+        assert len(registry.requests) == asked, "encoding asked the registry"
+        assert int.from_bytes(encoded[1:5], "big") == pinned["notification_trigger"]
+        decoded = AvroSerde(ConfluentRegistryStore(url), "notification_trigger").decode(encoded)
+        assert decoded["kind"] == "dead_letter"
+
+
+def test_a_trigger_is_encoded_off_the_event_loop(
+    road: Road, engine: sqlalchemy.Engine, test_settings: Settings
+) -> None:
+    """The registry holds its answer until the event loop has run something else: if the
+    encoding waited on it inside the loop, the loop could not, and the answer would go out
+    only after the hold timed out."""
+    loop_ran, get_arrived = threading.Event(), threading.Event()
+    held: list[bool] = []
+
+    def hold(path: str) -> None:
+        get_arrived.set()
+        held.append(loop_ran.wait(timeout=5))
+
+    with serving_registry() as (url, registry):
+        subject_text = (AVRO_DIR / "notification_trigger" / "v2.avsc").read_text()
+        ConfluentRegistryStore(url).register("notification_trigger", subject_text)
+        registry.before_get = hold
+        settings = test_settings.model_copy(
+            update={"schema_registry": SchemaRegistrySettings(url=url)}
+        )
+
+        async def scenario() -> int:
+            producer = AsyncProducer(settings.kafka)
+            store = road.store(engine, producer, f"{road.pipeline.name}-s", settings=settings)
+
+            async def meanwhile() -> None:
+                # Runs only if the loop is free while the registry holds its answer.
+                await asyncio.to_thread(get_arrived.wait, 10)
+                loop_ran.set()
+
+            try:
+                record = DeadRecord(
+                    road.pipeline.name, road.pipeline.dlq_topic, 0, 7, None, b"{}", (), None
+                )
+                row_id, _ = await asyncio.gather(store.handle(record), meanwhile())
+                return row_id
+            finally:
+                await asyncio.to_thread(producer.close)
+
+        row_id = asyncio.run(scenario())
+    assert held == [True], "the registry's answer was awaited inside the event loop"
+    [row] = rows(engine, road.pipeline.name)
+    assert row["id"] == row_id and row["trigger_published_at"] is not None

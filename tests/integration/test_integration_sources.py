@@ -217,13 +217,16 @@ def stored_cursor(world: dict[str, Any], endpoint_id: int) -> Any:
         ).scalar_one()
 
 
-def test_polled_change_feed_delivers_each_item_once_and_the_cursor_survives_a_restart(
-    world: dict[str, Any], kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def feed_source(
+    world: dict[str, Any], config: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any], int]:
+    """A polled source on the sandbox HubSpot change feed, starting after the changes the
+    feed has now: ``(connector name, endpoint row, where the feed stood)``. Written to the
+    database directly, as a row from before any check would be; ``config`` replaces the
+    reading config."""
     engine, settings = world["engine"], world["settings"]
     suffix = uuid.uuid4().hex[:8]
     connector = f"hubspot-{suffix}"
-    # Where the feed stands now: this test's changes come after it.
     feed_end = int(
         sandbox(
             world,
@@ -251,9 +254,10 @@ def test_polled_change_feed_delivers_each_item_once_and_the_cursor_survives_a_re
             "path": "/hubspot/_changes",
             "poll_interval_s": 1,
             "secret_credential_id": reader["id"],
-            # Three a page, so one burst of contacts takes several polls to drain; the first
-            # poll starts after the changes the feed already has.
-            "config": {
+            # Three a page, so one burst of contacts takes several polls to drain.
+            "config": config
+            if config is not None
+            else {
                 "initial_cursor": feed_end,
                 "items_path": "changes",
                 "next_cursor_path": "last_seq",
@@ -263,6 +267,14 @@ def test_polled_change_feed_delivers_each_item_once_and_the_cursor_survives_a_re
             },
         },
     )
+    return connector, feed, feed_end
+
+
+def test_polled_change_feed_delivers_each_item_once_and_the_cursor_survives_a_restart(
+    world: dict[str, Any], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = world["settings"]
+    connector, feed, feed_end = feed_source(world)
     flow_id = flow_to_erp(world, feed, HUBSPOT_TO_ERP)
     marks = end_offsets(settings, INTEGRATION_EVENTS.name)
 
@@ -329,10 +341,22 @@ def create_topic(settings: Settings, name: str, partitions: int) -> None:
         future.result(timeout=30)
 
 
+# What a user's record may carry but never gets through: the platform's own headers.
+FOREIGN_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+FORGED = [
+    ("synapseops-attempt", b"7"),
+    ("synapseops-error-kind", b"fatal"),
+    (kh.EVENT_ID, b"forged"),
+    (kh.FLOW_ID, b"999999"),
+    (kh.TRACEPARENT, FOREIGN_TRACE.encode()),
+]
+
+
 def produce(
     settings: Settings, topic: str, records: list[tuple[str, dict[str, Any], str | None]]
 ) -> None:
-    """(key, value, own event id or None) records, in this order, acknowledged by the broker."""
+    """(key, value, own event id or None) records, in this order, acknowledged by the broker;
+    each also carries forged platform headers (:data:`FORGED`)."""
     producer = Producer(producer_config(settings.kafka))
     failures: list[str] = []
 
@@ -341,7 +365,7 @@ def produce(
             failures.append(str(error))
 
     for key, value, event_id in records:
-        headers = [(kh.EVENT_ID, event_id.encode())] if event_id else []
+        headers = [*FORGED, *([("ce_id", event_id.encode())] if event_id else [])]
         producer.produce(
             topic, json.dumps(value).encode(), key=key.encode(), headers=headers,
             on_delivery=delivered,
@@ -366,9 +390,12 @@ def test_kafka_topic_records_reach_the_target_once_each_in_order_per_key(
             "name": "orders",
             "direction": "source",
             "kafka_topic": topic,
+            # The user's records name their own event id in this header (CloudEvents' own).
+            "config": {"event_id_header": "ce_id"},
         },
     )
     flow_id = flow_to_erp(world, source, KAFKA_TO_ERP)
+    marks = end_offsets(settings, INTEGRATION_EVENTS.name)
     run = f"k{suffix}"
 
     def record(key: str, n: int) -> tuple[str, dict[str, Any], str | None]:
@@ -416,3 +443,91 @@ def test_kafka_topic_records_reach_the_target_once_each_in_order_per_key(
             if o["customer"]["email"] == f"{key}@example.com"
         ]
         assert sequence == list(range(PER_KEY)), f"{key} out of order: {sequence}"
+    # No forged platform header got through: ours replaced them, the trace was continued.
+    forwarded = published_events(settings, marks, connector)
+    assert len(forwarded) == total + 1  # the record produced twice is forwarded twice
+    for forwarded_record in forwarded:
+        names = [name for name, _ in forwarded_record.headers]
+        assert "synapseops-attempt" not in names and "synapseops-error-kind" not in names
+        assert kh.FLOW_ID not in names
+        assert names.count(kh.EVENT_ID) == 1 and names.count(kh.TRACEPARENT) == 1
+        assert forwarded_record.header(kh.EVENT_ID) != b"forged"
+        assert forwarded_record.history.attempt == 0
+        trace = (forwarded_record.header(kh.TRACEPARENT) or b"").decode()
+        assert trace.split("-")[1] == FOREIGN_TRACE.split("-")[1] and trace != FOREIGN_TRACE
+
+
+# ---- 3. one broken endpoint never stops the others ------------------------------------------
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_broken_endpoint_configs_are_skipped_and_the_other_endpoints_keep_flowing(
+    world: dict[str, Any], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Rows written before validation existed (or by hand): a REST config whose params are
+    not an object, one whose items path does not parse, a Kafka source naming a regex. The
+    worker skips them, says so, stays healthy, and polls and forwards the good ones."""
+    engine, settings = world["engine"], world["settings"]
+    suffix = uuid.uuid4().hex[:8]
+    _, good_feed, _ = feed_source(world)
+    flows_made = [flow_to_erp(world, good_feed, HUBSPOT_TO_ERP)]
+    for broken in ({"params": 5}, {"items_path": "changes["}):
+        _, bad_feed, _ = feed_source(world, broken)
+        flows_made.append(flow_to_erp(world, bad_feed, HUBSPOT_TO_ERP))
+
+    topic = f"t-user-orders-{suffix}"
+    create_topic(settings, topic, partitions=1)
+    kafka = store.insert_row(engine, connectors, {"name": f"kafka-{suffix}", "protocol": "kafka"})
+    for name, kafka_topic in (("orders", topic), ("everything", "^t-nothing-matches-.*")):
+        source = store.insert_row(
+            engine,
+            endpoints,
+            {"connector_id": kafka["id"], "name": name, "direction": "source",
+             "kafka_topic": kafka_topic},
+        )  # fmt: skip
+        flows_made.append(flow_to_erp(world, source, KAFKA_TO_ERP))
+    run = f"c{suffix}"
+    produce(
+        settings,
+        topic,
+        [("cust-a", {"run": run, "customer": "cust-a", "n": n, "email": "a@example.com",
+                     "amount": "1.00"}, None) for n in range(3)],
+    )  # fmt: skip
+
+    worker = worker_for(world, kafka_bootstrap, tmp_path)
+    worker.start()
+    try:
+        worker.wait_healthy()
+        contacts = create_contacts(world, 3)
+        wait_for(lambda: len(succeeded_event_ids(world, flows_made[0])) == 3, "3 polled", 45)
+        wait_for(lambda: len(erp_orders(world, run)) == 3, "3 forwarded", 45)
+        health = httpx.get(f"{worker.base}/health", timeout=5)
+        metrics = worker.metrics()
+    finally:
+        worker.stop()
+        print(worker.log_tail())
+        for flow_id in flows_made:
+            disable(world, flow_id)
+
+    assert Counter(o["external_id"] for o in erp_orders(world, "hs-")) >= Counter(
+        f"hs-{c}" for c in contacts
+    )
+    assert health.status_code == 200, health.text
+    assert all(task["restarts"] == 0 for task in health.json()["tasks"].values()), health.text
+    assert metric(metrics, "synapseops_source_failures_total", kind="rest",
+                  reason="invalid_config") >= 2  # fmt: skip
+    assert metric(metrics, "synapseops_source_failures_total", kind="kafka",
+                  reason="invalid_config") >= 1  # fmt: skip
+    log = worker.log_tail(200_000)
+    assert "rest source endpoint skipped: invalid configuration" in log
+    assert "regex subscription" in log
+    # The broken feeds were never polled: every poll of the feed came from the good one.
+    assert not succeeded_event_ids(world, flows_made[1])
+    assert not succeeded_event_ids(world, flows_made[2])

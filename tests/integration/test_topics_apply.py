@@ -21,7 +21,7 @@ from typer import Typer
 from typer.testing import CliRunner
 
 from synapseops.cli.topics import register
-from synapseops.errors import KafkaUnavailable
+from synapseops.errors import ConfigurationError, KafkaUnavailable
 from synapseops.kafka import create_admin
 from synapseops.settings import Settings
 from topics.admin import ActualTopic, apply_topics, list_topics
@@ -160,3 +160,65 @@ def test_an_unreachable_broker_is_kafka_unavailable(settings: Settings) -> None:
     )
     with pytest.raises(KafkaUnavailable):
         apply_topics(nowhere, _registry("t-unreachable"), timeout=2)
+
+
+def _durable(settings: Settings, replication: int, min_insync: int) -> Settings:
+    kafka = settings.kafka.model_copy(
+        update={"replication_factor": replication, "min_insync_replicas": min_insync}
+    )
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def test_replication_and_min_insync_come_from_the_settings_and_their_drift_is_reported(
+    settings: Settings, kafka_bootstrap: str, unique_name: str
+) -> None:
+    """The test broker is one node: topics are made with 1/1, then the same registry is
+    applied as a prod deployment (3/2) would see it."""
+    registry = _registry(unique_name, with_state=False)
+    declared = sorted(spec.name for spec in registry)
+    assert apply_topics(_durable(settings, 1, 1), registry).ok
+    made = _eventually(lambda: _actual(settings, registry), lambda a: set(a) >= set(declared))
+    assert {made[name].configs["min.insync.replicas"] for name in declared} == {"1"}
+
+    prod = _durable(settings, 3, 2)
+    report = apply_topics(prod, registry)
+    assert sorted(d.name for d in report.drift) == declared
+    for drift in report.drift:
+        assert (drift.actual_replication, drift.declared_replication) == (1, 3)
+        assert [(c.key, c.declared, c.actual) for c in drift.configs] == [
+            ("min.insync.replicas", "2", "1")
+        ]
+        rf_line, isr_line = drift.describe()
+        assert "kafka-reassign-partitions.sh" in rf_line and "not changed by apply" in rf_line
+        assert isr_line == "min.insync.replicas=1, declared 2"
+
+    fixed = apply_topics(prod, registry, fix_configs=True)
+    assert sorted(fixed.configs_fixed) == declared
+    # The config is fixed; the replication factor is still reported, never changed.
+    assert not fixed.ok and all(d.configs == () and d.replication_differs for d in fixed.drift)
+    after = _eventually(
+        lambda: _actual(settings, registry),
+        lambda a: all(a[name].configs["min.insync.replicas"] == "2" for name in declared),
+    )
+    assert {after[name].replication_factor for name in declared} == {1}
+
+
+def test_topics_wider_than_the_cluster_are_refused_with_the_setting_to_change(
+    settings: Settings, kafka_bootstrap: str, unique_name: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="SYNAPSEOPS_KAFKA_REPLICATION_FACTOR"):
+        apply_topics(_durable(settings, 3, 2), _registry(unique_name))
+    rows = list_topics(settings, _registry(unique_name))
+    assert {row.status for row in rows} == {"missing"}, "nothing was half-created"
+
+    app = Typer()
+    register(app)
+    # Tiers no other test uses: their topics are missing, so apply has to create some.
+    env = {
+        "SYNAPSEOPS_KAFKA_REPLICATION_FACTOR": "3",
+        "SYNAPSEOPS_RETRY_TIERS": "4567ms,8912ms",
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, ["topics", "apply"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "broker(s)" in result.output

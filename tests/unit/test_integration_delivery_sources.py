@@ -9,8 +9,8 @@ import hmac
 
 import pytest
 
-from streams.integration.kafka_source import TopicSource, forwarded_headers
 from streams.integration.poller import read_page
+from streams.integration.topic_sources import TopicSource, forwarded_headers
 from streams.road.record import RoadRecord
 from synapseops import headers as kh
 from synapseops.signatures import SignatureInvalid, chosen_scheme, verify_scheme
@@ -34,8 +34,11 @@ def test_a_forwarded_record_keeps_its_headers_and_gets_a_stable_event_id() -> No
     assert headers[kh.EVENT_ID] == b"orders.raw/2/41"
     assert headers[kh.CONNECTOR] == b"erpfeed" and headers[kh.ENDPOINT] == b"orders"
     assert headers["x-tenant"] == b"a" and kh.TRACEPARENT in headers
-    own = RoadRecord("t", 0, 1, None, None, b"", [(kh.EVENT_ID, b"evt-9")])
-    assert dict(forwarded_headers(own, TopicSource("c", "e", "t")))[kh.EVENT_ID] == b"evt-9"
+    # The user's own id comes from the header the endpoint names, never from ours.
+    own = RoadRecord("t", 0, 1, None, None, b"", [("ce_id", b"evt-9"), (kh.EVENT_ID, b"forged")])
+    named = TopicSource("c", "e", "t", event_id_header="ce_id")
+    assert dict(forwarded_headers(own, named))[kh.EVENT_ID] == b"evt-9"
+    assert dict(forwarded_headers(own, TopicSource("c", "e", "t")))[kh.EVENT_ID] == b"t/0/1"
 
 
 def test_signature_schemes() -> None:

@@ -10,7 +10,7 @@ import sqlalchemy
 from sinks.base import Sink
 from sinks.db import database_errors
 from streams.app import broker_url, create_app
-from streams.bootstrap import RoadTiers
+from streams.bootstrap import SharedProducer
 from streams.health import app_health
 from streams.worker import build_worker
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid, SinkUnavailable
@@ -56,8 +56,8 @@ def test_worker_puts_every_declared_pipeline_on_the_road() -> None:
     assert agents["road.event-log"].channel.get_topic_name() == INBOUND_EVENTS.name
     assert all(agent.concurrency == 1 for agent in agents.values())
     # The runtime's producer connects at once; close it so it does not outlive the test.
-    (tiers,) = [service for service in worker.services if isinstance(service, RoadTiers)]
-    tiers.runtime.producer.close(timeout=0)
+    (shared,) = [service for service in worker.services if isinstance(service, SharedProducer)]
+    shared.runtime.producer.close(timeout=0)
 
 
 def test_health_is_503_before_the_app_runs() -> None:
@@ -140,8 +140,8 @@ def test_a_worker_can_run_only_some_pipelines(monkeypatch: pytest.MonkeyPatch) -
     )
     runtime = Runtime.build(chosen, engine)
     try:
-        pipelines, _ = load_services(runtime)
-        assert [p.name for p in pipelines] == ["event-log"]
+        loaded = load_services(runtime)
+        assert [p.name for p in loaded.pipelines] == ["event-log"]
         runtime.settings = chosen.model_copy(
             update={"worker": WorkerSettings(group_id="g", pipelines="event-log,nope")}
         )

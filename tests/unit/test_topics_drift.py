@@ -50,9 +50,28 @@ def test_fewer_partitions_can_grow_more_can_only_be_reported() -> None:
     assert excess.describe() == ["partitions 12, declared 6"]
 
 
-def test_another_replication_factor_is_drift() -> None:
-    actual = ActualTopic("orders.in", 6, 3, _actual().configs)
-    assert topic_drift(SPEC, actual).describe() == ["replication factor 3, declared 1"]
+def test_another_replication_factor_is_drift_reported_with_how_to_fix_it() -> None:
+    spec = SPEC.with_durability(3, 2)
+    actual = ActualTopic("orders.in", 6, 1, _actual(min_insync_replicas="2").configs)
+    drift = topic_drift(spec, actual)
+    assert drift.replication_differs and not drift.in_sync
+    [line] = drift.describe()
+    assert line.startswith("replication factor 1, declared 3 (not changed by apply")
+    assert "kafka-reassign-partitions.sh" in line
+
+
+def test_min_insync_replicas_is_a_declared_config() -> None:
+    spec = SPEC.with_durability(1, 2)
+    drift = topic_drift(spec, _actual(min_insync_replicas="1"))
+    assert drift.configs == (ConfigDrift("min.insync.replicas", "2", "1"),)
+    assert not drift.replication_differs
+
+
+def test_a_spec_without_durability_takes_the_deployments() -> None:
+    assert SPEC.with_durability(3, 2).replication_factor == 3
+    own = TopicSpec("own", replication_factor=1, min_insync_replicas=1)
+    assert own.with_durability(3, 2) == own
+    assert "min.insync.replicas" not in SPEC.configs()
 
 
 def test_compare_gives_missing_drift_in_sync_and_extra_rows() -> None:
