@@ -13,7 +13,9 @@
     ├── FatalError                → dead-letter topic at once; retrying cannot help
     │   ├── Undecodable           bytes that are not what the topic carries
     │   ├── SchemaInvalid         decodes, but breaks the schema / pydantic model
-    │   └── TargetRejected        4xx (other than 408/429) from a target
+    │   ├── TargetRejected        3xx (never followed) or 4xx (other than 408/429) from a target
+    │   ├── TargetForbidden       the SSRF guard refused the target's address (not allow-listed)
+    │   └── ResponseTooLarge      a target's 2xx body exceeded SYNAPSEOPS_HTTP_MAX_RESPONSE_BYTES
     └── ConfigurationError        the process cannot start; never reaches a record
 
 ``BusinessRejection`` is not an error of the platform: a service raises it when the outside
@@ -24,6 +26,8 @@ they happen (``raise TargetTimeout(...) from exc``) and never travel further up.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class SynapseOpsError(Exception):
@@ -37,9 +41,18 @@ class RetryableError(SynapseOpsError):
 
 
 class TargetUnavailable(RetryableError):
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
 
 
 class TargetTimeout(RetryableError):
@@ -77,10 +90,21 @@ class SchemaInvalid(FatalError):
 
 
 class TargetRejected(FatalError):
-    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int, body: str = "", headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.headers = dict(headers or {})
+
+
+class TargetForbidden(FatalError):
+    pass
+
+
+class ResponseTooLarge(FatalError):
+    pass
 
 
 class ConfigurationError(SynapseOpsError):

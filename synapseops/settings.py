@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synapseops.errors import ConfigurationError
+from synapseops.redaction import remember_secret_fields
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,6 +172,18 @@ class SchemaRegistrySettings(BaseSettings):
     timeout_s: float = 5.0
 
 
+class HttpSettings(BaseSettings):
+    """Outbound calls to connectors (``sinks/http_guard.py`` has the rules)."""
+
+    model_config = _section("SYNAPSEOPS_HTTP_")
+
+    # Internal addresses a connector may reach: comma-separated host names, IPs or CIDRs,
+    # each optionally with :port. Unset: the sandbox's host:port in dev and test, none in prod.
+    allowed_hosts: str | None = None
+    # Bodies of target answers are read up to this many bytes, never more.
+    max_response_bytes: int = Field(default=1_048_576, ge=1024)
+
+
 class DemoSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_DEMO_")
 
@@ -214,6 +227,7 @@ class Settings(BaseSettings):
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @property
     def database_url(self) -> str:
@@ -225,6 +239,20 @@ class Settings(BaseSettings):
     @property
     def uses_local_database(self) -> bool:
         return self.database.url is None
+
+    @property
+    def outbound_allowed_hosts(self) -> str:
+        """The SSRF guard's allow-list: the setting, else the sandbox alone in dev and test."""
+        if self.http.allowed_hosts is not None:
+            return self.http.allowed_hosts
+        return f"{self.sandbox.host}:{self.sandbox.port}" if self.env != "prod" else ""
+
+    @model_validator(mode="after")
+    def _secrets_are_scrubbed(self) -> Settings:
+        # Every secret a process is configured with is hidden from its logs, Runs and dead
+        # letters from the moment its settings exist (synapseops.redaction).
+        remember_secret_fields(self)
+        return self
 
     @model_validator(mode="after")
     def _no_public_stripe_secret_outside_dev(self) -> Settings:

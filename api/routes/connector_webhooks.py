@@ -157,7 +157,7 @@ async def accept_connector_event(
     engine: EngineDep,
 ) -> ConnectorEventAccepted:
     started = time.perf_counter()
-    label = metrics.source_label(connector, valid=connector not in RESERVED_CONNECTORS)
+    label = metrics.connector_label(connector)
     try:
         return await _accept(connector, endpoint, label, request, settings, producer, engine)
     finally:
@@ -189,6 +189,7 @@ async def _accept(
         raise _reject(
             label, "unavailable", 500, "the endpoint's signing secret is unreadable"
         ) from exc
+    label = metrics.confirm_connector(connector)
     try:
         body = await read_body(request, settings.api.max_body_bytes)
     except BodyTooLarge as exc:

@@ -24,9 +24,9 @@ from sinks.credentials import (
     cipher_for,
     decrypt,
     encrypt,
-    redact_headers,
 )
 from synapseops.errors import ConfigurationError
+from synapseops.redaction import scrub_headers
 from synapseops.settings import Settings
 
 SECRET = "sk_live_do-not-leak-4f9a"
@@ -107,7 +107,7 @@ def test_an_opened_credential_prints_without_its_secret() -> None:
     assert SECRET not in str(credential)
 
 
-def test_redact_headers_hides_every_secret_bearing_value() -> None:
+def test_scrub_headers_hides_every_secret_bearing_value() -> None:
     headers = {
         "Authorization": f"Bearer {SECRET}",
         "X-Api-Key": SECRET,
@@ -118,7 +118,7 @@ def test_redact_headers_hides_every_secret_bearing_value() -> None:
         "X-Custom-Token": SECRET,
         "Cookie": "session=1",
     }
-    redacted = redact_headers(headers, also=("x-erp-key",))
+    redacted = scrub_headers(headers, also=("x-erp-key",))
     assert redacted == {
         "Authorization": HIDDEN,
         "X-Api-Key": HIDDEN,
@@ -160,10 +160,14 @@ def test_a_rejected_credential_body_does_not_echo_the_secret() -> None:
 
 def test_basic_credentials_store_user_and_password_together() -> None:
     body = CredentialCreate.model_validate(
-        {"name": "erp", "kind": "basic", "secret": "pw", "username": "svc"}
+        {"name": "erp", "kind": "basic", "secret": "pw-long-enough", "username": "svc"}
     )
-    assert body.stored_secret() == "svc:pw"
+    assert body.stored_secret() == "svc:pw-long-enough"
     with pytest.raises(ValidationError):
-        CredentialCreate.model_validate({"name": "erp", "kind": "basic", "secret": "pw"})
+        CredentialCreate.model_validate(
+            {"name": "erp", "kind": "basic", "secret": "pw-long-enough"}
+        )
     with pytest.raises(ValidationError):
-        CredentialCreate.model_validate({"name": "k", "kind": "api_key", "secret": "pw"})
+        CredentialCreate.model_validate(
+            {"name": "k", "kind": "api_key", "secret": "pw-long-enough"}
+        )
