@@ -171,3 +171,46 @@ def test_basic_credentials_store_user_and_password_together() -> None:
         CredentialCreate.model_validate(
             {"name": "k", "kind": "api_key", "secret": "pw-long-enough"}
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "secret", "username"),
+    [
+        ("bearer", "abc\r\nX-Injected: 1", None),
+        ("bearer", "tok\x00en-123456", None),
+        ("api_key", "key\nwith-newline", None),
+        ("bearer", "tok-\u2028-separator", None),
+        ("signing_secret", "shpss\x7fdelete-1234", None),
+        ("basic", "password\r\n123", "svc"),
+        ("basic", "good-password", "s\nvc"),
+        ("bearer", "nön-ascii-token", None),
+        ("bearer", " padded-token-1 ", None),
+        ("bearer", "tiny-7c", None),
+    ],
+)
+def test_secrets_that_would_break_or_leak_are_refused_without_echo(
+    kind: str, secret: str, username: str | None
+) -> None:
+    body = {"name": "c", "kind": kind, "secret": secret, "username": username}
+    if kind == "api_key":
+        body["header_name"] = "X-Api-Key"
+    with pytest.raises(ValidationError) as caught:
+        CredentialCreate.model_validate({k: v for k, v in body.items() if v is not None})
+    assert secret not in str(validation_detail(caught.value))
+
+
+def test_header_safe_and_unicode_secrets_are_accepted() -> None:
+    for kind, secret in (("bearer", "sk_live_0123456789"), ("signing_secret", "whsec_ünï-cödé")):
+        CredentialCreate.model_validate({"name": "c", "kind": kind, "secret": secret})
+    CredentialCreate.model_validate(
+        {"name": "c", "kind": "basic", "secret": "pässwörd with spaces", "username": "svc"}
+    )
+
+
+def test_every_run_status_is_a_status_the_api_can_answer() -> None:
+    from typing import get_args
+
+    from api.routes.runs import RunStatus
+    from sinks.integration_tables import RUN_STATUSES
+
+    assert set(get_args(RunStatus)) == set(RUN_STATUSES)
