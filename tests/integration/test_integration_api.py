@@ -90,7 +90,8 @@ def flow(api: httpx.Client) -> dict[str, Any]:
     )
     secret = created(
         api.post(
-            "/credentials", json={"name": "shop-hook", "kind": "signing_secret", "secret": "x"}
+            "/credentials",
+            json={"name": "shop-hook", "kind": "signing_secret", "secret": "x-signing-secret"},
         )
     )
     source = created(
