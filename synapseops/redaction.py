@@ -57,7 +57,17 @@ SENSITIVE_HEADERS = frozenset(
         "stripe-signature",
     }
 )
-_SENSITIVE_PARTS = ("token", "secret", "password", "signature", "api-key", "apikey", "cookie")
+_SENSITIVE_PARTS = (
+    "token",
+    "secret",
+    "password",
+    "signature",
+    "api-key",
+    "apikey",
+    "cookie",
+    "authorization",
+    "credential",
+)
 
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f"}
 _JSON_SHORT.update({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
