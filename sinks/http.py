@@ -52,6 +52,7 @@ from synapseops.errors import (
     TargetUnavailable,
 )
 from synapseops.redaction import scrub, scrub_headers
+from synapseops.settings import Settings
 
 BODY_EXCERPT = 2048
 DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
@@ -169,6 +170,19 @@ class HttpTarget:
             follow_redirects=False,
             trust_env=False,
             transport=GuardedTransport(guard) if guard is not None else None,
+        )
+
+    @classmethod
+    def for_connector(
+        cls, name: str, base_url: str, settings: Settings, *, timeout_s: float = 10.0
+    ) -> HttpTarget:
+        """A connector's target or REST source: user-given URL, so guarded and capped."""
+        return cls(
+            name,
+            base_url,
+            timeout_s=timeout_s,
+            guard=OutboundPolicy.parse(settings.outbound_allowed_hosts),
+            max_response_bytes=settings.http.max_response_bytes,
         )
 
     async def request(

@@ -33,7 +33,7 @@ from mode import Service
 from sinks import runs as run_log
 from sinks.credentials import auth_headers
 from sinks.http import HttpTarget, TargetResponse
-from sinks.http_guard import OutboundPolicy, is_forbidden_header
+from sinks.http_guard import is_forbidden_header
 from sinks.integration_store import (
     RecordNotFound,
     enabled_flows_for,
@@ -95,7 +95,6 @@ class Delivery:
         self.settings = settings
         self.engine = engine
         self._clients: dict[tuple[int, str, float], HttpTarget] = {}
-        self._guard = OutboundPolicy.parse(settings.outbound_allowed_hosts)
         # Mapping versions are immutable, so a compiled one never goes stale.
         self._mappings: dict[tuple[int, int], CompiledMapping] = {}
 
@@ -344,12 +343,11 @@ class Delivery:
         cache_key = (plan.target_connector_id, plan.target.base_url, plan.target.timeout_s)
         client = self._clients.get(cache_key)
         if client is None:
-            client = self._clients[cache_key] = HttpTarget(
+            client = self._clients[cache_key] = HttpTarget.for_connector(
                 plan.target.connector,
                 plan.target.base_url,
+                self.settings,
                 timeout_s=plan.target.timeout_s,
-                guard=self._guard,
-                max_response_bytes=self.settings.http.max_response_bytes,
             )
         return client
 
