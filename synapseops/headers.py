@@ -62,7 +62,5 @@ def to_map(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]
 def http_headers_json(headers: Mapping[str, str]) -> bytes:
     # Credentials are dropped; every other value is scrubbed of known secrets and token
     # shapes. Signatures stay: they prove the kept raw bytes, and prove nothing else.
-    kept = {
-        k.lower(): scrub(v) for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS
-    }
+    kept = {k.lower(): scrub(v) for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS}
     return json.dumps(kept, sort_keys=True).encode()

@@ -81,9 +81,7 @@ class FailureRouter:
             retries=hop.retries,
         )
         # No secret in a dead letter's headers: scrubbed whole, before it is cut to size.
-        updated = replace(
-            updated, error_message=truncate_head(scrub(str(exc)), MAX_MESSAGE_BYTES)
-        )
+        updated = replace(updated, error_message=truncate_head(scrub(str(exc)), MAX_MESSAGE_BYTES))
         await self._producer.send(
             hop.topic, record.value, key=record.key, headers=updated.to_headers()
         )
