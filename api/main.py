@@ -42,9 +42,11 @@ DATABASE_RETRY_AFTER_S = 5
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message names the database host and user: the log keeps it (scrubbed),
+    # the caller gets a reason without it.
     log.warning("database unavailable", extra={"path": request.url.path, "error": str(exc)})
     return JSONResponse(
-        {"detail": str(exc)},
+        {"detail": "the database is unavailable; retry later"},
         status_code=503,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
     )

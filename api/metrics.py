@@ -1,8 +1,12 @@
 """Prometheus metrics of the API process (default registry, served at ``/metrics``).
 
-The ``source`` label comes from an unauthenticated URL segment, so its values are capped:
-after :data:`MAX_SOURCE_LABELS` distinct sources, new ones are counted as ``_other`` —
-otherwise anybody could grow the scrape without bound by posting to made-up sources.
+The ``source`` label comes from an unauthenticated URL segment, so its values are bounded:
+
+- a connector webhook is labelled with the connector's name only once a request has found
+  that connector in the database (:func:`confirm_connector`); until then, and for every
+  invented name, it is :data:`UNKNOWN_CONNECTOR` — made-up names never take a label, so
+  they cannot crowd out the real connectors;
+- other sources: after :data:`MAX_SOURCE_LABELS` distinct ones, new ones count as ``_other``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sinks.dead_letter_metrics import DeadLetterGauges
 MAX_SOURCE_LABELS = 100
 OTHER_SOURCE = "_other"
 INVALID_SOURCE = "_invalid"
+UNKNOWN_CONNECTOR = "unknown"
 
 # Outcomes of one ingress request (the Stripe ingress adds invalid_signature, not_configured).
 ACCEPTED = "accepted"
@@ -60,6 +65,24 @@ def source_label(source: str, *, valid: bool = True) -> str:
             return OTHER_SOURCE
         _seen_sources.add(source)
         return source
+
+
+_known_connectors: set[str] = set()
+
+
+def connector_label(connector: str) -> str:
+    """The label of a connector webhook request before its connector was looked up."""
+    with _seen_lock:
+        return connector if connector in _known_connectors else UNKNOWN_CONNECTOR
+
+
+def confirm_connector(connector: str) -> str:
+    """``connector`` exists (its endpoint was found): its name is a label from now on."""
+    with _seen_lock:
+        if connector not in _known_connectors and len(_known_connectors) >= MAX_SOURCE_LABELS:
+            return OTHER_SOURCE
+        _known_connectors.add(connector)
+        return connector
 
 
 def exposition() -> tuple[bytes, str]:

@@ -31,7 +31,7 @@ from streams.mapping import compile_mapping, load_payload
 from streams.road import FailureRouter, Outcome, Pipeline, RoadRecord, process
 from synapseops import headers as kh
 from synapseops.kafka import AsyncProducer, consumer_config
-from synapseops.settings import PROJECT_ROOT, DatabaseSettings, Settings
+from synapseops.settings import PROJECT_ROOT, DatabaseSettings, HttpSettings, Settings
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
@@ -158,7 +158,10 @@ def run() -> None:
         upgrade(url)
         apply_topics(settings)
         with SandboxServer() as sandbox:
-            flow_rate = asyncio.run(_through_flow(settings, engine, sandbox.url))
+            # The in-process sandbox takes a free port: the SSRF guard must allow that one.
+            allowed = HttpSettings(allowed_hosts=f"{sandbox.host}:{sandbox.port}")
+            flow_settings = settings.model_copy(update={"http": allowed})
+            flow_rate = asyncio.run(_through_flow(flow_settings, engine, sandbox.url))
         _say(
             f"one flow, Kafka in -> ERP out: {flow_rate:,.1f} mapped events per second "
             f"({EVENTS} events, one partition consumer, a Run written per event)"

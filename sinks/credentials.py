@@ -6,14 +6,23 @@ rotation: the first encrypts, all decrypt). In dev without one, a key is generat
 :class:`ConfigurationError` (the settings refuse to start too).
 
 A decrypted secret lives only in a :class:`Credential` (``SecretStr``: it prints as
-``**********``) and in the headers :func:`auth_headers` builds for one request. Every request
-that is stored (a Run) goes through :func:`redact_headers` first.
+``**********``) and in the headers :func:`auth_headers` builds for one request. Every secret
+opened or stored here is remembered by :mod:`synapseops.redaction`, so the process hides it
+from every Run, dead letter and log line; stored request headers go through
+:func:`synapseops.redaction.scrub_headers`.
+
+:func:`check_secret` is the rule a secret obeys before it is stored (the API answers 422):
+at least :data:`~synapseops.redaction.MIN_SECRET_CHARS` characters (a shorter one cannot be
+told apart from ordinary text, so it could not be kept out of logs), no control or line-break
+character (it would break, or inject, the header it travels in), and for the kinds that travel
+as header text (``bearer``, ``api_key``) printable ASCII without surrounding spaces.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,30 +34,49 @@ from sqlalchemy import RowMapping
 
 from synapseops.errors import ConfigurationError, FatalError
 from synapseops.logging import get_logger
+from synapseops.redaction import HIDDEN, MIN_SECRET_CHARS, remember
+
+__all__ = ["HIDDEN"]  # re-exported: the placeholder the API shows for every secret
 from synapseops.settings import Settings
 
 log = get_logger(__name__)
 
-HIDDEN = "**hidden**"
 KEY_FILE = "credentials.key"
-# Headers whose values are secrets whatever the credential (n8n hides the same family).
-SENSITIVE_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "api-key",
-        "x-auth-token",
-        "x-access-token",
-        "x-shopify-access-token",
-        "x-shopify-hmac-sha256",
-        "webhook-signature",
-        "stripe-signature",
-    }
-)
-_SENSITIVE_PARTS = ("token", "secret", "password", "signature", "api-key", "apikey")
+HEADER_TEXT_KINDS = frozenset({"bearer", "api_key"})
+# Control characters, and the Unicode line and paragraph separators some parsers split on.
+_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+class CredentialInvalid(ValueError):
+    """A secret that breaks :func:`check_secret` (the message never quotes the secret)."""
+
+
+def check_secret(kind: str, secret: str, *, username: str | None = None) -> None:
+    """Raise :class:`CredentialInvalid` unless ``secret`` (for basic: the password) and
+    ``username`` may be stored and sent."""
+    for label, value in (("secret", secret), ("username", username or "")):
+        if any(unicodedata.category(char) in _BREAKING_CATEGORIES for char in value):
+            raise CredentialInvalid(f"the {label} holds a control or line-break character")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise CredentialInvalid(
+            f"the secret is shorter than {MIN_SECRET_CHARS} characters (too short to be kept "
+            "out of logs and Runs)"
+        )
+    if kind in HEADER_TEXT_KINDS:
+        if any(not 0x20 <= ord(char) <= 0x7E for char in secret):
+            raise CredentialInvalid(f"a {kind} secret travels as header text: printable ASCII only")
+        if secret != secret.strip():
+            raise CredentialInvalid(f"a {kind} secret cannot start or end with a space")
+    if kind == "basic" and username is not None and ":" in username:
+        raise CredentialInvalid("a basic auth username cannot contain ':'")
+
+
+def remember_credential(kind: str, secret: str) -> None:
+    """Teach the scrubber a credential's clear text (for basic ``user:pass``, the password
+    alone too; the base64 of the header is derived by the scrubber)."""
+    remember(secret)
+    if kind == "basic" and ":" in secret:
+        remember(secret.split(":", 1)[1])
 
 
 class CredentialUnreadable(FatalError):
@@ -162,11 +190,13 @@ def decrypt(settings: Settings, ciphertext: bytes) -> str:
 
 def open_credential(settings: Settings, row: Mapping[str, Any] | RowMapping) -> Credential:
     """A ``credentials`` row (id, name, kind, ciphertext, header_name) opened for use."""
+    secret = decrypt(settings, row["ciphertext"])
+    remember_credential(str(row["kind"]), secret)
     return Credential(
         id=int(row["id"]),
         name=str(row["name"]),
         kind=str(row["kind"]),
-        secret=SecretStr(decrypt(settings, row["ciphertext"])),
+        secret=SecretStr(secret),
         header_name=row.get("header_name"),
     )
 
@@ -186,26 +216,3 @@ def auth_headers(credential: Credential) -> dict[str, str]:
     raise ConfigurationError(
         f"credential {credential.name!r} of kind {credential.kind!r} does not authenticate requests"
     )
-
-
-def is_sensitive_header(name: str, extra: frozenset[str] = frozenset()) -> bool:
-    lowered = name.lower()
-    return (
-        lowered in SENSITIVE_HEADERS
-        or lowered in extra
-        or any(part in lowered for part in _SENSITIVE_PARTS)
-    )
-
-
-def redact_headers(
-    headers: Mapping[str, str], *, also: tuple[str, ...] | frozenset[str] = ()
-) -> dict[str, str]:
-    """A copy with every secret-bearing value replaced by ``**hidden**`` (names kept).
-
-    ``also`` adds header names to hide, e.g. a credential's own ``header_name``.
-    """
-    extra = frozenset(name.lower() for name in also)
-    return {
-        name: HIDDEN if is_sensitive_header(name, extra) else value
-        for name, value in headers.items()
-    }

@@ -40,6 +40,7 @@ from sinks.dead_letter_tables import DEAD, dead_letters
 from streams.road.headers import ROAD_HEADERS, FailureHistory
 from synapseops import headers as h
 from synapseops.ids import trace_id_of
+from synapseops.redaction import scrub
 
 JsonHeaders = dict[str, str | dict[str, str]]
 
@@ -238,11 +239,17 @@ _TEXT_COLUMNS = (
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
     """The one place a dead letter's texts and headers become what is persisted: headers as
-    JSON, texts PostgreSQL can hold. Every row the store writes passes here."""
-    row["headers"] = headers_to_json(row["headers"])
+    JSON, texts PostgreSQL can hold, scrubbed of secrets. Every row the store writes passes
+    here."""
+    # No secret in a row: text header values and every text column pass the scrubber.
+    row["headers"] = {
+        name: scrub(value) if isinstance(value, str) else value
+        for name, value in headers_to_json(row["headers"]).items()
+    }
     for column in _TEXT_COLUMNS:
         if column in row:
-            row[column] = _text(row[column])
+            value = row[column]
+            row[column] = _text(scrub(value) if isinstance(value, str) else value)
     return row
 
 

@@ -27,7 +27,13 @@ from sqlalchemy import Table, Text, cast, func, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sinks.credentials import Credential, encrypt, open_credential
+from sinks.credentials import (
+    Credential,
+    CredentialUnreadable,
+    encrypt,
+    open_credential,
+    remember_credential,
+)
 from sinks.db import database_errors
 from sinks.integration_tables import connectors, credentials, endpoints, flows, mapping_versions
 from sinks.integration_tables import mappings as mappings_table
@@ -199,6 +205,7 @@ def create_credential(
     secret: str,
     header_name: str | None = None,
 ) -> dict[str, Any]:
+    remember_credential(kind, secret)
     values = {
         "name": name,
         "kind": kind,
@@ -221,6 +228,7 @@ def rotate_credential(
         row = conn.execute(statement).mappings().one_or_none()
     if row is None:
         raise RecordNotFound(f"no credential with id {credential_id}")
+    remember_credential(str(row["kind"]), secret)
     return dict(row)
 
 
@@ -234,6 +242,23 @@ def load_credential(
     if row is None:
         raise RecordNotFound(f"no credential with id {credential_id}")
     return open_credential(settings, row)
+
+
+def remember_all_credentials(engine: sqlalchemy.Engine, settings: Settings) -> int:
+    """Open every stored credential once so the scrubber knows it; how many it learnt.
+
+    One that does not decrypt (a lost key) is skipped: it cannot be sent either.
+    """
+    with database_errors("read credentials"), engine.connect() as conn:
+        rows = list(conn.execute(select(*credentials.c)).mappings())
+    learnt = 0
+    for row in rows:
+        try:
+            open_credential(settings, row)
+        except CredentialUnreadable:
+            continue
+        learnt += 1
+    return learnt
 
 
 # ---- mappings: every save is a new immutable version ----------------------------------------

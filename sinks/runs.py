@@ -4,8 +4,12 @@ One row of ``runs`` per attempt (UNIQUE flow/source event/attempt: a record hand
 a crash writes the same row). :func:`start_run` writes it ``running`` before the target is
 called; :func:`finish_run` writes the outcome, the duration, the request and the response.
 
-- Headers are stored through :func:`sinks.credentials.redact_headers` (plus the credential's
-  own header name): a Run never holds a secret.
+- Everything a Run shows passes :mod:`synapseops.redaction` first: header values of
+  secret-bearing names (and the credential's own header name) become ``**hidden**``, every
+  other header value, both bodies (every JSON string, or the text), the error and the failed
+  rule are scrubbed of every known secret: a target echoing the token back in a 4xx body or a
+  header leaves nothing in the row. The raw *source* event is kept exactly (a re-run needs
+  its bytes); it is what came in, never what the platform sent.
 - JSON is written as text cast to ``jsonb`` in SQL, so money and ids above 2^53 are stored
   digit for digit (the driver's encoder would refuse Decimals or round through floats).
 - A body above :data:`BODY_CAP_BYTES` is stored apart in ``run_bodies``; the row keeps its
@@ -28,11 +32,11 @@ from sqlalchemy import Text, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from sinks.credentials import redact_headers
 from sinks.db import database_errors
 from sinks.integration_tables import DUPLICATE, RUNNING, SUCCEEDED, run_bodies, runs
 from streams.mapping import dump_output, load_payload
 from synapseops.errors import SynapseOpsError
+from synapseops.redaction import scrub, scrub_bytes, scrub_document, scrub_headers
 
 BODY_CAP_BYTES = 16 * 1024
 ERROR_CAP_CHARS = 4000
@@ -86,13 +90,14 @@ def _jsonb(document: Any) -> Any:
 
 
 def _body_document(body: bytes) -> Any:
-    """How a capped body is shown in the row: JSON when it is JSON, else text."""
+    """How a capped body is shown in the row: JSON when it is JSON, else text; scrubbed
+    after decoding, so a secret spelled with JSON escapes is found as well."""
     if not body:
         return None
     try:
-        return load_payload(body)
+        return scrub_document(load_payload(body))
     except SynapseOpsError:
-        return body.decode("utf-8", "replace")
+        return scrub(body.decode("utf-8", "replace"))
 
 
 def _store_body(conn: sqlalchemy.Connection, body: bytes, content_type: str | None) -> int:
@@ -107,9 +112,9 @@ def _store_body(conn: sqlalchemy.Connection, body: bytes, content_type: str | No
 def _capped(
     conn: sqlalchemy.Connection, body: bytes, content_type: str | None
 ) -> tuple[Any, int | None]:
-    """(what the row shows, the run_bodies id when the body is stored apart)."""
+    """(what the row shows, the run_bodies id when the body is stored apart, scrubbed)."""
     if len(body) > BODY_CAP_BYTES:
-        return None, _store_body(conn, body, content_type)
+        return None, _store_body(conn, scrub_bytes(body), content_type)
     return _body_document(body), None
 
 
@@ -207,10 +212,10 @@ def finish_run(
             "status": status,
             "finished_at": func.now(),
             "duration_ms": duration_ms,
-            "failed_rule": failed_rule,
+            "failed_rule": scrub(failed_rule) if failed_rule is not None else None,
         }
         if error is not None:
-            values["error"] = str(error)[:ERROR_CAP_CHARS]
+            values["error"] = scrub(str(error))[:ERROR_CAP_CHARS]
             values["error_class"] = type(error).__name__
         if request is not None:
             shown, ref = _capped(conn, request.body, request.headers.get("Content-Type"))
@@ -219,8 +224,8 @@ def finish_run(
             ).scalar_one_or_none()
             document = {
                 "method": request.method,
-                "url": request.url,
-                "headers": redact_headers(request.headers, also=hide_headers),
+                "headers": scrub_headers(request.headers, also=hide_headers),
+                "url": scrub(request.url),
                 "body": shown,
                 "body_bytes": len(request.body),
                 "source": source,
@@ -232,7 +237,7 @@ def finish_run(
             values["response_status"] = response.status
             values["response"] = _jsonb(
                 {
-                    "headers": redact_headers(response.headers),
+                    "headers": scrub_headers(response.headers, also=hide_headers),
                     "body": shown,
                     "body_bytes": len(response.body),
                 }

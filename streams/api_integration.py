@@ -11,9 +11,11 @@ per flow (:class:`Delivery`):
 2. the mapping version (the flow's pinned one or the latest) maps the raw body — a failed
    rule is recorded in the Run (``failed_rule``) and raised as fatal: the dead letter;
 3. the request goes out through :class:`sinks.http.HttpTarget` with the credential's headers
-   and the ``Idempotency-Key`` of (flow, source event): 2xx → ``succeeded``; timeouts, 429 and
-   5xx → ``failed`` and retryable (the road's tiers); any other 4xx → ``dead`` and fatal with
-   the response in the Run.
+   and the ``Idempotency-Key`` of (flow, source event), through the SSRF guard (only public
+   addresses and ``SYNAPSEOPS_HTTP_ALLOWED_HOSTS``): 2xx → ``succeeded``; timeouts, 429 and
+   5xx → ``failed`` and retryable (the road's tiers); a 3xx (never followed), any other 4xx,
+   a refused address or an oversized 2xx body → ``dead`` and fatal, with the response
+   (status, headers, the ``Location`` of a redirect, the body) in the Run.
 
 An event feeding several flows is delivered to each; the record fails (retryable first, then
 fatal) if any flow failed, and a retry skips the flows that already succeeded.
@@ -33,11 +35,13 @@ from mode import Service
 from sinks import runs as run_log
 from sinks.credentials import auth_headers
 from sinks.http import HttpTarget, TargetResponse
+from sinks.http_guard import is_forbidden_header
 from sinks.integration_store import (
     RecordNotFound,
     enabled_flows_for,
     get_row,
     load_credential,
+    remember_all_credentials,
     resolve_mapping,
     source_endpoint,
 )
@@ -269,10 +273,8 @@ class Delivery:
             else None
         )
         response = None
-        if isinstance(exc, TargetRejected):
-            response = run_log.RecordedResponse(exc.status, {}, exc.body.encode())
-        elif isinstance(exc, TargetUnavailable) and exc.status is not None:
-            response = run_log.RecordedResponse(exc.status, {}, b"")
+        if isinstance(exc, TargetRejected | TargetUnavailable) and exc.status is not None:
+            response = run_log.RecordedResponse(exc.status, exc.headers, exc.body.encode())
         elif isinstance(exc, RateLimited):
             response = run_log.RecordedResponse(429, {}, b"")
         run_log.finish_run(
@@ -311,7 +313,12 @@ class Delivery:
             path=str(target_endpoint["path"] or "/"),
             method=str(target_endpoint["method"] or "POST"),
             timeout_s=float(config.get("timeout_s", 10.0)),
-            headers={str(k): str(v) for k, v in (config.get("headers") or {}).items()},
+            # Host and hop-by-hop headers are refused on write; a row from before is cleaned.
+            headers={
+                str(k): str(v)
+                for k, v in (config.get("headers") or {}).items()
+                if not is_forbidden_header(str(k))
+            },
         )
         auth: dict[str, str] = {}
         hide: tuple[str, ...] = ()
@@ -344,8 +351,11 @@ class Delivery:
         cache_key = (plan.target_connector_id, plan.target.base_url, plan.target.timeout_s)
         client = self._clients.get(cache_key)
         if client is None:
-            client = self._clients[cache_key] = HttpTarget(
-                plan.target.connector, plan.target.base_url, timeout_s=plan.target.timeout_s
+            client = self._clients[cache_key] = HttpTarget.for_connector(
+                plan.target.connector,
+                plan.target.base_url,
+                self.settings,
+                timeout_s=plan.target.timeout_s,
             )
         return client
 
@@ -375,11 +385,20 @@ def _recorded(response: TargetResponse) -> run_log.RecordedResponse:
 
 
 class DeliveryClients(Service):
-    """Closes the delivery's HTTP clients when the worker stops."""
+    """Closes the delivery's HTTP clients when the worker stops; at start, teaches the
+    scrubber every stored credential, so a secret is hidden from this worker's logs and dead
+    letters even before (or without) this worker opening it."""
 
     def __init__(self, delivery: Delivery, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.delivery = delivery
+
+    async def on_start(self) -> None:
+        delivery = self.delivery
+        try:
+            await asyncio.to_thread(remember_all_credentials, delivery.engine, delivery.settings)
+        except Exception as exc:  # the worker still runs; each credential is learnt on open
+            log.warning("could not read the credentials for redaction", extra={"error": str(exc)})
 
     async def on_stop(self) -> None:
         await self.delivery.aclose()

@@ -14,7 +14,9 @@
     │   ├── Undecodable           bytes that are not what the topic carries
     │   ├── SchemaInvalid         decodes, but breaks the schema / pydantic model
     │   ├── UnknownKind           a message kind no handler of the pipeline takes
-    │   ├── TargetRejected        4xx (other than 408/429) from a target
+    │   ├── TargetRejected        3xx (never followed) or 4xx (other than 408/429) from a target
+    │   ├── TargetForbidden       the SSRF guard refused the target's address (not allow-listed)
+    │   ├── ResponseTooLarge      a target's 2xx body exceeded SYNAPSEOPS_HTTP_MAX_RESPONSE_BYTES
     │   └── KafkaRejected         the broker refused a record for good (too large, unknown
     │                             topic or partition, invalid record); ``code`` says which
     └── ConfigurationError        the process cannot start; never reaches a record
@@ -28,6 +30,8 @@ they happen (``raise TargetTimeout(...) from exc``) and never travel further up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class SynapseOpsError(Exception):
     """Base of every error this platform raises on purpose."""
@@ -40,9 +44,18 @@ class RetryableError(SynapseOpsError):
 
 
 class TargetUnavailable(RetryableError):
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
 
 
 class TargetTimeout(RetryableError):
@@ -84,10 +97,21 @@ class UnknownKind(FatalError):
 
 
 class TargetRejected(FatalError):
-    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int, body: str = "", headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.headers = dict(headers or {})
+
+
+class TargetForbidden(FatalError):
+    pass
+
+
+class ResponseTooLarge(FatalError):
+    pass
 
 
 class KafkaRejected(FatalError):

@@ -41,6 +41,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
+from synapseops.redaction import scrub
+
 EVENT_ID = "synapseops-event-id"
 SOURCE = "synapseops-source"
 EVENT_TYPE = "synapseops-event-type"
@@ -84,5 +86,7 @@ def with_kind(headers: Iterable[tuple[str, bytes]], kind: str) -> HeaderList:
 
 
 def http_headers_json(headers: Mapping[str, str]) -> bytes:
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS}
+    # Credentials are dropped; every other value is scrubbed of known secrets and token
+    # shapes. Signatures stay: they prove the kept raw bytes, and prove nothing else.
+    kept = {k.lower(): scrub(v) for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS}
     return json.dumps(kept, sort_keys=True).encode()

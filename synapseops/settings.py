@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synapseops.errors import ConfigurationError
+from synapseops.redaction import remember_secret_fields
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,6 +241,18 @@ class SchemaRegistrySettings(BaseSettings):
     timeout_s: float = 5.0
 
 
+class HttpSettings(BaseSettings):
+    """Outbound calls to connectors (``sinks/http_guard.py`` has the rules)."""
+
+    model_config = _section("SYNAPSEOPS_HTTP_")
+
+    # Internal addresses a connector may reach: comma-separated host names, IPs or CIDRs,
+    # each optionally with :port. Unset: the sandbox's host:port in dev and test, none in prod.
+    allowed_hosts: str | None = None
+    # Bodies of target answers are read up to this many bytes, never more.
+    max_response_bytes: int = Field(default=1_048_576, ge=1024)
+
+
 class DemoSettings(BaseSettings):
     model_config = _section("SYNAPSEOPS_DEMO_")
 
@@ -337,6 +350,7 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @property
     def database_url(self) -> str:
@@ -348,6 +362,20 @@ class Settings(BaseSettings):
     @property
     def uses_local_database(self) -> bool:
         return self.database.url is None
+
+    @property
+    def outbound_allowed_hosts(self) -> str:
+        """The SSRF guard's allow-list: the setting, else the sandbox alone in dev and test."""
+        if self.http.allowed_hosts is not None:
+            return self.http.allowed_hosts
+        return f"{self.sandbox.host}:{self.sandbox.port}" if self.env != "prod" else ""
+
+    @model_validator(mode="after")
+    def _secrets_are_scrubbed(self) -> Settings:
+        # Every secret a process is configured with is hidden from its logs, Runs and dead
+        # letters from the moment its settings exist (synapseops.redaction).
+        remember_secret_fields(self)
+        return self
 
     @model_validator(mode="after")
     def _no_public_secrets_outside_dev(self) -> Settings:

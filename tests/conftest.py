@@ -24,6 +24,9 @@ TEST_STACK = {
     "SYNAPSEOPS_SANDBOX_SMTP_PORT": "28125",
     "SYNAPSEOPS_WORKER_METRICS_PORT": "28200",
     "SYNAPSEOPS_DEMO_TRAFFIC_PORT": "28400",
+    # Test sandboxes (and their echo targets) listen on free ports of 127.0.0.1: the SSRF
+    # guard lets delivery reach that address only (outside dev/test nothing internal).
+    "SYNAPSEOPS_HTTP_ALLOWED_HOSTS": "127.0.0.1",
 }
 
 for name, value in TEST_STACK.items():

@@ -155,7 +155,7 @@ async def accept_connector_event(
     engine: EngineDep,
 ) -> ConnectorEventAccepted:
     started = time.perf_counter()
-    label = metrics.source_label(connector, valid=connector not in RESERVED_CONNECTORS)
+    label = metrics.connector_label(connector)
     try:
         return await _accept(connector, endpoint, label, request, settings, producer, engine)
     finally:
@@ -187,6 +187,7 @@ async def _accept(
         raise _reject(
             label, "unavailable", 500, "the endpoint's signing secret is unreadable"
         ) from exc
+    label = metrics.confirm_connector(connector)
     try:
         # Before the body is read: an endpoint nobody chose a scheme for takes nothing.
         scheme = chosen_scheme(row["signature_scheme"])

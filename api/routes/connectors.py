@@ -4,6 +4,11 @@ A connector is one outside system (``shopify``, ``erp``) reached by webhook, RES
 endpoint is one path or event on it, a ``source`` (``orders/create`` webhooks, a polled REST
 path, a topic) or a ``target`` (``POST /orders``). Webhook sources name their signature scheme
 and the ``signing_secret`` credential that verifies it.
+
+Outbound settings are checked on write by :func:`check_outbound` (422 with the reason): a
+``base_url`` is http(s) with a host and no ``user:password@``, a ``path`` is a path and never a
+URL, and ``config.headers`` set no ``Host``/hop-by-hop header nor a control character (the
+SSRF guard of :mod:`sinks.http_guard`; the addresses themselves are checked at call time).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from api.deps import EngineDep, SettingsDep
 from api.routes.connector_webhooks import endpoint_warnings, signature_choice_missing
 from api.routes.records import record_errors
 from sinks import integration_store as store
+from sinks.http_guard import OutboundConfigInvalid, check_outbound_config
 from sinks.integration_tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
 from streams.integration.source_config import reserved_topics, source_endpoint_problems
 from synapseops.settings import Settings
@@ -144,6 +150,19 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such rec
 RESERVED_CONNECTOR_NAMES = frozenset({"events", "stripe"})
 
 
+def check_outbound(
+    *,
+    base_url: str | None = None,
+    path: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> None:
+    """The SSRF guard's write-time rules for a connector or endpoint body (422 if broken)."""
+    try:
+        check_outbound_config(base_url=base_url, path=path, config=config)
+    except OutboundConfigInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
 @router.post("/connectors", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
 def create_connector(body: ConnectorCreate, engine: EngineDep) -> ConnectorPublic:
     if body.name in RESERVED_CONNECTOR_NAMES:
@@ -151,6 +170,7 @@ def create_connector(body: ConnectorCreate, engine: EngineDep) -> ConnectorPubli
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"connector name {body.name!r} is reserved"
         )
+    check_outbound(base_url=body.base_url, config=body.config)
     with record_errors():
         row = store.insert_row(engine, connectors, body.model_dump())
     return ConnectorPublic.model_validate(row)
@@ -169,6 +189,7 @@ def get_connector(connector_id: Id, engine: EngineDep) -> ConnectorPublic:
 
 @router.patch("/connectors/{connector_id}", responses={**_NOT_FOUND, **_CONFLICT})
 def update_connector(connector_id: Id, body: ConnectorUpdate, engine: EngineDep) -> ConnectorPublic:
+    check_outbound(base_url=body.base_url, config=body.config)
     with record_errors():
         row = store.update_row(
             engine, connectors, connector_id, body.model_dump(exclude_unset=True)
@@ -199,6 +220,7 @@ def create_endpoint(
     )
     if missing:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, missing)
+    check_outbound(path=body.path, config=body.config)
     _refuse_unrunnable_source(engine, settings, body.model_dump())
     with record_errors():
         row = store.insert_row(engine, endpoints, body.model_dump())
@@ -229,6 +251,7 @@ def get_endpoint(endpoint_id: Id, engine: EngineDep) -> EndpointPublic:
 def update_endpoint(
     endpoint_id: Id, body: EndpointUpdate, engine: EngineDep, settings: SettingsDep
 ) -> EndpointPublic:
+    check_outbound(path=body.path, config=body.config)
     with record_errors():
         current = store.get_row(engine, endpoints, endpoint_id)
     _refuse_unrunnable_source(engine, settings, {**current, **body.model_dump(exclude_unset=True)})

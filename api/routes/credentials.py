@@ -3,6 +3,9 @@
 The secret goes in once (create, rotate) and never comes out: it is stored as Fernet
 ciphertext (:mod:`sinks.credentials`) and every answer shows ``"secret": "**hidden**"``. The
 bodies are read by :func:`api.routes.records.exact_body`, whose 422 never echoes the input.
+A secret must pass :func:`sinks.credentials.check_secret` (422 otherwise): long enough to be
+scrubbed from every text, no control or line-break character, header-safe for the kinds that
+travel as header text.
 """
 
 from __future__ import annotations
@@ -10,14 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SettingsDep
 from api.routes.records import body_schema, exact_body, record_errors
 from sinks import integration_store as store
-from sinks.credentials import HIDDEN
+from sinks.credentials import HIDDEN, CredentialInvalid, check_secret
 from sinks.integration_tables import CONNECTOR_NAME_PATTERN, credentials
 
 router = APIRouter(prefix="/credentials", tags=["integration: credentials"])
@@ -45,8 +48,7 @@ class CredentialCreate(BaseModel):
             raise ValueError("an api_key credential needs header_name (e.g. X-Api-Key)")
         if self.kind == "basic" and not self.username:
             raise ValueError("a basic credential needs username")
-        if self.kind == "basic" and ":" in (self.username or ""):
-            raise ValueError("a basic auth username cannot contain ':'")
+        check_secret(self.kind, self.secret.get_secret_value(), username=self.username)
         return self
 
     def stored_secret(self) -> str:
@@ -109,6 +111,10 @@ async def rotate_credential(
     with record_errors():
         current = await run_in_threadpool(store.get_row, engine, credentials, credential_id)
         secret = body.secret.get_secret_value()
+        try:
+            check_secret(str(current["kind"]), secret, username=body.username)
+        except CredentialInvalid as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         if current["kind"] == "basic":
             username = body.username
             if username is None:

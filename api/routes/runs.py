@@ -31,7 +31,9 @@ from topics.registry import INTEGRATION_COMMANDS, INTEGRATION_RERUN
 
 router = APIRouter(prefix="/runs", tags=["integration: runs"])
 
-RunStatus = Literal["running", "succeeded", "failed", "dead"]
+# Every status of sinks.integration_tables.RUN_STATUSES (a unit test keeps them equal): a
+# status missing here turns every list holding such a run into a 500.
+RunStatus = Literal["running", "succeeded", "failed", "dead", "duplicate"]
 Id = Annotated[int, Path(ge=1)]
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 PUBLISH_BATCH = 200

@@ -321,7 +321,7 @@ class RestPoller:
                 load_credential, self.engine, self.settings, source.credential_id
             )
             headers = auth_headers(credential)
-        target = HttpTarget(source.connector, source.base_url, timeout_s=10.0)
+        target = HttpTarget.for_connector(source.connector, source.base_url, self.settings)
         try:
             query = urlencode({k: str(v) for k, v in params.items()})
             path = f"{source.path}?{query}" if query else source.path

@@ -30,16 +30,18 @@ import random
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from streams.road import metrics
-from streams.road.headers import HeaderList
+from streams.road.headers import MAX_MESSAGE_BYTES, HeaderList, truncate_head
 from streams.road.record import RoadRecord
 from streams.road.tiers import FATAL, RETRYABLE, Hop, next_hop
 from synapseops import headers as kh
 from synapseops.errors import KafkaRejected, KafkaUnavailable, UnknownKind
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
+from synapseops.redaction import scrub
 
 if TYPE_CHECKING:
     from streams.road.pipeline import Pipeline
@@ -130,11 +132,13 @@ class FailureRouter:
             pipeline=pipeline.name,
             kind=kind,
             error=exc,
-            trace="".join(traceback.format_exception(exc)),
+            trace=scrub("".join(traceback.format_exception(exc))),
             now_ms=now_ms,
             not_before_ms=hop.not_before_ms,
             retries=hop.retries,
         )
+        # No secret in a dead letter's headers: scrubbed whole, before it is cut to size.
+        updated = replace(updated, error_message=truncate_head(scrub(str(exc)), MAX_MESSAGE_BYTES))
         headers = updated.to_headers()
         try:
             return kh.with_kind(headers, pipeline.kind_of(record))

@@ -90,7 +90,8 @@ def flow(api: httpx.Client) -> dict[str, Any]:
     )
     secret = created(
         api.post(
-            "/credentials", json={"name": "shop-hook", "kind": "signing_secret", "secret": "x"}
+            "/credentials",
+            json={"name": "shop-hook", "kind": "signing_secret", "secret": "x-signing-secret"},
         )
     )
     source = created(
@@ -522,3 +523,74 @@ def test_summary_counts_active_flows_and_success_rates(
     }
     assert stats[quiet["id"]]["enabled"] is False
     assert stats[quiet["id"]]["last_day"]["success_rate"] is None
+
+
+def test_runs_list_answers_once_a_duplicate_run_exists(
+    api: httpx.Client, engine: sqlalchemy.Engine, flow: dict[str, Any]
+) -> None:
+    run_id = insert_run(engine, flow["id"], f"dup-{uuid.uuid4().hex}", status="duplicate")
+    listed = api.get("/runs", params={"flow_id": flow["id"]})
+    assert listed.status_code == 200, listed.text
+    assert run_id in [item["id"] for item in listed.json()["items"]]
+    only = api.get("/runs", params={"status": "duplicate"})
+    assert only.status_code == 200 and [item["id"] for item in only.json()["items"]] == [run_id]
+    assert api.get(f"/runs/{run_id}").json()["status"] == "duplicate"
+
+
+def test_outbound_urls_and_static_headers_are_checked_on_write(
+    api: httpx.Client, flow: dict[str, Any]
+) -> None:
+    for base_url in ("file:///etc/passwd", "gopher://127.0.0.1:6379/_", "http://u:pw@erp.example"):
+        made = api.post(
+            "/connectors", json={"name": "bad-url", "protocol": "rest", "base_url": base_url}
+        )
+        assert made.status_code == 422, made.text
+    good = api.post(
+        "/connectors",
+        json={"name": "guarded", "protocol": "rest", "base_url": "https://erp.example/api"},
+    )
+    assert good.status_code == 201, good.text
+    connector_id = good.json()["id"]
+    patched = api.patch(f"/connectors/{connector_id}", json={"base_url": "ftp://erp.example"})
+    assert patched.status_code == 422
+    hop = api.patch(
+        f"/connectors/{connector_id}", json={"config": {"headers": {"Connection": "close"}}}
+    )
+    assert hop.status_code == 422 and "Connection" in hop.text
+    for config, path in (
+        ({"headers": {"Host": "169.254.169.254"}}, "/orders"),
+        ({"headers": {"X-A": "1\r\nX-Injected: 1"}}, "/orders"),
+        ({}, "http://169.254.169.254/latest/meta-data"),
+    ):
+        endpoint = api.post(
+            "/endpoints",
+            json={
+                "connector_id": connector_id,
+                "name": f"e-{uuid.uuid4().hex[:6]}",
+                "direction": "target",
+                "method": "POST",
+                "path": path,
+                "config": config,
+            },
+        )
+        assert endpoint.status_code == 422, endpoint.text
+
+
+def test_credentials_with_header_breaking_characters_are_refused(api: httpx.Client) -> None:
+    for body in (
+        {"name": "crlf", "kind": "bearer", "secret": "token-1234\r\nX-Injected: yes"},
+        {"name": "nul", "kind": "api_key", "header_name": "X-Key", "secret": "key\x00-123456"},
+        {"name": "bell", "kind": "basic", "username": "svc", "secret": "pass\x07word-1"},
+        {"name": "short", "kind": "bearer", "secret": "abc"},
+    ):
+        answer = api.post("/credentials", json=body)
+        assert answer.status_code == 422, answer.text
+        assert body["secret"] not in answer.text
+    made = api.post(
+        "/credentials", json={"name": "rotating", "kind": "bearer", "secret": "good-token-1234"}
+    )
+    assert made.status_code == 201
+    rotated = api.post(
+        f"/credentials/{made.json()['id']}/rotate", json={"secret": "new-token\n-1234"}
+    )
+    assert rotated.status_code == 422 and "new-token" not in rotated.text

@@ -187,3 +187,24 @@ def test_money_in_the_erp_is_exact_decimal_text(world: dict[str, Any]) -> None:
         totals["subtotal"] + totals["tax"] + totals["shipping"] - totals["discount"]
         == totals["total"]
     )
+
+
+def test_a_target_outside_the_allow_list_is_refused_and_never_called(
+    world: dict[str, Any],
+) -> None:
+    from synapseops.settings import HttpSettings
+
+    flow_id = make_flow(world, "orders/guarded", json.loads(MAPPING.read_text()))
+    connector = world["connector_of"][flow_id][0]
+    body = order_body(5301)
+    headers = {"X-Shopify-Hmac-Sha256": shopify_sign(body), "X-Shopify-Webhook-Id": "wh-5301"}
+    record = accepted_record(world, post(world, connector, "orders/guarded", body, **headers))
+    # The same worker, outside dev: nothing internal is listed, so the sandbox is refused.
+    guarded = world["settings"].model_copy(update={"http": HttpSettings(allowed_hosts="")})
+
+    [hop] = run_through({**world, "settings": guarded}, record)
+    assert isinstance(hop, Hop) and hop.dead
+    [run] = runs_of(world, flow_id)
+    assert run["status"] == DEAD and run["error_class"] == "TargetForbidden"
+    assert "SYNAPSEOPS_HTTP_ALLOWED_HOSTS" in run["error"]
+    assert erp_orders(world, "shopify-5301") == []

@@ -244,3 +244,14 @@ def test_kafka_unavailable_is_503_with_retry_after_and_nothing_claimed() -> None
     assert response.headers["retry-after"] == "5"
     assert "event_id" not in response.json()
     assert ingress_count("unit", "unavailable") == before + 1
+
+
+def test_a_database_outage_answers_503_without_naming_the_database(
+    client: TestClient,
+) -> None:
+    # The settings point at 127.0.0.1:1 as user "nobody": a real connection refusal.
+    response = client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert "127.0.0.1" not in response.text and "nobody" not in response.text
+    assert response.json()["detail"] == "the database is unavailable; retry later"

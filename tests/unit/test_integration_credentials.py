@@ -24,9 +24,9 @@ from sinks.credentials import (
     cipher_for,
     decrypt,
     encrypt,
-    redact_headers,
 )
 from synapseops.errors import ConfigurationError
+from synapseops.redaction import scrub_headers
 from synapseops.settings import Settings
 
 SECRET = "sk_live_do-not-leak-4f9a"
@@ -107,7 +107,7 @@ def test_an_opened_credential_prints_without_its_secret() -> None:
     assert SECRET not in str(credential)
 
 
-def test_redact_headers_hides_every_secret_bearing_value() -> None:
+def test_scrub_headers_hides_every_secret_bearing_value() -> None:
     headers = {
         "Authorization": f"Bearer {SECRET}",
         "X-Api-Key": SECRET,
@@ -118,7 +118,7 @@ def test_redact_headers_hides_every_secret_bearing_value() -> None:
         "X-Custom-Token": SECRET,
         "Cookie": "session=1",
     }
-    redacted = redact_headers(headers, also=("x-erp-key",))
+    redacted = scrub_headers(headers, also=("x-erp-key",))
     assert redacted == {
         "Authorization": HIDDEN,
         "X-Api-Key": HIDDEN,
@@ -160,10 +160,57 @@ def test_a_rejected_credential_body_does_not_echo_the_secret() -> None:
 
 def test_basic_credentials_store_user_and_password_together() -> None:
     body = CredentialCreate.model_validate(
-        {"name": "erp", "kind": "basic", "secret": "pw", "username": "svc"}
+        {"name": "erp", "kind": "basic", "secret": "pw-long-enough", "username": "svc"}
     )
-    assert body.stored_secret() == "svc:pw"
+    assert body.stored_secret() == "svc:pw-long-enough"
     with pytest.raises(ValidationError):
-        CredentialCreate.model_validate({"name": "erp", "kind": "basic", "secret": "pw"})
+        CredentialCreate.model_validate(
+            {"name": "erp", "kind": "basic", "secret": "pw-long-enough"}
+        )
     with pytest.raises(ValidationError):
-        CredentialCreate.model_validate({"name": "k", "kind": "api_key", "secret": "pw"})
+        CredentialCreate.model_validate(
+            {"name": "k", "kind": "api_key", "secret": "pw-long-enough"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("kind", "secret", "username"),
+    [
+        ("bearer", "abc\r\nX-Injected: 1", None),
+        ("bearer", "tok\x00en-123456", None),
+        ("api_key", "key\nwith-newline", None),
+        ("bearer", "tok-\u2028-separator", None),
+        ("signing_secret", "shpss\x7fdelete-1234", None),
+        ("basic", "password\r\n123", "svc"),
+        ("basic", "good-password", "s\nvc"),
+        ("bearer", "nön-ascii-token", None),
+        ("bearer", " padded-token-1 ", None),
+        ("bearer", "tiny-7c", None),
+    ],
+)
+def test_secrets_that_would_break_or_leak_are_refused_without_echo(
+    kind: str, secret: str, username: str | None
+) -> None:
+    body = {"name": "c", "kind": kind, "secret": secret, "username": username}
+    if kind == "api_key":
+        body["header_name"] = "X-Api-Key"
+    with pytest.raises(ValidationError) as caught:
+        CredentialCreate.model_validate({k: v for k, v in body.items() if v is not None})
+    assert secret not in str(validation_detail(caught.value))
+
+
+def test_header_safe_and_unicode_secrets_are_accepted() -> None:
+    for kind, secret in (("bearer", "sk_live_0123456789"), ("signing_secret", "whsec_ünï-cödé")):
+        CredentialCreate.model_validate({"name": "c", "kind": kind, "secret": secret})
+    CredentialCreate.model_validate(
+        {"name": "c", "kind": "basic", "secret": "pässwörd with spaces", "username": "svc"}
+    )
+
+
+def test_every_run_status_is_a_status_the_api_can_answer() -> None:
+    from typing import get_args
+
+    from api.routes.runs import RunStatus
+    from sinks.integration_tables import RUN_STATUSES
+
+    assert set(get_args(RunStatus)) == set(RUN_STATUSES)
