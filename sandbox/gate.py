@@ -4,6 +4,11 @@ Requests under ``/<target>/...`` pass through here (``/_sandbox/*`` does not). T
 records the attempt, asks the :class:`FaultBook` what to do, and either answers the injected
 failure itself (the target never sees the request) or hands the request to the target.
 
+A handler refuses by raising :class:`Refusal` with the platform's own answer (auth, rate
+limits, bad input); :func:`add_response_headers` adds headers to whatever answer the request
+gets (``Sforce-Limit-Info``, ``X-HubSpot-RateLimit-*``, ``X-RateLimit-*``), and
+:func:`attempt_seq` tells a handler which recorded attempt it is serving.
+
 Latency of a request that passes is spent *inside* the target's work: a handler that has a
 meaningful "in progress" window (finance, between claiming an idempotency key and completing
 it) calls :func:`simulate_work` there; otherwise the gate spends it just before the response

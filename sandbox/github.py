@@ -56,7 +56,7 @@ def _token(request: Request) -> str | None:
     return None
 
 
-def metered(request: Request, count: bool = True) -> None:
+def metered(request: Request, count: bool = True, refuse: bool = True) -> None:
     """Count this request against its rate limit (raising GitHub's refusal when spent)."""
     limits = request.app.state.sandbox.limits
     settings = limits.settings.github
@@ -80,7 +80,7 @@ def metered(request: Request, count: bool = True) -> None:
             "X-RateLimit-Resource": "core",
         },
     )
-    if not verdict.allowed:
+    if not verdict.allowed and refuse:
         who = "user" if token else client
         message = f"API rate limit exceeded for {who}."
         if not token:
@@ -190,7 +190,7 @@ async def public_events(request: Request) -> Response:
 
 @router.get("/rate_limit")
 async def rate_limit(request: Request) -> Response:
-    metered(request, count=False)
+    metered(request, count=False, refuse=False)  # it answers even when the quota is spent
     headers = request.scope.get(EXTRA_HEADERS_KEY, {})
     core = {
         "limit": int(headers.get("X-RateLimit-Limit", 0)),

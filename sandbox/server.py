@@ -1,8 +1,10 @@
 """The sandbox process: every simulated outside system behind one uvicorn server, plus SMTP.
 
 ``create_app(settings)`` builds an isolated app (fresh state; the SMTP server on
-``settings.sandbox.smtp_port`` starts and stops with the app's lifespan) — tests serve it on
-free ports. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until stopped.
+``settings.sandbox.smtp_port`` and the HubSpot webhook pusher start and stop with the app's
+lifespan) — tests serve it on free ports (:mod:`sandbox.harness`). Targets: ``/erp``,
+``/finance``, ``/salesforce``, ``/hubspot``, ``/github``, ``/slack``, ``/teams``; the control
+plane is ``/_sandbox``. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until stopped.
 """
 
 from __future__ import annotations

@@ -179,3 +179,24 @@ def test_reset_forgets_everything(sandbox: SandboxServer, client: httpx.Client) 
     assert client.get("/_sandbox/slack/received").json() == []
     assert client.get("/_sandbox/smtp/received").json() == []
     assert client.get("/_sandbox/faults").json() == {"faults": []}
+
+
+def test_smtp_keeps_multipart_parts_attachments_and_counts_message_ids(
+    sandbox: SandboxServer, client: httpx.Client
+) -> None:
+    message = _mail("Digest: 3 dead letters")
+    message["Message-ID"] = "<digest-1@synapseops.example>"
+    message.add_attachment(
+        b"id,pipeline\n1,payments\n", maintype="text", subtype="csv", filename="dead-letters.csv"
+    )
+    with smtplib.SMTP(sandbox.host, sandbox.smtp_port, timeout=10) as smtp:
+        smtp.send_message(message)
+        smtp.send_message(message)  # the same message sent twice: a duplicate to count
+    first, _ = client.get("/_sandbox/smtp/received").json()
+    assert first["content_type"] == "multipart/mixed"
+    assert first["body"].startswith("A dead letter arrived.") and first["html"].startswith("<p>")
+    assert first["attachments"] == [
+        {"filename": "dead-letters.csv", "content_type": "text/csv", "size": 23}
+    ]
+    assert first["headers"]["Message-ID"] == "<digest-1@synapseops.example>"
+    assert client.get("/_sandbox/smtp/message-ids").json() == {"<digest-1@synapseops.example>": 2}
