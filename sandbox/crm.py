@@ -5,9 +5,7 @@ Every write that reaches the store lands in two logs:
 
 * the **change log** (:class:`Change`, ``seq`` from 1 without gaps): creates, updates,
   deletes and undeletes with the fields before and after. Salesforce's CDC feed and HubSpot's
-  webhook-style events are views of it, and so is the plain feed ``GET /<platform>/_changes?
-  since=<seq>&limit=`` → ``{changes: [{seq, op, object_type, id, at, changed, fields}],
-  last_seq}`` (``op``: created / updated / deleted / undeleted).
+  webhook-style events are views of it, and so is the plain feed of :mod:`sandbox.crm_http`.
 * the **writes log** (``GET /_sandbox/<platform>/writes``): one entry per record a request
   wrote, no-ops included (an update that changed nothing has ``changed: []``), with the actor
   and the request's ``seq`` in ``/_sandbox/<platform>/attempts`` — what a test counts to see
@@ -21,16 +19,11 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from sandbox.gate import attempt_seq
 from sandbox.identity import Actor
 
 Fields = dict[str, Any]
@@ -343,26 +336,3 @@ class CrmStore:
                 "change_seq": seq,
             }
         )
-
-
-def request_context(request: Request, actor: Actor) -> WriteContext:
-    """One request, one transaction (its changes share a ``transactionKey``)."""
-    return WriteContext(
-        actor=actor,
-        transaction=str(uuid.uuid4()),
-        request_seq=attempt_seq(request),
-        method=request.method,
-        path=request.url.path,
-    )
-
-
-def legacy_feed(store: CrmStore, request: Request) -> Response:
-    """``GET /<platform>/_changes?since=<seq>&limit=`` (limit ≤ 5000, default 500)."""
-    try:
-        since = int(request.query_params.get("since", "0"))
-        limit = min(int(request.query_params.get("limit", "500")), 5000)
-    except ValueError:
-        return JSONResponse({"error": "since and limit must be integers"}, status_code=400)
-    found = store.changes_after(since, limit)
-    last_seq = found[-1].seq if found else max(since, 0)
-    return JSONResponse({"changes": [c.legacy() for c in found], "last_seq": last_seq})

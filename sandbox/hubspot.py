@@ -2,6 +2,8 @@
 
 * Types: ``contacts``, ``companies``, ``deals``, ``tickets`` (or ``0-1``, ``0-2``, ``0-3``,
   ``0-5``); another → 400 "Unable to infer object type".
+* ``GET {type}?limit=&after=&properties=&archived=`` lists them by id (≤ 100 a page) →
+  ``{results, paging: {next: {after, link}}}`` (no ``paging`` on the last page) — a full read.
 * ``POST {type}`` ``{properties}`` → 201 ``{id, properties, createdAt, updatedAt, archived}``;
   ids are numeric strings and every property value comes back a string (``12`` → ``"12"``),
   with ``createdate``, ``hs_object_id`` and ``lastmodifieddate`` (contacts) or
@@ -30,7 +32,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.crm import CrmStore, StoredRecord, legacy_feed, request_context
+from sandbox.crm import CrmStore, StoredRecord
+from sandbox.crm_http import legacy_feed, request_context
 from sandbox.gate import Refusal
 from sandbox.hubspot_session import error, open_session, store
 from sandbox.payloads import BadPayload, read_json
@@ -198,6 +201,30 @@ async def changes(request: Request) -> Response:
     """The plain change feed of :mod:`sandbox.crm` (what the integration poller reads)."""
     open_session(request, metered=False)
     return legacy_feed(store(request), request)
+
+
+@router.get(OBJECTS + "/{raw_type}")
+async def list_objects(raw_type: str, request: Request) -> Response:
+    open_session(request)
+    kind = object_type(raw_type)
+    try:
+        limit = max(1, min(int(request.query_params.get("limit", "10")), 100))
+        after = int(request.query_params.get("after", "0"))
+    except ValueError as exc:
+        raise Refusal(error(400, "VALIDATION_ERROR", "limit and after are integers")) from exc
+    archived = request.query_params.get("archived", "false").lower() == "true"
+    every = store(request).records(kind, include_deleted=archived)
+    chosen = sorted(
+        (r for r in every if (r.deleted_at is not None) == archived and int(r.id) > after),
+        key=lambda r: int(r.id),
+    )
+    page, wanted = chosen[:limit], requested(request, kind)
+    body: dict[str, Any] = {"results": [public(r, wanted) for r in page]}
+    if len(chosen) > limit:
+        next_after = page[-1].id
+        link = f"{request.url.replace(query='')}?after={next_after}&limit={limit}"
+        body["paging"] = {"next": {"after": next_after, "link": link}}
+    return JSONResponse(body)
 
 
 @router.post(OBJECTS + "/{raw_type}")

@@ -24,7 +24,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.crm import CrmStore, WriteContext, request_context
+from sandbox.crm import CrmStore, WriteContext
+from sandbox.crm_http import request_context
 from sandbox.gate import Refusal
 from sandbox.hubspot import (
     DEFAULT_PROPERTIES,

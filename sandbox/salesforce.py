@@ -30,7 +30,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.crm import StoredRecord, legacy_feed, request_context
+from sandbox.crm import StoredRecord
+from sandbox.crm_http import legacy_feed, request_context
 from sandbox.crm_ids import to_18
 from sandbox.gate import Refusal
 from sandbox.payloads import BadPayload, read_json

@@ -22,7 +22,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.crm import CrmStore, WriteContext, request_context
+from sandbox.crm import CrmStore, WriteContext
+from sandbox.crm_http import request_context
 from sandbox.crm_ids import is_salesforce_id, to_18
 from sandbox.payloads import BadPayload, read_json
 from sandbox.salesforce import BASE, refuse, sobject

@@ -248,6 +248,10 @@ class QueryCursors:
                 self._snapshots.popitem(last=False)
             return locator
 
+    def clear(self) -> None:
+        with self._lock:
+            self._snapshots.clear()
+
     def get(self, locator: str) -> list[dict[str, Any]] | None:
         with self._lock:
             return self._snapshots.get(locator)

@@ -74,6 +74,7 @@ class SandboxState:
         self.erp.clear()
         self.salesforce.clear()
         self.salesforce_identities.reset()
+        self.salesforce_queries.clear()
         self.hubspot.clear()
         self.hubspot_identities.reset()
         self.hubspot_webhooks.configure(None)

@@ -322,3 +322,29 @@ def test_an_update_that_changes_nothing_sends_no_event(hs: TestClient) -> None:
         ("create", ["email", "firstname"]),
         ("update", []),
     ]
+
+
+def test_listing_pages_through_every_object_by_id(hs: TestClient) -> None:
+    inputs = [_contact(n) for n in range(23)]
+    made = hs.post(f"{OBJECTS}/contacts/batch/create", json={"inputs": inputs}, headers=INTEGRATION)
+    hs.delete(f"{OBJECTS}/contacts/{made.json()['results'][0]['id']}", headers=INTEGRATION)
+    seen: list[str] = []
+    params: dict[str, str] = {"limit": "10", "properties": "email"}
+    while True:
+        page = hs.get(f"{OBJECTS}/contacts", params=params, headers=INTEGRATION).json()
+        seen += [r["id"] for r in page["results"]]
+        if "paging" not in page:
+            break
+        params["after"] = page["paging"]["next"]["after"]
+        assert page["paging"]["next"]["link"].startswith("http://sandbox.test/hubspot/")
+    assert seen == sorted(seen, key=int) and len(seen) == 22
+    assert set(page["results"][0]["properties"]) == {
+        "email",
+        "createdate",
+        "lastmodifieddate",
+        "hs_object_id",
+    }
+    archived = hs.get(
+        f"{OBJECTS}/contacts", params={"archived": "true"}, headers=INTEGRATION
+    ).json()
+    assert [r["archived"] for r in archived["results"]] == [True]
