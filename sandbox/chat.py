@@ -1,88 +1,53 @@
-"""Slack and Microsoft Teams receivers, shaped like the real APIs.
+"""Slack-shaped Web API and incoming webhooks (``/slack/...``).
 
-Slack Web API ``POST /slack/api/chat.postMessage`` (JSON or form body, token as
-``Authorization: Bearer xoxb-…`` or a ``token`` field) answers HTTP 200 in every case, as Slack
-does: ``{ok: true, channel, ts, message}``, or ``{ok: false, error}`` with ``not_authed``,
-``channel_not_found`` (channels: :data:`DEFAULT_CHANNELS` plus ``PUT
-/_sandbox/slack/channels``), ``no_text`` or ``invalid_blocks``. ``ok: false`` answers are not
-in ``received``. Incoming webhooks ``POST /slack/services/{a}/{b}/{c}`` answer ``ok`` (text).
+Web API (token as ``Authorization: Bearer xox…`` or a ``token`` field; JSON or form bodies):
 
-Teams ``POST /teams/webhook/{id}`` takes ``{type: "message", attachments: [{contentType:
-"application/vnd.microsoft.card.adaptive", content: {type: "AdaptiveCard", version, ...}}]}``
-→ 200 ``1``; any other shape, or a card version above 1.5, → 400.
+* ``chat.postMessage`` ``{channel (id, name or #name), text, blocks, attachments, thread_ts,
+  metadata}`` → HTTP 200 ``{ok: true, channel, ts, message}``, or ``{ok: false, error}``:
+  ``not_authed`` (no token), ``invalid_auth`` (not a ``xoxb-``/``xoxp-``/``xoxa-``/``xoxe``
+  token), ``token_revoked``, ``channel_not_found``, ``is_archived``, ``no_text``,
+  ``msg_too_long`` (text over 40,000), ``too_many_attachments`` (over 100),
+  ``invalid_blocks_format`` (not a list), ``invalid_blocks`` (over 50 blocks, an unknown block
+  type, a section without text/fields, text over 3,000; with ``errors`` and
+  ``response_metadata.messages`` naming the JSON pointer, as Slack does). Past the rate limit
+  (1 message per second per channel with a short burst, :mod:`sandbox.limits`) → HTTP 429,
+  ``Retry-After``, ``{ok: false, error: "ratelimited"}``.
+* ``conversations.list`` (``limit``, ``cursor``, ``exclude_archived``) and ``auth.test``.
+
+Incoming webhooks ``POST /slack/services/T…/B…/<secret>`` (JSON, or a form with ``payload``):
+``ok`` (200, text), or ``invalid_payload`` / ``no_text`` / ``invalid_blocks`` /
+``too_many_attachments`` (400), ``no_service`` (404, unknown URL), ``channel_is_archived``
+(410), ``rate_limited`` (429, ``Retry-After``). One webhook per default channel exists
+(``GET /_sandbox/slack/webhooks``); ``POST`` ``{channel}`` there makes another.
+
+Refusals are not in ``/_sandbox/slack/received``. ``GET /_sandbox/slack/messages?channel=``
+lists what each channel shows, oldest first. Channels: :data:`DEFAULT_CHANNELS` plus ``PUT
+/_sandbox/slack/channels {channels, archived?}``; ``PUT /_sandbox/slack/tokens {revoked}``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import base64
 import json
-import threading
-import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from sandbox.gate import mark_refused
 from sandbox.payloads import BadPayload, read_json
+from sandbox.slack_workspace import DEFAULT_CHANNELS, SlackWorkspace, blocks_problem
 
 slack_router = APIRouter(prefix="/slack", tags=["slack"])
-teams_router = APIRouter(prefix="/teams", tags=["teams"])
-
-DEFAULT_CHANNELS = (
-    "general",
-    "alerts",
-    "ops",
-    "payments",
-    "notifications",
-    "approvals",
-    "dead-letters",
-    "integrations",
-)
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
-MAX_CARD_VERSION = (1, 5)
-_MAX_BLOCKS = 50
+control_router = APIRouter(prefix="/_sandbox/slack", tags=["sandbox"])
 _MAX_TEXT = 40_000
+_MAX_ATTACHMENTS = 100
+_TOKEN_PREFIXES = ("xoxb-", "xoxp-", "xoxa-", "xoxe")
 
-
-def channel_id(name: str) -> str:
-    digest = hashlib.sha256(name.encode()).hexdigest().upper()
-    return "C" + digest[:10]
-
-
-class SlackWorkspace:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ts = itertools.count(1)
-        self._channels: dict[str, str] = {}
-        self.reset()
-
-    def add_channels(self, names: list[str]) -> None:
-        with self._lock:
-            for name in names:
-                bare = name.lstrip("#")
-                self._channels[bare] = channel_id(bare)
-
-    def channels(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._channels)
-
-    def resolve(self, channel: str) -> str | None:
-        """A channel name (with or without ``#``) or id → its id; None when unknown."""
-        with self._lock:
-            if channel in self._channels.values():
-                return channel
-            return self._channels.get(channel.lstrip("#"))
-
-    def next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts) % 1_000_000:06d}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self._channels = {name: channel_id(name) for name in DEFAULT_CHANNELS}
+__all__ = ["DEFAULT_CHANNELS", "SlackWorkspace", "blocks_problem", "control_router", "slack_router"]
 
 
 def _workspace(request: Request) -> SlackWorkspace:
@@ -90,36 +55,71 @@ def _workspace(request: Request) -> SlackWorkspace:
     return workspace
 
 
-def blocks_problem(blocks: Any) -> str | None:
-    if blocks is None:
-        return None
-    if not isinstance(blocks, list) or len(blocks) > _MAX_BLOCKS:
-        return "invalid_blocks"
-    if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks):
-        return "invalid_blocks"
-    return None
-
-
 async def _slack_args(request: Request) -> dict[str, Any]:
-    """chat.postMessage takes JSON or a form whose ``blocks``/``attachments`` are JSON text."""
+    """Web API methods take JSON or a form whose ``blocks``/``attachments`` are JSON text."""
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await read_json(request)
         if not isinstance(body, dict):
             raise BadPayload("body must be a JSON object")
         return body
     args: dict[str, Any] = dict(parse_qsl((await request.body()).decode()))
-    for name in ("blocks", "attachments"):
+    args.update(dict(request.query_params))
+    for name in ("blocks", "attachments", "metadata"):
         if isinstance(args.get(name), str):
             try:
                 args[name] = json.loads(args[name])
-            except ValueError as exc:
-                raise BadPayload(f"{name} is not JSON") from exc
+            except ValueError:
+                args[name] = {"unparsable": args[name]} if name != "blocks" else args[name]
     return args
 
 
-def _slack_fail(request: Request, error: str) -> JSONResponse:
+def _fail(
+    request: Request, error: str, status: int = 200, extra: dict[str, Any] | None = None
+) -> JSONResponse:
     mark_refused(request)
-    return JSONResponse({"ok": False, "error": error})
+    return JSONResponse({"ok": False, "error": error, **(extra or {})}, status_code=status)
+
+
+def _auth_error(request: Request, args: dict[str, Any]) -> str | None:
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    token = bearer.strip() if scheme.lower() == "bearer" else ""
+    token = token or str(args.get("token") or "")
+    if not token:
+        return "not_authed"
+    if not token.startswith(_TOKEN_PREFIXES):
+        return "invalid_auth"
+    if _workspace(request).revoked(token):
+        return "token_revoked"
+    return None
+
+
+def _limited(request: Request, channel: str) -> float | None:
+    """Seconds to wait when this channel's rate limit is spent, else None."""
+    limits = request.app.state.sandbox.limits
+    settings = limits.settings.slack
+    if not settings.enabled:
+        return None
+    verdict = limits.bucket(f"slack:{channel}", settings.per_channel_per_s, settings.burst)
+    return None if verdict.allowed else verdict.retry_after_s
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
+
+
+def _content_problem(body: dict[str, Any]) -> tuple[str, list[str]] | None:
+    text, blocks, attachments = body.get("text"), body.get("blocks"), body.get("attachments")
+    if not text and not blocks and not attachments:
+        return "no_text", []
+    if isinstance(attachments, list) and len(attachments) > _MAX_ATTACHMENTS:
+        return "too_many_attachments", []
+    if blocks is not None and not isinstance(blocks, list):
+        return "invalid_blocks_format", []
+    if problems := blocks_problem(blocks):
+        return "invalid_blocks", problems
+    if isinstance(text, str) and len(text) > _MAX_TEXT:
+        return "msg_too_long", []
+    return None
 
 
 @slack_router.post("/api/chat.postMessage")
@@ -127,84 +127,143 @@ async def post_message(request: Request) -> Response:
     try:
         args = await _slack_args(request)
     except BadPayload:
-        return _slack_fail(request, "invalid_json")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if not ((scheme.lower() == "bearer" and token.strip()) or args.get("token")):
-        return _slack_fail(request, "not_authed")
+        return _fail(request, "invalid_json")
+    if error := _auth_error(request, args):
+        return _fail(request, error)
     workspace = _workspace(request)
     channel = workspace.resolve(str(args.get("channel") or ""))
     if channel is None:
-        return _slack_fail(request, "channel_not_found")
-    text, blocks, attachments = args.get("text"), args.get("blocks"), args.get("attachments")
-    if not text and not blocks and not attachments:
-        return _slack_fail(request, "no_text")
-    if problem := blocks_problem(blocks):
-        return _slack_fail(request, problem)
-    if isinstance(text, str) and len(text) > _MAX_TEXT:
-        return _slack_fail(request, "msg_too_long")
-    ts = workspace.next_ts()
-    message: dict[str, Any] = {
-        "type": "message",
-        "user": "U0SANDBOX01",
-        "bot_id": "B0SANDBOX01",
-        "text": text or "",
-        "ts": ts,
-    }
-    for optional in ("blocks", "attachments", "thread_ts"):
-        if args.get(optional):
-            message[optional] = args[optional]
-    return JSONResponse({"ok": True, "channel": channel, "ts": ts, "message": message})
+        return _fail(request, "channel_not_found")
+    if workspace.archived(channel):
+        return _fail(request, "is_archived")
+    if problem := _content_problem(args):
+        error, problems = problem
+        extra = (
+            {"errors": problems, "response_metadata": {"messages": problems}} if problems else {}
+        )
+        return _fail(request, error, extra=extra)
+    if (wait := _limited(request, channel)) is not None:
+        response = _fail(request, "ratelimited", status=429)
+        response.headers.update(_retry_after(wait))
+        return response
+    message = workspace.post(channel, args, via="chat.postMessage")
+    return JSONResponse({"ok": True, "channel": channel, "ts": message["ts"], "message": message})
+
+
+@slack_router.api_route("/api/conversations.list", methods=["GET", "POST"])
+async def conversations_list(request: Request) -> Response:
+    args = await _slack_args(request)
+    if error := _auth_error(request, args):
+        return _fail(request, error)
+    try:
+        limit = max(1, min(int(args.get("limit", 100)), 1000))
+        cursor = args.get("cursor") or ""
+        start = int(base64.b64decode(cursor).decode().removeprefix("offset:")) if cursor else 0
+    except ValueError:
+        return _fail(request, "invalid_cursor")
+    exclude = str(args.get("exclude_archived", "false")).lower() == "true"
+    channels = _workspace(request).listing(exclude_archived=exclude)
+    page = channels[start : start + limit]
+    more = start + limit < len(channels)
+    next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+    body = {"ok": True, "channels": page, "response_metadata": {"next_cursor": next_cursor}}
+    return JSONResponse(body)
+
+
+@slack_router.api_route("/api/auth.test", methods=["GET", "POST"])
+async def auth_test(request: Request) -> Response:
+    args = await _slack_args(request)
+    if error := _auth_error(request, args):
+        return _fail(request, error)
+    return JSONResponse(_workspace(request).identity())
+
+
+async def _webhook_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = dict(parse_qsl((await request.body()).decode()))
+        if "payload" not in form:
+            raise BadPayload("payload field missing")
+        body = json.loads(form["payload"])
+    else:
+        body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadPayload("body must be a JSON object")
+    return body
+
+
+def _text_refusal(request: Request, text: str, status: int, **headers: str) -> Response:
+    mark_refused(request)
+    return PlainTextResponse(text, status_code=status, headers=headers or None)
 
 
 @slack_router.post("/services/{team}/{bot}/{secret}")
 async def incoming_webhook(team: str, bot: str, secret: str, request: Request) -> Response:
+    workspace = _workspace(request)
+    channel = workspace.webhook_channel(f"{team}/{bot}/{secret}")
+    if channel is None:
+        return _text_refusal(request, "no_service", 404)
     try:
-        body = await read_json(request)
-    except BadPayload:
-        return PlainTextResponse("invalid_payload", status_code=400)
-    if not isinstance(body, dict):
-        return PlainTextResponse("invalid_payload", status_code=400)
-    if not body.get("text") and not body.get("blocks") and not body.get("attachments"):
-        return PlainTextResponse("no_text", status_code=400)
-    if problem := blocks_problem(body.get("blocks")):
-        return PlainTextResponse(problem, status_code=400)
+        body = await _webhook_body(request)
+    except (BadPayload, ValueError):
+        return _text_refusal(request, "invalid_payload", 400)
+    if workspace.archived(channel):
+        return _text_refusal(request, "channel_is_archived", 410)
+    if problem := _content_problem(body):
+        error = "invalid_blocks" if problem[0] == "invalid_blocks_format" else problem[0]
+        return _text_refusal(request, error, 400)
+    if (wait := _limited(request, channel)) is not None:
+        return _text_refusal(request, "rate_limited", 429, **_retry_after(wait))
+    workspace.post(channel, body, via="webhook", webhook=f"{team}/{bot}/{secret}")
     return PlainTextResponse("ok")
 
 
-def _version(text: Any) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(part) for part in str(text).split("."))
-    except ValueError:
-        return None
+class ChannelList(BaseModel):
+    channels: list[str] = Field(default_factory=list)
+    archived: list[str] = Field(default_factory=list)
 
 
-def teams_problem(body: Any) -> str | None:
-    """Why Teams would refuse this message, or None when it is an Adaptive Card message."""
-    if not isinstance(body, dict) or body.get("type") != "message":
-        return 'the body must be {"type": "message", "attachments": [...]}'
-    attachments = body.get("attachments")
-    if not isinstance(attachments, list) or not attachments:
-        return "attachments must be a non-empty list"
-    for index, attachment in enumerate(attachments):
-        if not isinstance(attachment, dict) or attachment.get("contentType") != ADAPTIVE_CARD:
-            return f"attachments[{index}].contentType must be {ADAPTIVE_CARD}"
-        card = attachment.get("content")
-        if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
-            return f'attachments[{index}].content must be {{"type": "AdaptiveCard", ...}}'
-        version = _version(card.get("version"))
-        if version is None or version > MAX_CARD_VERSION:
-            return f"attachments[{index}].content.version must be at most 1.5"
-        if "body" in card and not isinstance(card["body"], list):
-            return f"attachments[{index}].content.body must be a list"
-    return None
+class NewWebhook(BaseModel):
+    channel: str
 
 
-@teams_router.post("/webhook/{webhook_id}")
-async def teams_webhook(webhook_id: str, request: Request) -> Response:
-    try:
-        body = await read_json(request)
-    except BadPayload as exc:
-        return JSONResponse({"error": "bad_payload", "message": str(exc)}, status_code=400)
-    if problem := teams_problem(body):
-        return JSONResponse({"error": "bad_payload", "message": problem}, status_code=400)
-    return PlainTextResponse("1")
+class TokenList(BaseModel):
+    revoked: list[str]
+
+
+@control_router.get("/channels")
+async def get_channels(request: Request) -> dict[str, Any]:
+    return {"channels": _workspace(request).channels()}
+
+
+@control_router.put("/channels")
+async def add_channels(body: ChannelList, request: Request) -> dict[str, Any]:
+    workspace = _workspace(request)
+    workspace.add_channels(body.channels)
+    workspace.archive(body.archived)
+    return {"channels": workspace.channels()}
+
+
+@control_router.get("/messages")
+async def messages(request: Request, channel: str | None = None) -> JSONResponse:
+    return JSONResponse(_workspace(request).messages(channel))
+
+
+@control_router.get("/webhooks")
+async def webhooks(request: Request) -> dict[str, Any]:
+    return {"webhooks": _workspace(request).webhooks(str(request.base_url).rstrip("/"))}
+
+
+@control_router.post("/webhooks", status_code=201)
+async def add_webhook(body: NewWebhook, request: Request) -> JSONResponse:
+    workspace = _workspace(request)
+    path = workspace.add_webhook(body.channel)
+    if path is None:
+        return JSONResponse({"error": f"unknown channel {body.channel!r}"}, status_code=404)
+    url = f"{str(request.base_url).rstrip('/')}/slack/services/{path}"
+    return JSONResponse({"url": url, "channel": workspace.resolve(body.channel)}, status_code=201)
+
+
+@control_router.put("/tokens")
+async def revoke_tokens(body: TokenList, request: Request) -> dict[str, Any]:
+    _workspace(request).revoke(body.revoked)
+    return {"revoked": len(body.revoked)}

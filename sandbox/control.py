@@ -6,8 +6,12 @@
 * ``GET /_sandbox/<target>/received`` (accepted requests) and ``/attempts`` (all of them),
   oldest first; ``DELETE /_sandbox/<target>/received`` clears both (and, for finance, the
   ledger and its idempotency keys). ``smtp`` lists mail messages instead.
-* ``GET /_sandbox/finance/ledger``; ``GET|PUT /_sandbox/finance/rules``;
-  ``GET|PUT /_sandbox/slack/channels`` (``{"channels": ["name", ...]}`` adds channels).
+* ``GET /_sandbox/finance/ledger``; ``GET|PUT /_sandbox/finance/rules``.
+* ``GET /_sandbox/limits``; ``PUT`` a part of it (``{"hubspot": {"enabled": false}}``) —
+  the platforms' rate limits, see :mod:`sandbox.limits`.
+
+Each simulated system adds its own controls beside its routes: ``crm_control`` (seed, edits,
+writes, identities), ``hubspot_events`` (webhook pushes), ``github``, ``chat``, ``teams``.
 """
 
 from __future__ import annotations
@@ -15,19 +19,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox.faults import Fault, UnknownTarget
 from sandbox.finance import FinanceRules
+from sandbox.limits import Limits
 from sandbox.state import FAULT_TARGETS, SandboxState
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
-
-
-class ChannelList(BaseModel):
-    channels: list[str]
 
 
 def _state(request: Request) -> SandboxState:
@@ -87,16 +88,22 @@ async def put_rules(rules: FinanceRules, request: Request) -> FinanceRules:
     return rules
 
 
-@router.get("/slack/channels")
-async def get_channels(request: Request) -> dict[str, Any]:
-    return {"channels": _state(request).slack.channels()}
+@router.get("/limits")
+async def get_limits(request: Request) -> Limits:
+    return _state(request).limits.settings
 
 
-@router.put("/slack/channels")
-async def add_channels(body: ChannelList, request: Request) -> dict[str, Any]:
-    workspace = _state(request).slack
-    workspace.add_channels(body.channels)
-    return {"channels": workspace.channels()}
+@router.put("/limits")
+async def put_limits(change: dict[str, Any], request: Request) -> Limits:
+    try:
+        return _state(request).limits.update(change)
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False)) from exc
+
+
+@router.get("/smtp/message-ids")
+async def message_ids(request: Request) -> dict[str, int]:
+    return _state(request).mailbox.message_ids()
 
 
 @router.get("/{target}/received")

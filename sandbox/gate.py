@@ -4,6 +4,11 @@ Requests under ``/<target>/...`` pass through here (``/_sandbox/*`` does not). T
 records the attempt, asks the :class:`FaultBook` what to do, and either answers the injected
 failure itself (the target never sees the request) or hands the request to the target.
 
+A handler refuses by raising :class:`Refusal` with the platform's own answer (auth, rate
+limits, bad input); :func:`add_response_headers` adds headers to whatever answer the request
+gets (``Sforce-Limit-Info``, ``X-HubSpot-RateLimit-*``, ``X-RateLimit-*``), and
+:func:`attempt_seq` tells a handler which recorded attempt it is serving.
+
 Latency of a request that passes is spent *inside* the target's work: a handler that has a
 meaningful "in progress" window (finance, between claiming an idempotency key and completing
 it) calls :func:`simulate_work` there; otherwise the gate spends it just before the response
@@ -14,22 +19,43 @@ times out.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.faults import FaultBook
 from sandbox.recorder import Recorder
 
 SCOPE_KEY = "sandbox.gate"
+EXTRA_HEADERS_KEY = "sandbox.headers"
+
+
+class Refusal(Exception):  # noqa: N818 - it is the answer, not a failure of the sandbox
+    """Raised by a target's handler to answer ``response`` at once (auth, limits, bad input)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def answer_refusal(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    return exc.response
+
+
+def add_response_headers(request: Request, headers: Mapping[str, str]) -> None:
+    """Headers the gate adds to this request's answer, whatever route or handler answers it."""
+    request.scope.setdefault(EXTRA_HEADERS_KEY, {}).update(headers)
 
 
 @dataclass
 class GateContext:
     target: str
     latency_s: float
+    record_seq: int | None = None  # the attempt's seq in the recorder
     latency_spent: bool = False
     refused: bool = False
 
@@ -51,6 +77,12 @@ def mark_refused(request: Request) -> None:
     context: GateContext | None = request.scope.get(SCOPE_KEY)
     if context is not None:
         context.refused = True
+
+
+def attempt_seq(request: Request) -> int | None:
+    """This request's ``seq`` in ``/_sandbox/<target>/attempts`` (None outside the gate)."""
+    context: GateContext | None = request.scope.get(SCOPE_KEY)
+    return context.record_seq if context is not None else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -105,7 +137,7 @@ class TargetGate:
             await response(scope, receive, send)
             return
 
-        context = GateContext(target=target, latency_s=decision.latency_s)
+        context = GateContext(target, decision.latency_s, record_seq=record.seq)
         scope[SCOPE_KEY] = context
         body_given = False
 
@@ -127,6 +159,18 @@ class TargetGate:
                     "accepted" if accepted else "refused",
                     replayed=headers.get(b"idempotent-replayed") == b"true",
                 )
+                extra: dict[str, str] = scope.get(EXTRA_HEADERS_KEY) or {}
+                if extra:
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", []),
+                            *(
+                                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                                for k, v in extra.items()
+                            ),
+                        ],
+                    }
                 await context.spend_latency()
             await send(message)
 

@@ -7,6 +7,7 @@
         smtplib.SMTP(sandbox.host, sandbox.smtp_port)
 
 Each instance has its own state, so parallel tests never see each other's requests.
+:func:`app_client` calls the same app in-process, for tests that need no real connection.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from types import TracebackType
 
 import uvicorn
+from fastapi.testclient import TestClient
 
 from sandbox.server import create_app
 from sandbox.state import SandboxState
@@ -78,3 +80,9 @@ class SandboxServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def app_client(base_url: str = "http://sandbox.test") -> TestClient:
+    """The sandbox app called in-process (no sockets; the SMTP lifespan does not run) — for
+    unit tests of the shapes. Use :class:`SandboxServer` where real connections matter."""
+    return TestClient(create_app(Settings(), SandboxState.fresh()), base_url=base_url)

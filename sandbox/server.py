@@ -1,8 +1,10 @@
 """The sandbox process: every simulated outside system behind one uvicorn server, plus SMTP.
 
 ``create_app(settings)`` builds an isolated app (fresh state; the SMTP server on
-``settings.sandbox.smtp_port`` starts and stops with the app's lifespan) — tests serve it on
-free ports. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until stopped.
+``settings.sandbox.smtp_port`` and the HubSpot webhook pusher start and stop with the app's
+lifespan) — tests serve it on free ports (:mod:`sandbox.harness`). Targets: ``/erp``,
+``/finance``, ``/salesforce``, ``/hubspot``, ``/github``, ``/slack``, ``/teams``; the control
+plane is ``/_sandbox``. ``serve(settings)`` runs it on ``settings.sandbox.host:port`` until stopped.
 """
 
 from __future__ import annotations
@@ -15,9 +17,24 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from sandbox import control, erp, finance, hubspot, salesforce
-from sandbox.chat import slack_router, teams_router
-from sandbox.gate import TargetGate
+from sandbox import (
+    chat,
+    control,
+    crm_control,
+    erp,
+    finance,
+    github,
+    hubspot,
+    hubspot_batch,
+    hubspot_events,
+    hubspot_search,
+    salesforce,
+    salesforce_cdc,
+    salesforce_collections,
+    salesforce_query,
+    teams,
+)
+from sandbox.gate import Refusal, TargetGate, answer_refusal
 from sandbox.smtp import SmtpServer
 from sandbox.state import TARGETS, SandboxState
 from synapseops.errors import ConfigurationError
@@ -40,7 +57,8 @@ def create_app(settings: Settings, state: SandboxState | None = None) -> FastAPI
             raise ConfigurationError(f"sandbox SMTP cannot listen on {host}:{smtp_port}") from exc
         log.info("sandbox smtp listening", extra={"host": host, "port": smtp_port})
         try:
-            yield
+            async with hubspot_events.pushing(state.hubspot_webhooks):
+                yield
         finally:
             await asyncio.to_thread(smtp.stop)
 
@@ -48,14 +66,28 @@ def create_app(settings: Settings, state: SandboxState | None = None) -> FastAPI
     app.state.sandbox = state
     for router in (
         control.router,
+        crm_control.router,
+        hubspot_events.control_router,
+        github.control_router,
+        chat.control_router,
+        teams.control_router,
         erp.router,
         finance.router,
+        # Fixed paths before the sObject routes whose {id} segments would swallow them.
+        salesforce_collections.router,
+        salesforce_query.router,
+        salesforce_cdc.router,
         salesforce.router,
+        hubspot_batch.router,
+        hubspot_search.router,
+        hubspot_events.router,
         hubspot.router,
-        slack_router,
-        teams_router,
+        github.router,
+        chat.slack_router,
+        teams.teams_router,
     ):
         app.include_router(router)
+    app.add_exception_handler(Refusal, answer_refusal)
     app.add_middleware(TargetGate, recorder=state.recorder, faults=state.faults, targets=TARGETS)
     return app
 

@@ -1,8 +1,11 @@
 """An SMTP server (aiosmtpd) that keeps every message it accepts, in the sandbox's process.
 
-``GET /_sandbox/smtp/received`` lists the messages: ``{mail_from, rcpt_tos, from, to,
-subject, body (the text/plain part), html, message_id, headers, received_at}``;
-``/_sandbox/smtp/attempts`` lists every DATA attempt, failed ones included. A fault for
+``GET /_sandbox/smtp/received`` lists the messages: ``{mail_from, rcpt_tos, from, to, cc,
+subject, content_type, body (the text/plain part), html (the text/html part), attachments
+[{filename, content_type, size}], message_id, headers, received_at}`` — a multipart/alternative
+mail has both ``body`` and ``html``. ``/_sandbox/smtp/attempts`` lists every DATA attempt,
+failed ones included; ``/_sandbox/smtp/message-ids`` counts the messages per ``Message-ID``
+(a count above 1 is a duplicate send). A fault for
 target ``smtp`` applies at DATA: latency delays the reply, and a failure answers the fault's
 ``status`` as the SMTP reply code (e.g. 451 for a temporary failure, 554 for a permanent one).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -36,14 +40,25 @@ def _part(message: EmailMessage, subtype: str) -> str | None:
 def parse_message(mail_from: str, rcpt_tos: list[str], raw: bytes) -> dict[str, Any]:
     message = message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)  # policy.default always builds EmailMessage
+    attachments = [
+        {
+            "filename": part.get_filename(),
+            "content_type": part.get_content_type(),
+            "size": len(part.get_payload(decode=True) or b""),
+        }
+        for part in message.iter_attachments()
+    ]
     return {
         "mail_from": mail_from,
         "rcpt_tos": list(rcpt_tos),
         "from": message.get("from"),
         "to": message.get("to"),
+        "cc": message.get("cc"),
         "subject": message.get("subject"),
+        "content_type": message.get_content_type(),
         "body": _part(message, "plain"),
         "html": _part(message, "html"),
+        "attachments": attachments,
         "message_id": message.get("message-id"),
         "headers": {name: str(value) for name, value in message.items()},
         "received_at": now_iso(),
@@ -82,6 +97,10 @@ class Mailbox:
     def messages(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._messages)
+
+    def message_ids(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(str(m["message_id"]) for m in self._messages))
 
     def attempts(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.chat import ADAPTIVE_CARD
 from sandbox.harness import SandboxServer
-from tests.fixtures import SHARED_FIXTURES
+from sandbox.samples import SAMPLES
+from sandbox.teams import ADAPTIVE_CARD
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = SHARED_FIXTURES / "notifications"
+FIXTURES = SAMPLES / "notifications"
 SLACK = {"Authorization": "Bearer xoxb-test"}
 POST_MESSAGE = "/slack/api/chat.postMessage"
 
@@ -88,7 +88,8 @@ def test_slack_errors_are_200_ok_false_and_not_received(
 ) -> None:
     response = client.post(POST_MESSAGE, json=body, headers=headers)
     assert response.status_code == 200
-    assert response.json() == {"ok": False, "error": error}
+    assert response.json()["ok"] is False
+    assert response.json()["error"] == error
     assert client.get("/_sandbox/slack/received").json() == []
     (attempt,) = client.get("/_sandbox/slack/attempts").json()
     assert attempt["outcome"] == "refused"
@@ -103,7 +104,8 @@ def test_slack_channels_can_be_added(client: httpx.Client) -> None:
 
 
 def test_slack_incoming_webhook(client: httpx.Client) -> None:
-    url = "/slack/services/T000/B000/XXXX"
+    hooks = client.get("/_sandbox/slack/webhooks").json()["webhooks"]
+    url = next(h["url"] for h in hooks if h["name"] == "alerts")
     ok = client.post(url, json={"text": "hello", "blocks": home_blocks()})
     assert (ok.status_code, ok.text) == (200, "ok")
     empty = client.post(url, json={"username": "bot"})
@@ -177,3 +179,24 @@ def test_reset_forgets_everything(sandbox: SandboxServer, client: httpx.Client) 
     assert client.get("/_sandbox/slack/received").json() == []
     assert client.get("/_sandbox/smtp/received").json() == []
     assert client.get("/_sandbox/faults").json() == {"faults": []}
+
+
+def test_smtp_keeps_multipart_parts_attachments_and_counts_message_ids(
+    sandbox: SandboxServer, client: httpx.Client
+) -> None:
+    message = _mail("Digest: 3 dead letters")
+    message["Message-ID"] = "<digest-1@synapseops.example>"
+    message.add_attachment(
+        b"id,pipeline\n1,payments\n", maintype="text", subtype="csv", filename="dead-letters.csv"
+    )
+    with smtplib.SMTP(sandbox.host, sandbox.smtp_port, timeout=10) as smtp:
+        smtp.send_message(message)
+        smtp.send_message(message)  # the same message sent twice: a duplicate to count
+    first, _ = client.get("/_sandbox/smtp/received").json()
+    assert first["content_type"] == "multipart/mixed"
+    assert first["body"].startswith("A dead letter arrived.") and first["html"].startswith("<p>")
+    assert first["attachments"] == [
+        {"filename": "dead-letters.csv", "content_type": "text/csv", "size": 23}
+    ]
+    assert first["headers"]["Message-ID"] == "<digest-1@synapseops.example>"
+    assert client.get("/_sandbox/smtp/message-ids").json() == {"<digest-1@synapseops.example>": 2}

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from sandbox.chat import ADAPTIVE_CARD, blocks_problem, teams_problem
-from sandbox.crm import salesforce_checksum, salesforce_id, to_18
+from sandbox.crm_ids import salesforce_checksum, salesforce_id, to_18
 from sandbox.erp import OrderIn, check_totals
 from sandbox.recorder import auth_scheme
-from tests.fixtures import SHARED_FIXTURES
+from sandbox.samples import SAMPLES
+from sandbox.slack_workspace import blocks_problem
+from sandbox.teams import ADAPTIVE_CARD, teams_problem
 
-FIXTURES = SHARED_FIXTURES
+FIXTURES = SAMPLES
 
 
 def test_salesforce_checksum_marks_upper_case_positions() -> None:
@@ -61,9 +62,11 @@ def test_teams_refuses_other_shapes(mutate) -> None:  # type: ignore[no-untyped-
 
 def test_slack_blocks_from_the_real_view_fixture_are_valid_message_blocks() -> None:
     view = json.loads((FIXTURES / "notifications/slack/view_home_002.json").read_text())
-    assert blocks_problem(view["blocks"]) is None
-    assert blocks_problem([{"text": "no type"}]) == "invalid_blocks"
-    assert blocks_problem("not a list") == "invalid_blocks"
+    assert blocks_problem(view["blocks"]) == []
+    assert blocks_problem([{"text": "no type"}]) == [
+        "[ERROR] missing required field: type [json-pointer:/blocks/0]"
+    ]
+    assert blocks_problem("not a list") == ["[ERROR] must be an array [json-pointer:/blocks]"]
 
 
 def _order(total: str) -> OrderIn:
