@@ -213,7 +213,7 @@ def large_payment_waiting(payments: dict[str, Any]) -> PaymentFactory:
 def approve(payments: dict[str, Any], payment: PaymentFactory) -> None:
     response = httpx.post(
         f"{payments['api']}/api/v1/settlements/{payment.charge_settlement}/approve",
-        json={"actor": "cfo@example.com"},
+        json={"reason": "checked with the customer"},
         headers=AUTH,
         timeout=20,
     )
@@ -229,7 +229,7 @@ def settled_once(payments: dict[str, Any], payment: PaymentFactory, within_s: fl
     )
     (entry,) = ledger(payments, sid)
     assert row["finance_reference"] == entry["reference"]
-    assert (row["approval_decision"], row["approved_by"]) == ("approve", "cfo@example.com")
+    assert (row["approval_decision"], row["approved_by"]) == ("approve", "token:bootstrap")
     with payments["engine"].connect() as conn:
         statement = select(settlement_attempts.c.outcome, settlement_attempts.c.response_status)
         attempts = conn.execute(statement.where(settlement_attempts.c.settlement_id == sid)).all()

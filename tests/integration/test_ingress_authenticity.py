@@ -127,7 +127,7 @@ def test_a_webhook_source_must_choose_and_none_is_a_warning(world: dict[str, Any
     # A REST connector's sources are polled, not signed: no choice to make.
     rest = created(api(world, "POST", "/connectors", {"name": "polled", "protocol": "rest"}))
     polled = {"connector_id": rest["id"], "name": "changes", "direction": "source",
-              "poll_interval_s": 60}  # fmt: skip
+              "path": "/changes", "poll_interval_s": 60}  # fmt: skip
     assert created(api(world, "POST", "/endpoints", polled))["warnings"] == []
 
 
