@@ -1,0 +1,38 @@
+"""The one table the peers benchmark prints: figures, and each as a ratio to the first row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.peers.harness import Figures, Result
+
+HEADER = (
+    f"{'peer':<52} {'msgs/s':>9} {'×':>6} {'CPU s/M':>8} {'×':>6} {'RSS MB':>7} {'×':>6}  output"
+)
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:5.2f}x" if base else "     -"
+
+
+def render(results: Sequence[Result]) -> list[str]:
+    base = next((r.figures for r in results if r.figures), Figures(0.0, 0.0, 0))
+    lines = [HEADER, "-" * len(HEADER)]
+    for result in results:
+        label = result.row.label[:52]
+        figures = result.figures
+        if figures is None:
+            lines.append(f"{label:<52} {result.note or 'no figures'}")
+            continue
+        rss = figures.peak_rss / 2**20
+        verdict = result.verdict.summary() if result.verdict else "not verified"
+        line = (
+            f"{label:<52} {figures.rate:>9,.0f} {_ratio(figures.rate, base.rate):>6} "
+            f"{figures.cpu_per_million:>8,.0f} "
+            f"{_ratio(figures.cpu_per_million, base.cpu_per_million):>6} "
+            f"{rss:>7,.0f} {_ratio(figures.peak_rss, base.peak_rss):>6}  {verdict}"
+        )
+        if result.note:
+            line += f" [{result.note}]"
+        lines.append(line)
+    return lines
