@@ -11,11 +11,12 @@ the peer's processes) and peak RSS, each also as a ratio to the first row.
 Options::
 
     --messages N        orders in the input (default 200000)
-    --rows a,b,...      only these rows (keys in ``bench.peers.rows.ROWS``), in table order
-    --timeout S         give up on a peer after S seconds (default 60 + N/1000)
+    --rows a,b,...      these rows (keys in ``bench.peers.rows.ROWS``), in table order; ``all``
+                        adds the Faust lever rows to the default ones
+    --timeout S         give up on a peer after S seconds (default 60 + N/500)
 
-``SYNAPSEOPS_BENCH_PROFILE=DIR`` runs the Faust peers under yappi and writes one profile per
-row into DIR (figures of those rows are then the profiler's, not Faust's).
+``SYNAPSEOPS_BENCH_PYSPY=DIR`` samples every peer with py-spy (from outside its process tree)
+into ``DIR/<row>.txt``; ``python -m bench.peers.stacks DIR/<row>.txt`` sums a profile by part.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from bench.peers.rows import ROWS
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench peers")
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--rows", default=",".join(row.key for row in ROWS))
+    parser.add_argument("--rows", default=",".join(row.key for row in ROWS if not row.lever))
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--timeout", type=float)
     args = parser.parse_args(argv)
     known = {row.key for row in ROWS}
     wanted = [key.strip() for key in args.rows.split(",") if key.strip()]
+    if wanted == ["all"]:
+        wanted = sorted(known)
     if unknown := [key for key in wanted if key not in known]:
         parser.error(f"unknown row(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     args.rows = [row for row in ROWS if row.key in wanted]
@@ -49,7 +52,7 @@ def run(argv: list[str] | None = None) -> None:
     from synapseops.settings import Settings
 
     args = _parse(argv or [])
-    timeout = args.timeout or 60 + args.messages / 1000
+    timeout = args.timeout or 60 + args.messages / 500
     bench = prepare(Settings(), args.messages, args.partitions)
     results = []
     try:
@@ -63,10 +66,12 @@ def run(argv: list[str] | None = None) -> None:
             sys.stdout.flush()
     finally:
         finish(bench)
-    cores = os.cpu_count()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     sys.stdout.write(
         f"\n{args.messages:,} Shopify orders (~1.2 KB), {args.partitions} partitions, "
-        f"{cores} cores, one peer at a time; ratios to the first row\n"
+        f"{os.cpu_count()} cores (load average now {load}), one peer at a time; ratios to the "
+        f"first row. The mapping alone: {bench.mapping_us:,.0f} µs CPU per order.\n"
+        "msgs/s moves with whatever else the machine runs; CPU s/M (= µs per message) much less.\n"
     )
-    sys.stdout.write("\n".join(render(results)) + "\n")
+    sys.stdout.write("\n".join(render(results, bench.mapping_us)) + "\n")
     sys.stdout.flush()

@@ -13,7 +13,6 @@ The options turn the levers one at a time while it stays a Faust agent:
                            one future per batch, awaited before the batch is acked
 ``--isolated``             ``isolated_partitions=True``: one actor per assigned partition
 ``--conf NAME=VALUE``      any Faust setting (``stream_buffer_maxsize=16384``, ...)
-``--profile PATH``         run under yappi (CPU clock, every thread) and write the profile
 
 Correctness of every variant: an event is acked only after its output is durable or queued in
 Faust's own producer (whose ``flush()`` Faust's commit awaits before committing); ``take``
@@ -23,9 +22,9 @@ acks its whole list when the loop body returns, so the body awaits the batch's d
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -45,7 +44,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--isolated", action="store_true")
     parser.add_argument("--conf", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--datadir", required=True)
-    parser.add_argument("--profile", type=Path)
     return parser.parse_args(argv)
 
 
@@ -121,18 +119,14 @@ def _body(
 def main(argv: list[str]) -> int:
     args = _parse(argv)
     app = build_app(args)
-    if args.profile is not None:
-        from bench.peers.profiling import profiled
-
-        with profiled(args.profile):
-            return _work(app)
-    return _work(app)
-
-
-def _work(app: faust.App) -> int:
     from faust.worker import Worker
 
-    worker = Worker(app, loglevel="WARNING", quiet=True)
+    # As the product's worker does (streams/worker.py): Faust's default progress spinner sets the
+    # root logger to DEBUG, so every logger.debug() in aiokafka and Faust builds a LogRecord
+    # (~30 µs a message here) only for the handler to drop it.
+    logging.basicConfig(level=logging.WARNING)
+    worker = Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

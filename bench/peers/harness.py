@@ -8,6 +8,7 @@ counted for anyone. Then the peer is stopped (SIGTERM) and its output read back 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from bench.peers.measure import ProcessTree
 from bench.peers.orders import orders
 from bench.peers.rows import NotBuilt, Row, RowContext
 from bench.peers.verify import OutputCheck, Verdict
+from bench.peers.work import order_mapper
 from synapseops.settings import Settings
 
 SAMPLE_S = 0.1
@@ -56,6 +58,7 @@ class Bench:
     partitions: int
     run_id: str
     expected: dict[bytes, bytes]
+    mapping_us: float  # CPU µs the mapping alone takes per order, on one core
 
     @property
     def input_topic(self) -> str:
@@ -82,7 +85,10 @@ class Bench:
                 process = row.start(ctx)
             except NotBuilt as exc:
                 return Result(row, note=str(exc))
+            profiler = _profiler(process, row)
             figures, note = self._measure(process, output, timeout_s)
+            if profiler is not None:
+                profiler.wait(timeout=60)
             check = OutputCheck(self.expected)
             read_into(kafka, output, self.partitions, check)
             return Result(row, figures, check.verdict(), note)
@@ -136,6 +142,23 @@ class Sample:
     cpu: float  # CPU seconds of the peer so far
 
 
+def _profiler(process: subprocess.Popen[bytes], row: Row) -> subprocess.Popen[bytes] | None:
+    """With ``SYNAPSEOPS_BENCH_PYSPY=DIR``: py-spy samples the peer from outside (its CPU is not
+    the peer's) and writes collapsed stacks, one line per stack and thread, to DIR/<row>.txt."""
+    folder = os.environ.get("SYNAPSEOPS_BENCH_PYSPY")
+    if not folder:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit(
+            f"SYNAPSEOPS_BENCH_PYSPY needs py-spy: {sys.executable} -m pip install py-spy"
+        )
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    argv = [str(spy), "record", "--pid", str(process.pid), "--format", "raw", "--threads"]
+    argv += ["--rate", "200", "--nonblocking", "--output", f"{folder}/{row.key}.txt"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -154,7 +177,7 @@ def prepare(settings: Settings, count: int, partitions: int) -> Bench:
     started = time.monotonic()
     expected = expected_digests(count, settings.data_dir / "bench" / "peers")
     _say(f"expected output of {count:,} orders ready in {time.monotonic() - started:.1f}s")
-    bench = Bench(settings, count, partitions, run_id, expected)
+    bench = Bench(settings, count, partitions, run_id, expected, mapping_cost())
     create_topics(settings.kafka, [bench.input_topic], partitions)
     started = time.monotonic()
     produced = produce_all(settings.kafka, bench.input_topic, orders(0, count))
@@ -165,9 +188,15 @@ def prepare(settings: Settings, count: int, partitions: int) -> Bench:
     return bench
 
 
+def mapping_cost(samples: int = 3000) -> float:
+    """CPU µs per order of the shared mapping function alone (what no runtime can save)."""
+    map_order = order_mapper()
+    values = [value for _, value in orders(0, samples)]
+    started = time.process_time()
+    for value in values:
+        map_order(value)
+    return (time.process_time() - started) / samples * 1e6
+
+
 def finish(bench: Bench) -> None:
     delete_topics(bench.settings.kafka, [bench.input_topic])
-
-
-def work_path(settings: Settings) -> Path:
-    return settings.data_dir / "bench" / "peers"

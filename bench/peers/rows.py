@@ -40,6 +40,7 @@ class Row:
     key: str
     label: str
     start: Callable[[RowContext], subprocess.Popen[bytes]]
+    lever: bool = False  # one Faust lever: only with ``--rows all`` or by name
 
 
 def _spawn(
@@ -69,8 +70,6 @@ def faust_agent(*options: str) -> Callable[[RowContext], subprocess.Popen[bytes]
     def start(ctx: RowContext) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "bench.peers.faust_peer", *_peer_args(ctx)]
         argv += ["--datadir", str(ctx.work_dir / "faust"), *options]
-        if profile := os.environ.get("SYNAPSEOPS_BENCH_PROFILE"):
-            argv += ["--profile", str(Path(profile) / f"{ctx.group}.txt")]
         return _spawn(ctx, argv)
 
     return start
@@ -97,26 +96,41 @@ def synapseops_flow(ctx: RowContext) -> subprocess.Popen[bytes]:
     raise NotBuilt("not built yet (a kafka connector as a flow target, issue 10 item 5)")
 
 
-# The order of the table; ratios are to the first row.
+LINGER = ("--conf", "producer_linger=0.005", "--conf", "producer_max_batch_size=262144")
+BEST = ("--iterate", "take", "--producer", "confluent", "--isolated")
+BUFFERS = (
+    "--conf", "stream_buffer_maxsize=16384", "--conf", "consumer_max_fetch_size=4194304",
+    "--conf", "broker_commit_every=50000", "--conf", "broker_max_poll_records=2000",
+)  # fmt: skip
+
+# The order of the table; ratios are to the first row. ``lever`` rows run with ``--rows all`` (or
+# by name): each turns one Faust lever, so together they show what each one buys.
 ROWS: tuple[Row, ...] = (
     Row("confluent", "raw confluent-kafka loop (batch 500, linger 50 ms)", confluent_loop),
     Row("faust", "Faust agent, plain (items(), topic.send)", faust_agent()),
-    Row("faust-events", "Faust agent, events()", faust_agent("--iterate", "events")),
+    Row("faust-events", "  events() instead of items()", faust_agent("--iterate", "events"), True),
+    Row("faust-linger", "  + producer_linger 5 ms, batch 256 KB", faust_agent(*LINGER), True),
+    Row("faust-take", "  take_events(500, 5 ms)", faust_agent("--iterate", "take"), True),
     Row(
-        "faust-take",
-        "Faust agent, take_events(500, 5 ms)",
-        faust_agent("--iterate", "take"),
+        "faust-take-linger",
+        "  take_events(500, 5 ms) + linger 5 ms",
+        faust_agent("--iterate", "take", *LINGER),
+        True,
     ),
     Row(
         "faust-take-confluent",
-        "Faust agent, take(500, 5 ms) + confluent producer",
+        "  take_events(500, 5 ms) + confluent producer",
         faust_agent("--iterate", "take", "--producer", "confluent"),
+        True,
     ),
+    Row("faust-best", "Faust: take + confluent + isolated_partitions", faust_agent(*BEST)),
     Row(
-        "faust-take-confluent-isolated",
-        "  + isolated_partitions",
-        faust_agent("--iterate", "take", "--producer", "confluent", "--isolated"),
+        "faust-best-cython",
+        "  + cython_optimizations",
+        faust_agent(*BEST, "--conf", "cython_optimizations=true"),
+        True,
     ),
+    Row("faust-best-buffers", "  + buffers/fetch/commit tuned", faust_agent(*BEST, *BUFFERS), True),
     Row("quixstreams", "quixstreams 3.28 (apply + to_topic)", quixstreams_app),
     Row("synapseops", "SynapseOps Kafka→Kafka flow, whole road", synapseops_flow),
 )

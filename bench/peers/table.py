@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from bench.peers.harness import Figures, Result
 
 HEADER = (
-    f"{'peer':<52} {'msgs/s':>9} {'×':>6} {'CPU s/M':>8} {'×':>6} {'RSS MB':>7} {'×':>6}  output"
+    f"{'peer':<52} {'msgs/s':>9} {'×':>6} {'CPU s/M':>8} {'×':>6} {'-map':>6} "
+    f"{'RSS MB':>7} {'×':>6}  output"
 )
 
 
@@ -15,7 +16,8 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:5.2f}x" if base else "     -"
 
 
-def render(results: Sequence[Result]) -> list[str]:
+def render(results: Sequence[Result], mapping_us: float) -> list[str]:
+    """``-map``: CPU s/M minus what the mapping alone costs (µs per message): the runtime's own."""
     base = next((r.figures for r in results if r.figures), Figures(0.0, 0.0, 0))
     lines = [HEADER, "-" * len(HEADER)]
     for result in results:
@@ -30,6 +32,7 @@ def render(results: Sequence[Result]) -> list[str]:
             f"{label:<52} {figures.rate:>9,.0f} {_ratio(figures.rate, base.rate):>6} "
             f"{figures.cpu_per_million:>8,.0f} "
             f"{_ratio(figures.cpu_per_million, base.cpu_per_million):>6} "
+            f"{figures.cpu_per_million - mapping_us:>6,.0f} "
             f"{rss:>7,.0f} {_ratio(figures.peak_rss, base.peak_rss):>6}  {verdict}"
         )
         if result.note:
