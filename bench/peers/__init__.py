@@ -60,9 +60,15 @@ def run(argv: list[str] | None = None) -> None:
             result = bench.run_row(row, timeout)
             results.append(result)
             figures = result.figures
-            done = f"{figures.rate:,.0f} msgs/s" if figures else result.note
+            done = (
+                f"{figures.rate:,.0f} msgs/s, {figures.cpu_per_million:,.0f} µs CPU per message "
+                f"({figures.system_share:.0%} in the kernel)"
+                if figures
+                else result.note
+            )
             verdict = f", output {result.verdict.summary()}" if result.verdict else ""
-            sys.stdout.write(f"  {row.key}: {done}{verdict}\n")
+            note = f" [{result.note}]" if figures and result.note else ""
+            sys.stdout.write(f"  {row.key}: {done}{verdict}{note}\n")
             sys.stdout.flush()
     finally:
         finish(bench)

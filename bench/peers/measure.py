@@ -28,14 +28,15 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def _cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(user, system) clock ticks of one process, all its threads."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     # Fields after the parenthesised command (which may hold spaces): utime is 14th, stime 15th.
     fields = text.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def _peak_rss(pid: int) -> int | None:
@@ -53,19 +54,24 @@ class ProcessTree:
     """Samples of one peer (its root pid and whatever it starts)."""
 
     root: int
-    _ticks: dict[int, int] = field(default_factory=dict)
+    _ticks: dict[int, tuple[int, int]] = field(default_factory=dict)
     _rss: dict[int, int] = field(default_factory=dict)
 
     def sample(self) -> float:
-        """CPU seconds used so far by the tree."""
+        """CPU seconds (user + system) used so far by the tree."""
         for pid in _descendants(self.root):
             ticks = _cpu_ticks(pid)
             if ticks is not None:
-                self._ticks[pid] = max(ticks, self._ticks.get(pid, 0))
+                self._ticks[pid] = ticks
             rss = _peak_rss(pid)
             if rss is not None:
                 self._rss[pid] = max(rss, self._rss.get(pid, 0))
-        return sum(self._ticks.values()) / TICKS
+        return sum(user + system for user, system in self._ticks.values()) / TICKS
+
+    @property
+    def system(self) -> float:
+        """CPU seconds in the kernel so far (socket writes and reads, mostly)."""
+        return sum(system for _, system in self._ticks.values()) / TICKS
 
     @property
     def peak_rss(self) -> int:

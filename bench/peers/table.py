@@ -16,9 +16,23 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:5.2f}x" if base else "     -"
 
 
+def _verdict(result: Result) -> str:
+    verdict = result.verdict
+    if verdict is None:
+        return "not verified"
+    if (
+        result.note
+        and not verdict.ok
+        and not (verdict.doubled or verdict.altered or verdict.unexpected)
+    ):
+        # The peer did not finish (timeout, exit): what it wrote was right, but not all of it.
+        return f"incomplete: {verdict.received:,} of {verdict.expected:,}, none doubled or altered"
+    return verdict.summary()
+
+
 def render(results: Sequence[Result], mapping_us: float) -> list[str]:
     """``-map``: CPU s/M minus what the mapping alone costs (µs per message): the runtime's own."""
-    base = next((r.figures for r in results if r.figures), Figures(0.0, 0.0, 0))
+    base = next((r.figures for r in results if r.figures), Figures(0.0, 0.0, 0, 0.0))
     lines = [HEADER, "-" * len(HEADER)]
     for result in results:
         label = result.row.label[:52]
@@ -27,7 +41,7 @@ def render(results: Sequence[Result], mapping_us: float) -> list[str]:
             lines.append(f"{label:<52} {result.note or 'no figures'}")
             continue
         rss = figures.peak_rss / 2**20
-        verdict = result.verdict.summary() if result.verdict else "not verified"
+        verdict = _verdict(result)
         line = (
             f"{label:<52} {figures.rate:>9,.0f} {_ratio(figures.rate, base.rate):>6} "
             f"{figures.cpu_per_million:>8,.0f} "
