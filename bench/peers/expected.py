@@ -19,6 +19,7 @@ from bench.peers.verify import digest
 
 CHUNK = 10_000
 DIGEST_SIZE = 16
+KEEP = 4
 
 
 def _fingerprint(count: int) -> str:
@@ -44,7 +45,9 @@ def expected_digests(count: int, cache_dir: Path) -> dict[bytes, bytes]:
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             blob = b"".join(pool.map(_chunk, bounds))
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for stale in cache_dir.glob("expected-*.bin"):
-            stale.unlink()
         cache.write_bytes(blob)
+        # A few sizes stay cached (a quick run must not evict the default one), no more.
+        kept = sorted(cache_dir.glob("expected-*.bin"), key=lambda p: p.stat().st_mtime)
+        for stale in kept[:-KEEP]:
+            stale.unlink()
     return {order_key(n): blob[n * DIGEST_SIZE : (n + 1) * DIGEST_SIZE] for n in range(count)}
