@@ -8,7 +8,8 @@ Plain (row b) is what a Faust user writes first::
 The options turn the levers one at a time while it stays a Faust agent:
 
 ``--iterate events``       iterate ``stream.events()`` instead of ``items()``
-``--take N --within MS``   ``stream.take_events(N, within)``: a list of events per step
+``--iterate take``         ``stream.take_events(N, within)``: a list of events per step
+                           (``--take N --within MS``, default 500 and 5 ms)
 ``--producer confluent``   produce through a confluent-kafka producer (``batch_sender``),
                            one future per batch, awaited before the batch is acked
 ``--isolated``             ``isolated_partitions=True``: one actor per assigned partition
