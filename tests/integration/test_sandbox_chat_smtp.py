@@ -13,11 +13,11 @@ import pytest
 
 from sandbox.chat import ADAPTIVE_CARD
 from sandbox.harness import SandboxServer
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = SHARED_FIXTURES / "notifications"
+FIXTURES = SAMPLES / "notifications"
 SLACK = {"Authorization": "Bearer xoxb-test"}
 POST_MESSAGE = "/slack/api/chat.postMessage"
 

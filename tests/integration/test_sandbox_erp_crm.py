@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = SHARED_FIXTURES
+FIXTURES = SAMPLES
 BEARER = {"Authorization": "Bearer test-token"}
 SOBJECTS = "/salesforce/services/data/v60.0/sobjects"
 HUBSPOT = "/hubspot/crm/v3/objects"

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 
 SETTLEMENTS = "/finance/v1/settlements"
-STRIPE_INTENT = SHARED_FIXTURES / "stripe/events/payment_intent.succeeded.json"
+STRIPE_INTENT = SAMPLES / "stripe/events/payment_intent.succeeded.json"
 
 
 @pytest.fixture

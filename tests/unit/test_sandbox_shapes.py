@@ -10,9 +10,9 @@ from sandbox.chat import ADAPTIVE_CARD, blocks_problem, teams_problem
 from sandbox.crm import salesforce_checksum, salesforce_id, to_18
 from sandbox.erp import OrderIn, check_totals
 from sandbox.recorder import auth_scheme
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
-FIXTURES = SHARED_FIXTURES
+FIXTURES = SAMPLES
 
 
 def test_salesforce_checksum_marks_upper_case_positions() -> None:
