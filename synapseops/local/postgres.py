@@ -32,9 +32,11 @@ from synapseops.local.postgres_home import (
     OS_USER,
     SYSTEM_HOME,
     cluster_folder,
+    create_home,
     hand_to_os_user,
-    prepare_system_home,
+    home_state,
     remove_cluster_files,
+    sweep_orphans,
 )
 from synapseops.local.processes import cmdline, log_tail, pid_alive, port_in_use, read_pid_file
 from synapseops.settings import Settings
@@ -105,6 +107,19 @@ def _as_os_user(
         raise ConfigurationError(f"cannot run {' '.join(argv[-3:])}: {exc}") from exc
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the postmaster serving ``pgdata`` (from its own ``postmaster.pid``), if any."""
+    # Read, never removed: a stale postmaster.pid is postgres' own to deal with at start.
+    try:
+        record = read_pid_file(pgdata / "postmaster.pid")
+    except PermissionError:
+        return None
+    if record is None or not pid_alive(record.pid):
+        return None
+    # The pid of a crashed postmaster may since belong to some other program.
+    return record.pid if "postgres" in " ".join(cmdline(record.pid)) else None
+
+
 class LocalPostgres:
     def __init__(self, settings: Settings, *, system_home: Path = SYSTEM_HOME) -> None:
         self.settings = settings
@@ -150,6 +165,20 @@ class LocalPostgres:
                 "traversable (chmod o+x) or set SYNAPSEOPS_DATABASE_URL to a database of your own"
             )
 
+    def _own_home(self) -> None:
+        """The cluster's own folder exists for this data folder, fresh if the data folder is."""
+        home, data_dir = self.pgdata.parent, self.settings.data_dir
+        state = home_state(home, data_dir)
+        if state == "ours":
+            return
+        if state == "stale":
+            # The data folder was wiped since (its cluster id is gone): so is its database.
+            log.warning("replacing the postgres cluster in %s: %s was made anew", home, data_dir)
+            self.stop()
+            shutil.rmtree(home)
+        sweep_orphans(home.parent, running=lambda pgdata: postmaster_pid(pgdata) is not None)
+        create_home(home, data_dir)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
@@ -159,7 +188,7 @@ class LocalPostgres:
     def init(self) -> None:
         """Make the cluster's folder ready to start: initdb once, an existing cluster kept."""
         if not self.in_data_dir:
-            prepare_system_home(self.pgdata.parent, self.settings.data_dir)
+            self._own_home()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)  # postgres refuses a data folder others can read
         self._hand_to_os_user()
@@ -174,16 +203,8 @@ class LocalPostgres:
         log.info("created postgres cluster in %s", self.pgdata)
 
     def pid(self) -> int | None:
-        """The postmaster's pid (from its own ``postmaster.pid``) while it runs."""
-        # Read, never removed: a stale postmaster.pid is postgres' own to deal with at start.
-        try:
-            record = read_pid_file(self.pgdata / "postmaster.pid")
-        except PermissionError:
-            return None
-        if record is None or not pid_alive(record.pid):
-            return None
-        # The pid of a crashed postmaster may since belong to some other program.
-        return record.pid if "postgres" in " ".join(cmdline(record.pid)) else None
+        """The postmaster's pid while it runs."""
+        return postmaster_pid(self.pgdata)
 
     def is_running(self) -> bool:
         return self.pid() is not None

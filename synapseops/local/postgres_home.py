@@ -14,25 +14,41 @@ root, older cluster   a cluster an earlier version created in ``{data_dir}/postg
                       ``PG_VERSION``) stays where it is
 ====================  ============================================================================
 
-One data folder, one cluster: two checkouts (or the demo's ``.data`` and the test session's
-``.data/test``) hash to different folders, and each folder records the data folder it belongs
-to (:data:`OWNER_FILE`), so a cluster is never taken over by another checkout by accident.
+One data folder, one cluster, and the cluster lives as long as its data folder:
+
+- two checkouts (or the demo's ``.data`` and the test session's ``.data/test``) hash to
+  different folders; each folder records the data folder it belongs to and a cluster id
+  (:data:`OWNER_FILE`), so no checkout takes over another's cluster by accident;
+- the data folder holds the same id (:data:`TOKEN_FILE`). A data folder wiped and made again
+  (``rm -rf .data``) lacks it, so its old cluster is stale and is replaced by a fresh one, as
+  if the cluster had been inside it;
+- a cluster whose data folder is gone altogether (a test's temporary stack) is removed the next
+  time any cluster is created here, unless its server still runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from synapseops.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 # Persistent state of system services lives under /var/lib (FHS); /tmp may be cleaned on boot.
 SYSTEM_HOME = Path("/var/lib/synapseops")
 OS_USER = "postgres"
+# In the cluster's own folder: the data folder it belongs to, then the cluster id.
 OWNER_FILE = "data-dir"
+# In the data folder: the id of its cluster (and, for a person, where the cluster is).
+TOKEN_FILE = "postgres-cluster"
 _DIGEST_CHARS = 16
 # Short enough that the folder's socket path stays under the 108 bytes a unix socket allows.
 _NAME_CHARS = 32
@@ -54,36 +70,66 @@ def home_name(data_dir: Path) -> str:
     return f"{name[-_NAME_CHARS:].lstrip('-')}-{digest}"
 
 
-def recorded_owner(home: Path) -> str | None:
-    """The data folder ``home`` was created for, if it says."""
+def recorded_owner(home: Path) -> tuple[str, str] | None:
+    """``(data folder, cluster id)`` that ``home`` was created for, if it says."""
     try:
-        return (home / OWNER_FILE).read_text().strip()
+        lines = (home / OWNER_FILE).read_text().splitlines()
     except FileNotFoundError:
+        return None
+    return (lines[0].strip(), lines[1].strip()) if len(lines) >= 2 else (lines[0].strip(), "")
+
+
+def recorded_cluster_id(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / TOKEN_FILE).read_text().splitlines()[0].strip()
+    except (FileNotFoundError, IndexError):
         return None
 
 
-def claim(home: Path, data_dir: Path) -> None:
-    """Record that ``home`` holds the cluster of ``data_dir``; refuse another data folder's."""
-    mine, recorded = str(data_dir.resolve()), recorded_owner(home)
+HomeState = Literal["absent", "ours", "stale"]
+
+
+def home_state(home: Path, data_dir: Path) -> HomeState:
+    """Whether ``home`` holds this data folder's cluster; refuses another data folder's."""
+    recorded = recorded_owner(home)
     if recorded is None:
-        (home / OWNER_FILE).write_text(mine + "\n")
-    elif recorded != mine:
+        return "absent" if not home.exists() else "stale"
+    owner, cluster_id = recorded
+    mine = str(data_dir.resolve())
+    if owner != mine:
         raise ConfigurationError(
-            f"{home} holds the PostgreSQL cluster of {recorded}, not of {mine}; "
+            f"{home} holds the PostgreSQL cluster of {owner}, not of {mine}; "
             "remove it (synapseops db remove in that checkout) or set SYNAPSEOPS_DATA_DIR"
         )
+    return "ours" if cluster_id and recorded_cluster_id(data_dir) == cluster_id else "stale"
 
 
-def prepare_system_home(home: Path, data_dir: Path) -> None:
-    """Create ``home`` (0700, owned by the postgres OS user) under a traversable parent."""
+def create_home(home: Path, data_dir: Path) -> None:
+    """A new, empty home for ``data_dir``'s cluster: 0700, the postgres OS user's, claimed."""
     if not home.parent.exists():
         home.parent.mkdir(parents=True)
         # Whatever root's umask: the postgres OS user must be able to pass through.
         home.parent.chmod(0o755)
-    home.mkdir(exist_ok=True)
-    claim(home, data_dir)
+    home.mkdir()
+    cluster_id = uuid.uuid4().hex
+    (home / OWNER_FILE).write_text(f"{data_dir.resolve()}\n{cluster_id}\n")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / TOKEN_FILE).write_text(f"{cluster_id}\nthe PostgreSQL cluster is in {home}\n")
     hand_to_os_user(home)
     home.chmod(0o700)
+
+
+def sweep_orphans(system_home: Path, running: Callable[[Path], bool]) -> list[Path]:
+    """Remove the homes whose data folder is gone and whose server is not ``running``."""
+    removed = []
+    for home in sorted(system_home.iterdir()) if system_home.is_dir() else []:
+        recorded = recorded_owner(home)
+        if recorded is None or Path(recorded[0]).exists() or running(home / "postgres"):
+            continue
+        shutil.rmtree(home, ignore_errors=True)
+        log.info("removed the postgres cluster of %s, a data folder that is gone", recorded[0])
+        removed.append(home)
+    return removed
 
 
 def hand_to_os_user(*paths: Path) -> None:
@@ -104,9 +150,7 @@ def remove_cluster_files(pgdata: Path, data_dir: Path) -> None:
     if home.resolve() == data_dir.resolve():
         shutil.rmtree(pgdata, ignore_errors=True)
         return
-    if not home.exists():
-        return
-    recorded = recorded_owner(home)
-    if recorded not in (None, str(data_dir.resolve())):
-        raise ConfigurationError(f"{home} holds the cluster of {recorded}; it is left as it is")
-    shutil.rmtree(home)
+    if home.exists():
+        home_state(home, data_dir)  # never delete a folder recorded for another checkout
+        shutil.rmtree(home)
+    (data_dir / TOKEN_FILE).unlink(missing_ok=True)

@@ -2,13 +2,15 @@
 
 Run as root, initdb and pg_ctl run as the ``postgres`` OS user, who cannot enter such a folder:
 the cluster must live where that user can reach it, keep its data across a restart, log into
-the checkout's ``logs/postgres.log``, and be gone after ``synapseops db remove``. Run as a normal
-user the cluster sits in the data folder and the same test holds.
+the checkout's ``logs/postgres.log``, start empty once the data folder was wiped, and be gone
+after ``synapseops db remove``. Run as a normal user the cluster sits in the data folder and
+the same test holds.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,7 +69,8 @@ def test_the_cluster_of_a_checkout_in_a_private_folder_starts_restarts_and_goes(
             home = postgres.pgdata.parent
             assert not postgres.pgdata.is_relative_to(private_checkout.parent)
             assert home.owner() == OS_USER and (home.stat().st_mode & 0o777) == 0o700
-            assert (home / OWNER_FILE).read_text().strip() == str(private_checkout.resolve())
+            owner = (home / OWNER_FILE).read_text().splitlines()[0]
+            assert owner == str(private_checkout.resolve())
         assert "ready to accept connections" in (private_checkout / "logs/postgres.log").read_text()
 
         postgres.stop()
@@ -76,6 +79,11 @@ def test_the_cluster_of_a_checkout_in_a_private_folder_starts_restarts_and_goes(
         assert again.pgdata == postgres.pgdata
         assert again.start() is not None
         assert rows(again) == [("written",), ("written",)]
+
+        again.stop()
+        shutil.rmtree(private_checkout)  # rm -rf .data: the next stack starts from nothing
+        assert LocalPostgres(settings).start() is not None
+        assert rows(postgres) == [("written",)]
     finally:
         # What `make clean-data` runs: the real command line, in a process of its own.
         env = {

@@ -11,10 +11,13 @@ from synapseops.errors import ConfigurationError
 from synapseops.local.postgres import server_options
 from synapseops.local.postgres_home import (
     OWNER_FILE,
-    claim,
+    TOKEN_FILE,
     cluster_folder,
+    create_home,
     home_name,
+    home_state,
     remove_cluster_files,
+    sweep_orphans,
 )
 from synapseops.settings import DatabaseSettings, Settings
 
@@ -71,16 +74,43 @@ def test_a_cluster_an_earlier_version_made_in_the_data_folder_stays_there(tmp_pa
 
 
 def test_a_cluster_folder_belongs_to_one_data_folder(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    claim(home, tmp_path / "a" / ".data")
-    claim(home, tmp_path / "a" / ".data")  # the same checkout again: fine
-    assert (home / OWNER_FILE).read_text().strip() == str((tmp_path / "a" / ".data").resolve())
+    home, mine, other = tmp_path / "system" / "home", tmp_path / "a" / ".data", tmp_path / "b"
+    assert home_state(home, mine) == "absent"
+    create_home(home, mine)
+    assert home_state(home, mine) == "ours"
+    assert (home / OWNER_FILE).read_text().startswith(f"{mine.resolve()}\n")
     with pytest.raises(ConfigurationError, match="holds the PostgreSQL cluster of"):
-        claim(home, tmp_path / "b" / ".data")
-    with pytest.raises(ConfigurationError, match="left as it is"):
-        remove_cluster_files(home / "postgres", tmp_path / "b" / ".data")
+        home_state(home, other / ".data")
+    with pytest.raises(ConfigurationError, match="holds the PostgreSQL cluster of"):
+        remove_cluster_files(home / "postgres", other / ".data")
     assert home.exists()
+
+
+def test_a_data_folder_made_anew_does_not_inherit_the_old_cluster(tmp_path: Path) -> None:
+    home, data_dir = tmp_path / "system" / "home", tmp_path / ".data"
+    create_home(home, data_dir)
+    (data_dir / TOKEN_FILE).unlink()  # rm -rf .data, then a new .data
+    assert home_state(home, data_dir) == "stale"
+    (data_dir / TOKEN_FILE).write_text("another cluster id\n")
+    assert home_state(home, data_dir) == "stale"
+
+
+def test_clusters_of_data_folders_that_are_gone_are_swept_unless_they_run(tmp_path: Path) -> None:
+    system = tmp_path / "system"
+    gone, kept, running = tmp_path / "gone", tmp_path / "kept", tmp_path / "running"
+    for data_dir in (gone, kept, running):
+        create_home(system / home_name(data_dir), data_dir)
+    for data_dir in (gone, running):
+        remove_data_folder(data_dir)
+    busy = system / home_name(running) / "postgres"
+    removed = sweep_orphans(system, running=lambda pgdata: pgdata == busy)
+    assert removed == [system / home_name(gone)]
+    assert sorted(system.iterdir()) == sorted([system / home_name(kept), busy.parent])
+
+
+def remove_data_folder(data_dir: Path) -> None:
+    (data_dir / TOKEN_FILE).unlink()
+    data_dir.rmdir()
 
 
 def test_removing_deletes_the_cluster_folder_wherever_it_lives(tmp_path: Path) -> None:
@@ -91,8 +121,9 @@ def test_removing_deletes_the_cluster_folder_wherever_it_lives(tmp_path: Path) -
     assert data_dir.exists() and not in_place.exists()
 
     own = cluster_folder(data_dir, as_root=True, system_home=tmp_path / "system")
-    own.mkdir(parents=True)
-    claim(own.parent, data_dir)
+    create_home(own.parent, data_dir)
+    own.mkdir()
     remove_cluster_files(own, data_dir)
     assert not own.parent.exists() and (tmp_path / "system").exists()
+    assert not (data_dir / TOKEN_FILE).exists()
     remove_cluster_files(own, data_dir)  # already gone: nothing to do
