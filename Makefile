@@ -46,5 +46,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# As root the PostgreSQL clusters live outside .data (see the README): remove them first.
 clean-data: down
+	@if [ -x $(CLI) ]; then $(CLI) db remove; SYNAPSEOPS_DATA_DIR=$(CURDIR)/.data/test $(CLI) db remove; fi
 	rm -rf .data

@@ -15,7 +15,6 @@ import json
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
@@ -37,13 +36,12 @@ from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
 EVENTS = 400
 MAPPING_SECONDS = 2.0
-ORDER = PROJECT_ROOT.parent / "shared" / "fixtures" / "shopify" / "order.json"
+ORDER = PROJECT_ROOT / "samples" / "shopify" / "order.json"
 MAPPING = PROJECT_ROOT / "tests" / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
 
 
 def order_text() -> str:
-    path = ORDER if ORDER.exists() else PROJECT_ROOT / "samples" / "shopify" / "order.json"
-    return Path(path).read_text()
+    return ORDER.read_text()
 
 
 def _say(line: str) -> None:

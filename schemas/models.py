@@ -43,7 +43,7 @@ LARGE_PAYMENT = "large_payment"
 INTEGRATION_FAILURE = "integration_failure"
 KNOWN_TRIGGER_KINDS = frozenset({DEAD_LETTER, LARGE_PAYMENT, INTEGRATION_FAILURE})
 
-# Where a Data Aggregation event came from (DataSource kinds in DESIGN.md).
+# Where a Data Aggregation event came from (data source kinds in docs/ARCHITECTURE.md).
 KNOWN_SOURCE_TYPES = frozenset({"api_polling", "stream", "bulk_upload", "webhook"})
 
 

@@ -9,7 +9,7 @@ count +1, tier count reset) with ``not-before`` = now, so the tier consumer runs
 Per row: lock it (``FOR UPDATE SKIP LOCKED``, still ``dead``), send and await ``acks=all``,
 mark it ``replayed``, commit. Two replays racing over one row send it once; a crash between
 the send and the commit leaves the row ``dead`` and a later replay sends it again, which is
-safe because every effect is idempotent (DESIGN.md, reliability road 7-8).
+safe because every effect is idempotent (docs/ARCHITECTURE.md, reliability road 7-8).
 
 Every request is a ``replays`` row (:mod:`sinks.replay_requests`). With an
 ``Idempotency-Key`` a repeated request gets the stored answer and sends nothing; the same key

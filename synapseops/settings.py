@@ -1,10 +1,11 @@
 """Typed settings, read once from the environment (prefix ``SYNAPSEOPS_``) and a ``.env`` file.
 
-Each concern is its own section with its own prefix, so the environment names fixed in
-DESIGN.md fall out of the field names: ``SYNAPSEOPS_KAFKA_BOOTSTRAP`` is ``kafka.bootstrap``,
-``SYNAPSEOPS_DATABASE_URL`` is ``database.url``, ``SYNAPSEOPS_API_TOKEN`` is ``api.token``,
-``SYNAPSEOPS_RETRY_TIERS`` is ``retry.tiers``, ``SYNAPSEOPS_STRIPE_WEBHOOK_SECRET`` is
-``stripe.webhook_secret``, ``SYNAPSEOPS_INGRESS_SOURCES`` is ``ingress.sources``.
+Each concern is its own section with its own prefix, so the environment names others rely on
+(docs/ARCHITECTURE.md) fall out of the field names: ``SYNAPSEOPS_KAFKA_BOOTSTRAP`` is
+``kafka.bootstrap``, ``SYNAPSEOPS_DATABASE_URL`` is ``database.url``, ``SYNAPSEOPS_API_TOKEN``
+is ``api.token``, ``SYNAPSEOPS_RETRY_TIERS`` is ``retry.tiers``,
+``SYNAPSEOPS_STRIPE_WEBHOOK_SECRET`` is ``stripe.webhook_secret``, ``SYNAPSEOPS_INGRESS_SOURCES``
+is ``ingress.sources``.
 
 Build one :class:`Settings` at the edge of a process (``Settings()``), call
 :meth:`Settings.require_safe_secrets`, and pass it down. Nothing reads the environment later.

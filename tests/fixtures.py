@@ -1,9 +1,10 @@
-"""Where the shared public payload fixtures live: ``shared/fixtures`` beside the checkout.
+"""Where the tests find the public sample payloads: ``samples/`` of this repository.
 
-CI clones the repository into a fresh folder with a copy of ``shared/`` beside it, so the path
-is always relative to the checkout, never absolute.
+One copy of each payload, committed byte for byte with its source and licence in
+``samples/README.md``; the tests, the benchmarks and the demo all read that folder, so a fresh
+clone runs with nothing beside it.
 """
 
 from synapseops.settings import PROJECT_ROOT
 
-SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+SAMPLES = PROJECT_ROOT / "samples"

@@ -1,6 +1,6 @@
 """``POST /webhooks/events/{source}``: the generic ingress, raw bytes to Kafka.
 
-The contract (DESIGN.md, reliability road 1–2): answer 202 only after the broker has the
+The contract (docs/ARCHITECTURE.md, reliability road 1–2): answer 202 only after the broker has the
 record on all in-sync replicas; publish the body exactly as received (never re-serialised,
 so signatures stay verifiable); key it by the business entity; stamp the event id, source,
 type, receipt time, HTTP headers (secrets removed) and trace as Kafka headers.

@@ -68,6 +68,15 @@ def db_stop() -> None:
         LocalPostgres(command_settings()).stop()
 
 
+@db.command("remove")
+def db_remove() -> None:
+    """Stop the local cluster and delete its files (wherever it lives; see the README)."""
+    from synapseops.local.postgres import LocalPostgres
+
+    with reported_errors():
+        LocalPostgres(command_settings()).remove()
+
+
 @db.command("migrate")
 def db_migrate() -> None:
     """Bring the database schema up to date."""

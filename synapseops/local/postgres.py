@@ -1,9 +1,13 @@
 """The project's own PostgreSQL 15 cluster, used when ``SYNAPSEOPS_DATABASE_URL`` is not set.
 
-The cluster lives in ``{data_dir}/postgres`` (its unix socket too), listens on 127.0.0.1 only at
-``settings.database.local_port`` (55432 by default, so it never meets a system PostgreSQL on
-5432) and trusts the local user ``settings.database.local_user``. initdb and pg_ctl refuse to run
-as root, so as root they run as the ``postgres`` OS user, who owns the cluster's folder.
+The cluster lives in ``{data_dir}/postgres`` (its unix socket too), or, run as root, in a folder
+of its own under ``/var/lib/synapseops`` (:mod:`synapseops.local.postgres_home` says why and
+where). It listens on 127.0.0.1 only at ``settings.database.local_port`` (55432 by default, so
+it never meets a system PostgreSQL on 5432) and trusts the local user
+``settings.database.local_user``. initdb and pg_ctl refuse to run as root, so as root they run
+as the ``postgres`` OS user, who owns the cluster's folder. The server's log is
+``{data_dir}/logs/postgres.log``, opened by this process and handed to pg_ctl as its stdout, so
+the postgres OS user never has to reach into the checkout.
 
 With ``SYNAPSEOPS_DATABASE_URL`` set, nothing is started here: :meth:`LocalPostgres.migrate`
 only brings that database's schema up to date.
@@ -17,19 +21,29 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from synapseops.errors import ConfigurationError
+from synapseops.local.postgres_home import (
+    OS_USER,
+    SYSTEM_HOME,
+    cluster_folder,
+    create_home,
+    hand_to_os_user,
+    home_state,
+    remove_cluster_files,
+    sweep_orphans,
+)
 from synapseops.local.processes import cmdline, log_tail, pid_alive, port_in_use, read_pid_file
 from synapseops.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FALLBACK_BINDIR = Path("/usr/lib/postgresql/15/bin")
-OS_USER = "postgres"
 # A unix socket path longer than this (sun_path is 108 bytes) cannot be bound.
 _MAX_SOCKET_PATH = 100
 
@@ -70,22 +84,54 @@ def server_options(settings: Settings, pgdata: Path) -> str:
     return " ".join(options)
 
 
-def _as_os_user(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run ``argv``; as root, as the postgres OS user (initdb and pg_ctl refuse root)."""
+def _as_os_user(
+    argv: list[str], timeout: float, stdout: IO[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv``; as root, as the postgres OS user (initdb and pg_ctl refuse root).
+
+    Its stdout goes to ``stdout`` when given (an open log file), else it is captured.
+    """
     if os.geteuid() == 0:
         runuser = shutil.which("runuser") or "/usr/sbin/runuser"
         argv = [runuser, "-u", OS_USER, "--", *argv]
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            argv,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigurationError(f"cannot run {' '.join(argv[-3:])}: {exc}") from exc
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the postmaster serving ``pgdata`` (from its own ``postmaster.pid``), if any."""
+    # Read, never removed: a stale postmaster.pid is postgres' own to deal with at start.
+    try:
+        record = read_pid_file(pgdata / "postmaster.pid")
+    except PermissionError:
+        return None
+    if record is None or not pid_alive(record.pid):
+        return None
+    # The pid of a crashed postmaster may since belong to some other program.
+    return record.pid if "postgres" in " ".join(cmdline(record.pid)) else None
+
+
 class LocalPostgres:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, system_home: Path = SYSTEM_HOME) -> None:
         self.settings = settings
-        self.pgdata = settings.data_dir / "postgres"
+        self.pgdata = cluster_folder(
+            settings.data_dir, as_root=os.geteuid() == 0, system_home=system_home
+        )
         self.log_path = settings.data_dir / "logs" / "postgres.log"
+
+    @property
+    def in_data_dir(self) -> bool:
+        """False when the cluster lives in a folder of its own under the system home."""
+        return self.pgdata.parent.resolve() == self.settings.data_dir.resolve()
 
     @property
     def enabled(self) -> bool:
@@ -99,19 +145,15 @@ class LocalPostgres:
     # -- running the server binaries --------------------------------------------------------
 
     def _run(
-        self, tool: str, *args: str, timeout: float = 120.0
+        self, tool: str, *args: str, timeout: float = 120.0, stdout: IO[str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return _as_os_user([str(find_bindir() / tool), *args], timeout)
+        return _as_os_user([str(find_bindir() / tool), *args], timeout, stdout)
 
-    def _hand_to_os_user(self, *paths: Path) -> None:
+    def _hand_to_os_user(self) -> None:
+        """As root: the postgres OS user owns the cluster's folder and can reach it."""
         if os.geteuid() != 0:
             return
-        try:
-            for path in paths:
-                for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
-                    shutil.chown(item, OS_USER, OS_USER)
-        except (LookupError, OSError) as exc:
-            raise ConfigurationError(f"cannot hand {path} to the {OS_USER} OS user: {exc}") from exc
+        hand_to_os_user(self.pgdata)
         if (
             _as_os_user(
                 [shutil.which("test") or "/usr/bin/test", "-w", str(self.pgdata)], 10
@@ -120,8 +162,22 @@ class LocalPostgres:
         ):
             raise ConfigurationError(
                 f"the {OS_USER} OS user cannot reach {self.pgdata}: make its parent folders "
-                "traversable (chmod o+x) or set SYNAPSEOPS_DATA_DIR to another folder"
+                "traversable (chmod o+x) or set SYNAPSEOPS_DATABASE_URL to a database of your own"
             )
+
+    def _own_home(self) -> None:
+        """The cluster's own folder exists for this data folder, fresh if the data folder is."""
+        home, data_dir = self.pgdata.parent, self.settings.data_dir
+        state = home_state(home, data_dir)
+        if state == "ours":
+            return
+        if state == "stale":
+            # The data folder was wiped since (its cluster id is gone): so is its database.
+            log.warning("replacing the postgres cluster in %s: %s was made anew", home, data_dir)
+            self.stop()
+            shutil.rmtree(home)
+        sweep_orphans(home.parent, running=lambda pgdata: postmaster_pid(pgdata) is not None)
+        create_home(home, data_dir)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -130,12 +186,14 @@ class LocalPostgres:
         return (self.pgdata / "PG_VERSION").exists()
 
     def init(self) -> None:
-        """initdb once; an existing cluster is kept as it is."""
-        if self.initialized:
-            return
+        """Make the cluster's folder ready to start: initdb once, an existing cluster kept."""
+        if not self.in_data_dir:
+            self._own_home()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)  # postgres refuses a data folder others can read
-        self._hand_to_os_user(self.pgdata)
+        self._hand_to_os_user()
+        if self.initialized:
+            return
         result = self._run(
             "initdb", "-D", str(self.pgdata), "-U", self.settings.database.local_user,
             "--auth=trust", "--encoding=UTF8", "--locale=C",
@@ -145,16 +203,8 @@ class LocalPostgres:
         log.info("created postgres cluster in %s", self.pgdata)
 
     def pid(self) -> int | None:
-        """The postmaster's pid (from its own ``postmaster.pid``) while it runs."""
-        # Read, never removed: a stale postmaster.pid is postgres' own to deal with at start.
-        try:
-            record = read_pid_file(self.pgdata / "postmaster.pid")
-        except PermissionError:
-            return None
-        if record is None or not pid_alive(record.pid):
-            return None
-        # The pid of a crashed postmaster may since belong to some other program.
-        return record.pid if "postgres" in " ".join(cmdline(record.pid)) else None
+        """The postmaster's pid while it runs."""
+        return postmaster_pid(self.pgdata)
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -209,16 +259,16 @@ class LocalPostgres:
                 )
             self.init()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self.log_path.touch()
-            self._hand_to_os_user(self.pgdata, self.log_path)
-            result = self._run(
-                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-w",
-                "-t", str(timeout), "-o", server_options(self.settings, self.pgdata), "start",
-                timeout=timeout + 10,
-            )  # fmt: skip
+            # Without -l, pg_ctl gives the server its own stdout: this file, opened here.
+            with self.log_path.open("a") as server_log:
+                result = self._run(
+                    "pg_ctl", "-D", str(self.pgdata), "-w", "-t", str(timeout),
+                    "-o", server_options(self.settings, self.pgdata), "start",
+                    timeout=timeout + 10, stdout=server_log,
+                )  # fmt: skip
             if result.returncode != 0:
                 raise ConfigurationError(
-                    f"postgres did not start ({result.stderr.strip() or result.stdout.strip()});"
+                    f"postgres did not start ({result.stderr.strip()});"
                     f" the end of {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             log.info("started postgres on 127.0.0.1:%d", port)
@@ -252,6 +302,14 @@ class LocalPostgres:
             log.warning("postgres did not stop in time; immediate shutdown")
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop")
         log.info("stopped postgres")
+
+    def remove(self) -> None:
+        """Stop the cluster and delete its files (``make clean-data``); idempotent."""
+        if not self.enabled:
+            return
+        self.stop()
+        remove_cluster_files(self.pgdata, self.settings.data_dir)
+        log.info("removed the postgres cluster in %s", self.pgdata)
 
     def migrate(self) -> None:
         """Bring the schema of ``settings.database_url`` up to date (Alembic, in sinks)."""

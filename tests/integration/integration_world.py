@@ -39,13 +39,14 @@ from sinks.migrate import upgrade
 from streams.api_integration import Delivery
 from streams.road import FailureRouter, Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.kafka import AsyncProducer, consumer_config
-from synapseops.settings import PROJECT_ROOT, ApiSettings, DatabaseSettings, Settings
+from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.fixtures import SAMPLES
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
 HERE = Path(__file__).resolve().parent
 
-ORDER = PROJECT_ROOT / "samples" / "shopify" / "order.json"  # a copy of Shopify's own
+ORDER = SAMPLES / "shopify" / "order.json"
 MAPPING = HERE.parent / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
 BIG_ID = 2**53 + 7
 SHOP_SECRET = f"shpss_{uuid.uuid4().hex}"

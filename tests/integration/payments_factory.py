@@ -1,8 +1,7 @@
 """Stripe events for payment tests and the benchmark, built from the real fixtures.
 
-Every event is a real fixture envelope (``samples/stripe``, byte-for-byte copies of public
-payloads, sources in ``samples/README.md``) with fresh ids and amounts, so the shapes the
-gateway parses are Stripe's own (2019 ``charges``, current ``latest_charge``).
+Every event is a real sample envelope (``samples/stripe``) with fresh ids and amounts,
+so the shapes the gateway parses are Stripe's own (2019 ``charges``, current ``latest_charge``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -23,8 +21,9 @@ import sqlalchemy
 from sinks.migrate import upgrade
 from synapseops import headers as h
 from synapseops.ids import new_traceparent
+from tests.fixtures import SAMPLES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "samples" / "stripe"
+FIXTURES = SAMPLES / "stripe"
 
 
 @cache

@@ -22,20 +22,19 @@ from synapseops import headers as kh
 from synapseops.ids import parse_traceparent
 from synapseops.kafka import consumer_config
 from synapseops.settings import (
-    PROJECT_ROOT,
     DatabaseSettings,
     IngressSettings,
     KafkaSettings,
     Settings,
     SourceAuth,
 )
+from tests.fixtures import SAMPLES
 from topics.admin import apply_topics
 from topics.registry import INBOUND_EVENTS
 
 pytestmark = pytest.mark.integration
 
-# Byte-for-byte copies of the shared public fixtures, committed so a fresh clone can run this.
-FIXTURES = PROJECT_ROOT / "samples"
+FIXTURES = SAMPLES
 SHOPIFY_ORDER = FIXTURES / "shopify" / "order.json"
 STRIPE_EVENT = FIXTURES / "stripe" / "events" / "charge.refunded.json"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -24,14 +24,14 @@ from sinks.migrate import upgrade
 from sinks.tables import inbound_events
 from synapseops import headers as h
 from synapseops.kafka import AsyncProducer
-from synapseops.settings import PROJECT_ROOT, KafkaSettings
+from synapseops.settings import KafkaSettings
+from tests.fixtures import SAMPLES
 from tests.integration.databases import fresh_database
 from tests.integration.worker_process import WorkerProcess, running_worker
 from topics.registry import INBOUND_EVENTS
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = PROJECT_ROOT / "samples"
 BODIES = [
     SAMPLES / "stripe/events/payment_intent.succeeded.json",
     SAMPLES / "stripe/events/charge.refunded.json",

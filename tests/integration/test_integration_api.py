@@ -28,7 +28,7 @@ from sinks.integration_tables import credentials, run_bodies, runs
 from streams.mapping import load_payload
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 from tests.integration.databases import fresh_database
 from topics.registry import INTEGRATION_COMMANDS
 
@@ -36,7 +36,7 @@ TOKEN = f"itest-{uuid.uuid4().hex}"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = f"sk-live-{uuid.uuid4().hex}"
 GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
-SHOPIFY_ORDER = SHARED_FIXTURES / "shopify" / "order.json"
+SHOPIFY_ORDER = SAMPLES / "shopify" / "order.json"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ from streams.road.router import FailureRouter
 from streams.road.tier_consumer import TierConsumer, tier_consumers
 from synapseops.errors import RateLimited, SchemaInvalid, TargetUnavailable, Undecodable
 from synapseops.kafka import AsyncProducer, consumer_config, create_admin
-from synapseops.settings import PROJECT_ROOT, KafkaSettings, Settings
+from synapseops.settings import KafkaSettings, Settings
+from tests.fixtures import SAMPLES
 from topics.registry import PipelineSpec
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,7 +39,7 @@ DELAYS = (1.0, 2.0, 3.0)
 JITTER = 0.2
 SLACK_S = 1.5
 PARTITIONS = 6
-FIXTURE = PROJECT_ROOT / "samples/stripe/events/payment_intent.succeeded.json"
+FIXTURE = SAMPLES / "stripe/events/payment_intent.succeeded.json"
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 Handler = Callable[[RoadRecord], Awaitable[Outcome]]

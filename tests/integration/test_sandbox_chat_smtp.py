@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
-from sandbox.samples import SAMPLES
 from sandbox.teams import ADAPTIVE_CARD
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
-from sandbox.samples import SAMPLES
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
-from sandbox.samples import SAMPLES
+from tests.fixtures import SAMPLES
 
 pytestmark = pytest.mark.integration
 

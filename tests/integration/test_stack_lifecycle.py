@@ -75,6 +75,8 @@ def stack_env(settings: Settings) -> Iterator[dict[str, str]]:
     env.update(PORTS, SYNAPSEOPS_DATA_DIR=str(data_dir))
     yield env
     subprocess.run([SYNAPSEOPS, "down"], env=env, capture_output=True, timeout=120)
+    # As root the cluster lives outside the data folder: delete it as make clean-data does.
+    subprocess.run([SYNAPSEOPS, "db", "remove"], env=env, capture_output=True, timeout=120)
     for pid in stack_pids(data_dir):  # only if `down` failed the test already
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(data_dir, ignore_errors=True)

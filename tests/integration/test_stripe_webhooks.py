@@ -1,7 +1,7 @@
 """``POST /webhooks/stripe`` through uvicorn against the real broker.
 
-Payloads are the Stripe event fixtures (``samples/stripe/events``: byte-for-byte copies of
-``/work/shared/fixtures/stripe/events``, committed so a fresh clone runs this), signed with the
+Payloads are the Stripe event samples (``samples/stripe/events``: byte-for-byte copies of
+public payloads, committed with their sources and licences), signed with the
 real ``stripe`` package. Other tests may publish to ``payments.stripe.events`` at the same
 time, so each request carries a unique ``traceparent`` and the records that arrived between
 the partition end offsets read before and after are searched for that trace id: a refused
@@ -27,13 +27,14 @@ from api.main import create_app
 from api.server import serving_in_thread
 from synapseops import headers as kh
 from synapseops.kafka import AsyncProducer, consumer_config
-from synapseops.settings import PROJECT_ROOT, ApiSettings, KafkaSettings, Settings, StripeSettings
+from synapseops.settings import ApiSettings, KafkaSettings, Settings, StripeSettings
+from tests.fixtures import SAMPLES
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = PROJECT_ROOT / "samples" / "stripe" / "events"
+FIXTURES = SAMPLES / "stripe" / "events"
 SECRET = f"whsec_it_{uuid.uuid4().hex}"
 OLD_SECRET = f"whsec_it_old_{uuid.uuid4().hex}"
 LIMIT = 64 * 1024

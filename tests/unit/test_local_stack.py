@@ -84,9 +84,9 @@ def test_postgres_listens_on_localhost_with_its_socket_in_the_data_folder(tmp_pa
 
 
 def test_postgres_with_a_database_url_runs_nothing_locally(tmp_path: Path) -> None:
-    local = LocalPostgres(_settings(tmp_path))
-    assert local.enabled and local.pgdata == tmp_path / "postgres"
+    assert LocalPostgres(_settings(tmp_path)).enabled
     external = LocalPostgres(_settings(tmp_path, "postgresql+psycopg2://u@127.0.0.1:9/x"))
     assert not external.enabled
     assert external.start() is None
-    assert not (tmp_path / "postgres").exists()
+    external.remove()
+    assert not (tmp_path / "postgres").exists() and not external.pgdata.exists()

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from streams.mapping import compile_mapping, dump_output, load_payload
+from tests.fixtures import SAMPLES
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = SAMPLES
 
 CASES = {
     "shopify_order_to_erp": "shopify/order.json",

@@ -1,4 +1,4 @@
-"""Settlement decisions on real Stripe payloads (shared/fixtures/stripe), no I/O."""
+"""Settlement decisions on real Stripe payloads (samples/stripe), no I/O."""
 
 import copy
 import json
@@ -16,9 +16,9 @@ from streams.payments.settlement import (
     decide,
 )
 from synapseops.errors import SchemaInvalid, Undecodable
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
-STRIPE = SHARED_FIXTURES / "stripe"
+STRIPE = SAMPLES / "stripe"
 NO_APPROVAL = ApprovalPolicy({})
 
 

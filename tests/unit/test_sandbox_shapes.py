@@ -9,9 +9,9 @@ import pytest
 from sandbox.crm_ids import salesforce_checksum, salesforce_id, to_18
 from sandbox.erp import OrderIn, check_totals
 from sandbox.recorder import auth_scheme
-from sandbox.samples import SAMPLES
 from sandbox.slack_workspace import blocks_problem
 from sandbox.teams import ADAPTIVE_CARD, teams_problem
+from tests.fixtures import SAMPLES
 
 FIXTURES = SAMPLES
 

@@ -11,9 +11,9 @@ import stripe
 
 from synapseops import signatures
 from synapseops.signatures import SignatureInvalid
-from tests.fixtures import SHARED_FIXTURES
+from tests.fixtures import SAMPLES
 
-FIXTURES = SHARED_FIXTURES
+FIXTURES = SAMPLES
 SECRET = "whsec_test_primary"
 ROTATED = "whsec_test_next"
 

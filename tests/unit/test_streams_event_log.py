@@ -15,10 +15,9 @@ from streams.event_log import EventLog, to_row
 from streams.road import RoadRecord
 from synapseops import headers as h
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid, Undecodable
-from synapseops.settings import PROJECT_ROOT
+from tests.fixtures import SAMPLES
 
-# Byte-for-byte copies of /work/shared/fixtures, committed so a fresh clone runs this.
-FIXTURES = PROJECT_ROOT / "samples"
+FIXTURES = SAMPLES
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 

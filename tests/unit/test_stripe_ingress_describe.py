@@ -1,7 +1,7 @@
 """``describe_stripe_event`` and ``verify``: what ingress decides about a Stripe request, no I/O.
 
 Signatures are made with the real ``stripe`` package, so our verifier is checked against
-Stripe's own signing code, over the Stripe event fixtures of ``/work/shared/fixtures``.
+Stripe's own signing code, over the Stripe event samples of ``samples/stripe/events``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pydantic import SecretStr
 
 from api.routes.stripe_webhooks import StripeRejected, describe_stripe_event, verify
 from synapseops.errors import SchemaInvalid
-from synapseops.settings import PROJECT_ROOT, Settings, StripeSettings
+from synapseops.settings import Settings, StripeSettings
+from tests.fixtures import SAMPLES
 
-# Byte-for-byte copies of /work/shared/fixtures/stripe/events, committed with the repo.
-FIXTURES = PROJECT_ROOT / "samples" / "stripe" / "events"
+FIXTURES = SAMPLES / "stripe" / "events"
 SECRET = "whsec_unit_current"
 OLD_SECRET = "whsec_unit_previous"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -22,16 +22,15 @@ from api.main import create_app
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable
 from synapseops.settings import (
-    PROJECT_ROOT,
     ApiSettings,
     DatabaseSettings,
     Settings,
     StripeSettings,
 )
+from tests.fixtures import SAMPLES
 from topics.registry import STRIPE_EVENTS
 
-# Byte-for-byte copies of /work/shared/fixtures/stripe/events, committed with the repo.
-FIXTURES = PROJECT_ROOT / "samples" / "stripe" / "events"
+FIXTURES = SAMPLES / "stripe" / "events"
 SECRET = "whsec_unit_http"
 LIMIT = 8192
 PATH = "/webhooks/stripe"

@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column(
             "stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        # The source's own event id is the de-duplication key (DESIGN.md, reliability road 2).
+        # The source's own event id is the de-duplication key (docs/ARCHITECTURE.md, road 2).
         sa.UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event_id"),
     )
     op.create_index("ix_inbound_events_received_at", "inbound_events", ["received_at"])
