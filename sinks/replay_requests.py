@@ -10,7 +10,7 @@ A key names one replay of one filter:
   that held it died (``kill -9``, a lost host) and will never answer. Taking over is safe
   because rows are sent one by one under a row lock and marked ``replayed`` as they go; at
   most the one row the dead process sent but did not mark is sent again, and effects are
-  idempotent (DESIGN.md, reliability road 7-8);
+  idempotent (docs/ARCHITECTURE.md, the reliability road);
 - a repeat with the same key and another filter is refused (:class:`ReplayKeyReused`, 422):
   the key would otherwise answer for a replay that was never asked for;
 - a replay that failed (Kafka down) gives its key back, so the request may be repeated.

@@ -5,7 +5,7 @@ the bootstrap ``SYNAPSEOPS_API_TOKEN`` or a named token from ``synapseops tokens
 the web console adds people (``kind="user"``, password + cookie session) with the same roles,
 so nothing that checks a role needs to know which kind it holds.
 
-Roles (DESIGN.md "Principals")::
+Roles::
 
     admin      everything below, plus connectors, endpoints, credentials, mappings, flows, tokens
     operator   viewer + replay and discard dead letters, re-run integration runs
