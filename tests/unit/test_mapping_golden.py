@@ -18,14 +18,15 @@ import pytest
 from streams.mapping import compile_mapping, dump_output, load_payload
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+# Byte-for-byte copies of public payloads, sources and licences in golden/payloads/README.md.
+FIXTURES = GOLDEN / "payloads"
 
 CASES = {
-    "shopify_order_to_erp": "shopify/order.json",
-    "github_push_to_activity": "github/push.with-new-branch.json",
-    "github_push_deleted_tag": "github/push.json",
-    "otel_logs_to_events": "otel/logs.json",
-    "stripe_payment_succeeded_to_settlement": "stripe/events/payment_intent.succeeded.json",
+    "shopify_order_to_erp": "shopify.order.json",
+    "github_push_to_activity": "github.push.with-new-branch.json",
+    "github_push_deleted_tag": "github.push.json",
+    "otel_logs_to_events": "otel.logs.json",
+    "stripe_payment_succeeded_to_settlement": "stripe.payment_intent.succeeded.json",
 }
 # A case may reuse another case's mapping on a different fixture.
 MAPPING_OF = {"github_push_deleted_tag": "github_push_to_activity"}
@@ -50,6 +51,14 @@ def test_golden_output(case: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         expected_path.write_text(json.dumps(json.loads(produced), indent=2) + "\n")
     assert exact(produced) == exact(expected_path.read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_output_is_byte_identical(case: str) -> None:
+    """The exact bytes a target receives: key order, decimal digits and big ints included
+    (an equal-but-reordered object or ``1.1`` for ``1.10`` would pass the test above)."""
+    expected = (GOLDEN / f"{case}.expected.json").read_text()
+    assert run_case(case) == dump_output(exact(expected))
 
 
 def test_shopify_money_is_exact_decimal_strings() -> None:
