@@ -6,7 +6,8 @@ import importlib
 import sys
 import time
 
-BENCHES: tuple[str, ...] = ("road", "integration", "payments")
+BENCHES: tuple[str, ...] = ("road", "integration", "payments", "mapping")
+PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +20,8 @@ def main(argv: list[str]) -> int:
     from synapseops.local.stack import LocalStack
     from synapseops.settings import Settings
 
-    LocalStack(Settings()).up(only=("kafka", "postgres", "migrate", "topics"))
+    if set(chosen) - PURE:
+        LocalStack(Settings()).up(only=("kafka", "postgres", "migrate", "topics"))
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
         sys.stdout.write(f"\n=== bench {name} ===\n")
