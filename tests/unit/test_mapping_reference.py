@@ -355,7 +355,9 @@ def rule_lists(draw: st.DrawFn, depth: int = 0) -> list[dict[str, Any]]:
 
 @st.composite
 def one_rule(draw: st.DrawFn, target: str, depth: int) -> dict[str, Any]:
-    kinds = ["source", "coalesce", "const", "template", "concat"] + (["map"] * 2 if depth < 2 else [])
+    kinds = ["source", "coalesce", "const", "template", "concat"] + (
+        ["map"] * 2 if depth < 2 else []
+    )
     kind = draw(st.sampled_from(kinds))
     rule: dict[str, Any] = {"target": target}
     if kind == "map":
