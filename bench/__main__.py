@@ -9,7 +9,8 @@ import inspect
 import sys
 import time
 
-BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers")
+BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers", "mapping")
+PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 
 
 def main(argv: list[str]) -> int:
@@ -26,7 +27,8 @@ def main(argv: list[str]) -> int:
     from synapseops.local.stack import LocalStack
     from synapseops.settings import Settings
 
-    LocalStack(Settings()).up(only=("kafka", "postgres", "migrate", "topics"))
+    if set(chosen) - PURE:
+        LocalStack(Settings()).up(only=("kafka", "postgres", "migrate", "topics"))
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
         sys.stdout.write(f"\n=== bench {name} ===\n")

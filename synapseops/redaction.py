@@ -186,10 +186,13 @@ class Scrubber:
         patterns = self._patterns()
         if patterns is not None:
             literal, flexible = patterns
-            text = literal.sub(HIDDEN, text)
-            # The slow, thorough pass only where an escape can hide a character.
+            # The slow, thorough pass only where an escape can hide a character. It runs
+            # first: a secret whose first character is escaped (``\\"…``) is then hidden with
+            # its escape, where the literal pass would leave a dangling backslash behind and
+            # break the JSON it sits in.
             if "\\" in text or "%" in text or "+" in text:
                 text = flexible.sub(HIDDEN, text)
+            text = literal.sub(HIDDEN, text)
         text = _HEADER_VALUE.sub(_hide_header_value, text)
         for rule, replacement in _PATTERNS:
             text = rule.sub(replacement, text)

@@ -5,44 +5,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from streams.mapping import rules
-from streams.mapping.paths import MISSING, SourcePath, parse_source
-from streams.mapping.transforms import TransformFailed, decimal_of
+from streams.mapping.paths import MISSING, compile_reader, parse_source
+from streams.mapping.scalars import TransformFailed, decimal_of
 
-
-class Readable(Protocol):
-    def read(self, path: SourcePath) -> Any: ...
-
-
-Predicate = Callable[[Readable], bool]
+Predicate = Callable[[Any, Any], bool]
+"""A compiled condition over the scope ``(root, item)``."""
 
 
 def compile_condition(spec: Any) -> Predicate:
-    """A predicate over a scope from a validated condition (``rules.Condition``)."""
+    """A predicate over ``(root, item)`` from a validated condition (``rules.Condition``)."""
     match spec:
         case rules.AllOf():
-            parts = [compile_condition(c) for c in spec.all]
-            return lambda scope: all(p(scope) for p in parts)
+            parts = tuple(compile_condition(c) for c in spec.all)
+            return lambda root, item: all(p(root, item) for p in parts)
         case rules.AnyOf():
-            parts = [compile_condition(c) for c in spec.any]
-            return lambda scope: any(p(scope) for p in parts)
+            parts = tuple(compile_condition(c) for c in spec.any)
+            return lambda root, item: any(p(root, item) for p in parts)
         case rules.NotOf():
             inner = compile_condition(spec.not_)
-            return lambda scope: not inner(scope)
-    path, given = parse_source(spec.path), spec.model_fields_set
-
-    def value_of(scope: Readable) -> Any:
-        value = scope.read(path)
-        return None if value is MISSING else value
-
+            return lambda root, item: not inner(root, item)
+    read, given = compile_reader(parse_source(spec.path)), spec.model_fields_set
     if "exists" in given:
-        return lambda scope: (value_of(scope) is not None) == spec.exists
+        wanted = spec.exists  # may be null: then no value matches, as before
+
+        def exists(root: Any, item: Any) -> bool:
+            value = read(root, item)
+            return bool((value is not MISSING and value is not None) == wanted)
+
+        return exists
     if "in_" in given:
-        return lambda scope: any(json_equal(value_of(scope), x) for x in spec.in_)
+        options = tuple(spec.in_ or ())
+
+        def among(root: Any, item: Any) -> bool:
+            value = read(root, item)
+            value = None if value is MISSING else value
+            return any(json_equal(value, option) for option in options)
+
+        return among
     expected, negate = (spec.ne, True) if "ne" in given else (spec.eq, False)
-    return lambda scope: json_equal(value_of(scope), expected) != negate
+
+    def equal(root: Any, item: Any) -> bool:
+        value = read(root, item)
+        if type(value) is str and type(expected) is str:  # the usual test, answered at once
+            return (value == expected) != negate
+        return json_equal(None if value is MISSING else value, expected) != negate
+
+    return equal
 
 
 def json_equal(left: Any, right: Any) -> bool:

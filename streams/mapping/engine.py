@@ -1,9 +1,12 @@
 """Compile a mapping once, apply it to every event.
 
 :func:`compile_mapping` validates the rule JSON up front (every problem at once, each naming
-its rule) and turns each rule into plain closures: parsed paths, built transforms, compiled
-conditions. :meth:`CompiledMapping.apply` then never raises for a bad payload: it runs every
-rule, collects every :class:`RuleError`, and answers a :class:`MappingResult`.
+its rule) and turns each rule into one *writer*: a closure over its compiled paths,
+transforms, condition and output form that reads ``(root, item)`` and writes its field.
+:meth:`CompiledMapping.apply` then only calls writers; it never raises for a bad payload: it
+runs every rule, collects every :class:`RuleError`, and answers a :class:`MappingResult`.
+What an error says (rule, concrete target and source path, an excerpt of the value) is built
+when a rule fails, never on the happy path (:mod:`streams.mapping.failures`).
 
 Semantics worth knowing (the README has the full reference):
 
@@ -17,72 +20,31 @@ Semantics worth knowing (the README has the full reference):
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from streams.mapping import rules
-from streams.mapping.conditions import Predicate, compile_condition
+from streams.mapping.conditions import compile_condition
 from streams.mapping.errors import MappingFailed, MappingSpecInvalid, RuleError, spec_problems
-from streams.mapping.paths import (
-    MISSING,
-    SourcePath,
-    TargetPath,
-    get,
-    parse_source,
-    parse_target,
-    parse_template,
-    set_path,
-)
-from streams.mapping.payload import decimal_text, iso_text, show
-from streams.mapping.transforms import Step, TransformFailed, build_step, decimal_of, text_of
+from streams.mapping.failures import Context, Failed, RuleName
+from streams.mapping.paths import MISSING, compile_reader, parse_source, parse_target
+from streams.mapping.payload import decimal_text
+from streams.mapping.scalars import TransformFailed
+from streams.mapping.values import constant, finish, finisher, producer, step_failed, steps
 
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Where paths are read: the payload root, the current ``map_array`` item, and the
-    concrete path of that item (for messages)."""
-
-    root: Any
-    item: Any
-    item_path: str = ""
-
-    def read(self, path: SourcePath) -> Any:
-        return get(self.root if path.from_root else self.item, path.segments)
-
-    def where(self, path: SourcePath) -> str:
-        return path.below(self.item_path)
-
-
-class _Failed(Exception):
-    """One rule failed; carries what the RuleError needs (never leaves this module)."""
-
-    def __init__(self, message: str, value: Any = None, source: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.value, self.source = message, value, source
-
-
-Producer = Callable[[Scope, str, list[RuleError]], tuple[Any, str | None]]
+Write = Callable[[Any, Any, dict[str, Any], list[RuleError], Context], None]
+"""``write(root, item, out, errors, context)``: put the rule's field into ``out``, or raise
+:class:`Failed`; a ``map_array`` appends its items' errors to ``errors`` itself."""
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    label: str
-    index: int
-    target: TargetPath
-    produce: Producer
-    steps: tuple[Step, ...]
-    condition: Predicate | None
-    otherwise: tuple[Any, ...]  # () = omit the target; (value,) = the `else` value
-    fallback: tuple[Any, ...]  # () = no default; (value,) = the default
-    required: bool
-    as_: str | None
+    name: RuleName
+    write: Write
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +74,9 @@ class CompiledMapping:
         """Map one decoded payload (see :func:`load_payload`); never raises for bad data."""
         output: dict[str, Any] = {}
         errors: list[RuleError] = []
-        _apply_rules(self.rules, Scope(payload, payload), "", output, errors)
-        return MappingResult(None, errors) if errors else MappingResult(output)
+        _run(self.rules, payload, payload, output, errors, None)
+        # errors passed even when empty: the default_factory path costs a microsecond more
+        return MappingResult(None if errors else output, errors)
 
 
 def compile_mapping(spec: Mapping[str, Any] | rules.MappingSpec) -> CompiledMapping:
@@ -134,6 +97,21 @@ def apply_mapping(spec: Mapping[str, Any] | rules.MappingSpec, payload: Any) -> 
     return compile_mapping(spec).apply(payload)
 
 
+def _run(
+    compiled: tuple[CompiledRule, ...],
+    root: Any,
+    item: Any,
+    out: dict[str, Any],
+    errors: list[RuleError],
+    context: Context,
+) -> None:
+    for rule in compiled:
+        try:
+            rule.write(root, item, out, errors, context)
+        except Failed as failure:
+            errors.append(rule.name.error(failure, context))
+
+
 # --- compiling --------------------------------------------------------------------------
 
 
@@ -141,178 +119,142 @@ def _compile_rules(specs: list[rules.Rule], parent: str) -> tuple[CompiledRule, 
     compiled = []
     for number, spec in enumerate(specs, start=1):
         label = f"{parent}.{number}" if parent else str(number)
-        given = spec.model_fields_set
-        compiled.append(
-            CompiledRule(
-                label=label,
-                index=int(label.split(".")[0]),
-                target=parse_target(spec.target),
-                produce=_producer(spec, label),
-                steps=tuple(build_step(t) for t in spec.transforms),
-                condition=compile_condition(spec.when) if spec.when is not None else None,
-                otherwise=(spec.else_,) if "else_" in given else (),
-                fallback=(spec.default,) if "default" in given else (),
-                required=spec.required,
-                as_=spec.as_,
-            )
-        )
+        keys = parse_target(spec.target).keys
+        name = RuleName(int(label.split(".")[0]), label, ".".join(keys))
+        put = _putter(keys)
+        write = _map_array(spec.map_array, name, put) if spec.map_array else _value(spec, keys)
+        compiled.append(CompiledRule(name, _guarded(spec, write, put)))
     return tuple(compiled)
 
 
-def _producer(spec: rules.Rule, label: str) -> Producer:
-    if spec.source is not None:
-        path = parse_source(spec.source)
-        return lambda scope, _t, _e: (scope.read(path), scope.where(path))
-    if spec.coalesce is not None:
-        paths = [parse_source(text) for text in spec.coalesce]
-
-        def first(scope: Scope, _t: str, _e: list[RuleError]) -> tuple[Any, str | None]:
-            for path in paths:
-                value = scope.read(path)
-                if value is not MISSING and value is not None:
-                    return value, scope.where(path)
-            return None, scope.where(paths[0])
-
-        return first
-    if spec.template is not None:
-        return _template(spec.template)
-    if spec.concat is not None:
-        return _concat(spec.concat)
-    if spec.map_array is not None:
-        return _map_array(spec.map_array, label)
-    constant = spec.const
-    return lambda _s, _t, _e: (copy.deepcopy(constant), None)
+Put = Callable[[dict[str, Any], Any], None]
 
 
-def _template(text: str) -> Producer:
-    parts = parse_template(text).parts
+def _putter(keys: tuple[str, ...]) -> Put:
+    """Write at a target (for the rarer writers; :func:`_value` inlines it)."""
+    *parents, last = keys
 
-    def render(scope: Scope, _t: str, _e: list[RuleError]) -> tuple[Any, str | None]:
-        out, missing = [], []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = scope.read(part)
-            if value is MISSING or value is None:
-                missing.append("{" + part.text + "}")
-                continue
+    def put(out: dict[str, Any], value: Any) -> None:
+        (_descend(out, parents) if parents else out)[last] = value
+
+    return put
+
+
+def _descend(out: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    """The object a nested target is written in, created on its first write (so output keys
+    keep the order in which rules first wrote below them)."""
+    node = out
+    for key in parents:
+        below = node.get(key)
+        node = below if below is not None else node.setdefault(key, {})
+    return node
+
+
+def _guarded(spec: rules.Rule, write: Write, put: Put) -> Write:
+    """The rule under its ``when``: skipped (target omitted) or its ``else`` written."""
+    if spec.when is None:
+        return write
+    condition = compile_condition(spec.when)
+    if "else_" not in spec.model_fields_set:
+
+        def when(root: Any, item: Any, out: dict[str, Any], e: list[RuleError], c: Context) -> None:
+            if condition(root, item):
+                write(root, item, out, e, c)
+
+        return when
+    as_, transformed = spec.as_, bool(spec.transforms)
+    try:  # the else value is a constant: its output form too, unless that form fails
+        otherwise = constant(finish(spec.else_, as_, transformed))
+    except Failed:
+        fresh = constant(spec.else_)
+        otherwise = lambda: finish(fresh(), as_, transformed)  # noqa: E731 - fails each time
+
+    def when_else(
+        root: Any, item: Any, out: dict[str, Any], e: list[RuleError], c: Context
+    ) -> None:
+        if condition(root, item):
+            write(root, item, out, e, c)
+        else:
+            put(out, otherwise())
+
+    return when_else
+
+
+def _value(spec: rules.Rule, keys: tuple[str, ...]) -> Write:
+    produce, origin = producer(spec)
+    pipeline = steps(spec)
+    output_form, unchanged = finisher(spec.as_, bool(pipeline))
+    fallback = constant(spec.default) if "default" in spec.model_fields_set else None
+    required = spec.required
+    money_text = spec.as_ is None and bool(pipeline)  # the shortcuts of values.finish
+    int_text = spec.as_ == "string"
+    *parents, last = keys
+    parent = parents[0] if len(parents) == 1 else None
+
+    def write(root: Any, item: Any, out: dict[str, Any], _e: list[RuleError], _c: Context) -> None:
+        value = produce(root, item)
+        if value is MISSING or value is None:
+            value = fallback() if fallback is not None else None
+            if value is None:
+                if required:
+                    raise Failed(_required_missing, None, origin(root, item), source=True)
+                (_descend(out, parents) if parents else out)[last] = None
+                return
+        for name, run, scoped in pipeline:
             try:
-                out.append(text_of(value))
+                value = run(value, root, item) if scoped else run(value)
             except TransformFailed as exc:
-                raise _Failed(f"template: {exc.reason} at {scope.where(part)}", value) from exc
-        if missing:
-            raise _Failed(f"template: no value for {', '.join(missing)}")
-        return "".join(out), None
+                raise step_failed(name, value, exc.reason, origin(root, item)) from exc
+            except (ValueError, ArithmeticError) as exc:
+                # strptime / fromisoformat / timedelta report bad input this way.
+                raise step_failed(name, value, str(exc), origin(root, item)) from exc
+        kind = type(value)
+        if kind not in unchanged:
+            if kind is Decimal and money_text:  # a transform's Decimal is money: its digits
+                value = decimal_text(value)
+            elif kind is int and int_text:
+                value = str(value)
+            else:
+                value = output_form(value)
+        if not parents:
+            out[last] = value
+        elif parent is not None:  # _descend, inlined for the usual one level (customer.email)
+            node = out.get(parent)
+            if node is None:
+                node = out[parent] = {}
+            node[last] = value
+        else:
+            _descend(out, parents)[last] = value
 
-    return render
+    return write
 
 
-def _concat(spec: rules.Concat) -> Producer:
-    paths = [parse_source(text) for text in spec.paths]
-
-    def join(scope: Scope, _t: str, _e: list[RuleError]) -> tuple[Any, str | None]:
-        values = [(scope.read(path), path) for path in paths]
-        try:
-            texts = [text_of(v) for v, _ in values if v is not MISSING and v is not None]
-        except TransformFailed as exc:
-            raise _Failed(f"concat: {exc.reason}") from exc
-        return spec.separator.join(texts), None
-
-    return join
+def _required_missing(where: str | None) -> str:
+    return f"required value missing at {where or 'its source'}"
 
 
-def _map_array(spec: rules.MapArray, label: str) -> Producer:
+def _map_array(spec: rules.MapArray, name: RuleName, put: Put) -> Write:
     path = parse_source(spec.source)
-    children = _compile_rules(spec.rules, label)
+    read = compile_reader(path)
+    children = _compile_rules(spec.rules, name.label)
+    target = name.name
 
-    def each(scope: Scope, target: str, errors: list[RuleError]) -> tuple[Any, str | None]:
-        items, where = scope.read(path), scope.where(path)
+    def write(root: Any, item: Any, out: dict[str, Any], e: list[RuleError], c: Context) -> None:
+        items = read(root, item)
+        rows: list[dict[str, Any]] = []
         if items is MISSING or items is None:
-            return [], where
+            put(out, rows)
+            return
         if not isinstance(items, list):
-            raise _Failed(f"map_array needs a list at {where}", items, where)
-        out = []
-        for position, item in enumerate(items):
+            raise Failed(_not_a_list, items, path, source=True)
+        for position, element in enumerate(items):
             row: dict[str, Any] = {}
-            item_scope = Scope(scope.root, item, f"{where}[{position}]")
-            _apply_rules(children, item_scope, f"{target}[{position}]", row, errors)
-            out.append(row)
-        return out, where
+            _run(children, root, element, row, e, (c, target, path, position))
+            rows.append(row)
+        put(out, rows)
 
-    return each
-
-
-# --- applying ---------------------------------------------------------------------------
+    return write
 
 
-def _apply_rules(
-    compiled: tuple[CompiledRule, ...],
-    scope: Scope,
-    prefix: str,
-    out: dict[str, Any],
-    errors: list[RuleError],
-) -> None:
-    for rule in compiled:
-        name = ".".join(rule.target.keys)
-        target = f"{prefix}.{name}" if prefix else name
-        try:
-            if rule.condition is not None and not rule.condition(scope):
-                if rule.otherwise:
-                    set_path(out, rule.target.keys, _finish(copy.deepcopy(rule.otherwise[0]), rule))
-                continue
-            set_path(out, rule.target.keys, _value(rule, scope, target, errors))
-        except _Failed as failed:
-            message = f"rule {rule.label} ({target}): {failed.message}"
-            errors.append(
-                RuleError(rule.index, rule.label, target, message, failed.value, failed.source)
-            )
-
-
-def _value(rule: CompiledRule, scope: Scope, target: str, errors: list[RuleError]) -> Any:
-    value, where = rule.produce(scope, target, errors)
-    if value is MISSING or value is None:
-        value = copy.deepcopy(rule.fallback[0]) if rule.fallback else None
-    if value is None:
-        if rule.required:
-            raise _Failed(f"required value missing at {where or 'its source'}", None, where)
-        return None
-    for step in rule.steps:
-        try:
-            value = step.run(value, scope.read)
-        except TransformFailed as exc:
-            raise _Failed(_failure(step, value, where, exc.reason), value, where) from exc
-        except (ValueError, ArithmeticError, OverflowError) as exc:
-            # strptime / fromisoformat / timedelta report bad input this way.
-            raise _Failed(_failure(step, value, where, str(exc)), value, where) from exc
-    return _finish(value, rule)
-
-
-def _failure(step: Step, value: Any, where: str | None, reason: str) -> str:
-    at = f" at {where}" if where else ""
-    return f"{step.name} failed on {show(value)}{at} ({reason})"
-
-
-def _finish(value: Any, rule: CompiledRule) -> Any:
-    """The output form of a value (see the module docstring for ``as``)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        value = iso_text(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Failed(f"{show(value)} is not a finite number", value)
-    if rule.as_ == "string":
-        try:
-            return text_of(value)
-        except TransformFailed as exc:
-            raise _Failed(f"as string: {exc.reason}", value) from exc
-    if rule.as_ == "number":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
-        try:
-            return decimal_of(value)
-        except TransformFailed as exc:
-            raise _Failed(f"as number: {show(value)} is {exc.reason}", value) from exc
-    if isinstance(value, Decimal) and rule.steps:
-        return decimal_text(value)
-    return value
+def _not_a_list(where: str | None) -> str:
+    return f"map_array needs a list at {where}"

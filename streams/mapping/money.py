@@ -9,8 +9,9 @@ table for that reason.
 
 from __future__ import annotations
 
+import functools
 import re
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 ISO_4217_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
@@ -23,6 +24,7 @@ NO_MINOR_UNIT: frozenset[str] = frozenset(
     "XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split()
 )
 _CODE = re.compile(r"[A-Za-z]{3}")
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class MoneyError(ValueError):
@@ -31,6 +33,19 @@ class MoneyError(ValueError):
 
 def currency_exponent(code: str) -> int:
     """The ISO 4217 minor-unit exponent of ``code`` (case-insensitive: Stripe says ``usd``)."""
+    if type(code) is str:
+        return _exponent_of_text(code)
+    return _exponent_of(code)
+
+
+@functools.lru_cache(maxsize=512)
+def _exponent_of_text(code: str) -> int:
+    # A payload names the same few currencies again and again: answer them from the cache
+    # (the cache holds answers only; a refused code raises again each time).
+    return _exponent_of(code)
+
+
+def _exponent_of(code: str) -> int:
     if not isinstance(code, str) or not _CODE.fullmatch(code.strip()):
         raise MoneyError(f"{code!r} is not a three-letter currency code")
     upper = code.strip().upper()
@@ -44,18 +59,13 @@ def to_minor_units(amount: Decimal, exponent: int) -> int:
     ``1.005`` USD is a bug upstream, and rounding it here would hide that."""
     if not amount.is_finite():
         raise MoneyError(f"{amount} is not a finite amount")
-    sign, digits, exp = amount.as_tuple()
-    assert isinstance(exp, int)  # finite, checked above
-    shifted = exp + exponent
-    if shifted < 0 and any(digits[shifted:]):
+    # scaleb only moves the exponent; the context is wide enough never to round a digit.
+    units = amount.scaleb(exponent, _EXACT)
+    if units != units.to_integral_value():
         raise MoneyError(f"{amount} has more than {exponent} decimal places")
-    whole = digits[:shifted] if shifted < 0 else digits + (0,) * shifted
-    value = int("".join(map(str, whole)) or "0")
-    return -value if sign else value
+    return int(units)
 
 
 def from_minor_units(units: int, exponent: int) -> Decimal:
     """``190200``, 2 → ``Decimal('1902.00')`` with exactly ``exponent`` places."""
-    sign = 1 if units < 0 else 0
-    digits = tuple(int(ch) for ch in str(abs(units)))
-    return Decimal((sign, digits, -exponent))
+    return Decimal(units).scaleb(-exponent, _EXACT)

@@ -18,7 +18,7 @@ rule an optional ``[]`` suffix (``lines[]``) that says the value is a list.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -125,6 +125,78 @@ def get(data: Any, segments: Sequence[Segment]) -> Any:
             if not isinstance(current, Mapping) or segment not in current:
                 return MISSING
             current = current[segment]
+    return current
+
+
+Read = Callable[[Any, Any], Any]
+"""A compiled source path: ``read(root, item)`` is :func:`get` from the path's anchor."""
+
+
+def compile_reader(path: SourcePath) -> Read:
+    """The path as one closure over ``(root, item)``, equal to :func:`get` from its anchor.
+
+    Paths are compiled when a mapping is, so a record pays one call per read. Decoded JSON
+    objects are plain ``dict``: up to three keys over them take an unrolled fast path, and
+    anything else (indexes, other mappings, longer chains) walks with :func:`get`.
+    """
+    segments, at_root = path.segments, path.from_root
+    keys = segments if all(type(s) is str for s in segments) else ()
+    if not segments:
+        return lambda root, item: root if at_root else item
+    if len(keys) == 1:
+        (key,) = keys
+
+        def one(root: Any, item: Any) -> Any:
+            data = root if at_root else item
+            return data.get(key, MISSING) if type(data) is dict else get(data, keys)
+
+        return one
+    if len(keys) == 2:
+        first, second = keys
+
+        def two(root: Any, item: Any) -> Any:
+            data = root if at_root else item
+            if type(data) is not dict:
+                return get(data, keys)
+            node = data.get(first, MISSING)
+            return node.get(second, MISSING) if type(node) is dict else get(node, keys[1:])
+
+        return two
+    if len(keys) == 3:
+        first, second, third = keys
+
+        def three(root: Any, item: Any) -> Any:
+            data = root if at_root else item
+            if type(data) is dict:
+                node = data.get(first)
+                if type(node) is dict:
+                    node = node.get(second)
+                    if type(node) is dict:
+                        return node.get(third, MISSING)
+            return _walk(data, keys)
+
+        return three
+    return lambda root, item: _walk(root if at_root else item, segments)
+
+
+def _walk(data: Any, segments: Sequence[Segment]) -> Any:
+    """:func:`get`, with the steps of decoded JSON first: a key of a ``dict``, an index of a
+    ``list`` (a segment is a ``str`` or an ``int``, never a ``bool``: see :func:`parse_source`)."""
+    current = data
+    for segment in segments:
+        kind = type(current)
+        if kind is dict and type(segment) is str:
+            current = current.get(segment, MISSING)
+            if current is MISSING:
+                return MISSING
+        elif kind is list and type(segment) is int:
+            if not -len(current) <= segment < len(current):
+                return MISSING
+            current = current[segment]
+        else:
+            current = get(current, (segment,))
+            if current is MISSING:
+                return MISSING
     return current
 
 

@@ -1,7 +1,7 @@
 """The value transforms of a rule, compiled from their specs into plain functions.
 
-Every transform takes the value and a ``read`` function (to look up another path in the
-same scope, e.g. the currency of an amount) and returns the new value, or raises
+Every transform takes the value and the scope it is read in (``root``, ``item``: to look up
+another path, e.g. the currency of an amount) and returns the new value, or raises
 :class:`TransformFailed` with the reason. The engine turns that into a rule error naming
 the rule, the transform, the value and where it came from. No transform converts through
 ``float`` except ``to_float``.
@@ -9,7 +9,6 @@ the rule, the transform, the value and where it came from. No transform converts
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,117 +17,48 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.mapping import money, rules
-from streams.mapping.paths import MISSING, SourcePath, parse_source
-from streams.mapping.payload import decimal_text, iso_text
+from streams.mapping.paths import MISSING, compile_reader, parse_source
+from streams.mapping.payload import iso_text
+from streams.mapping.scalars import TransformFailed, decimal_of, int_of, kind_of, text_of
 
-Reader = Callable[[SourcePath], Any]
-TransformFn = Callable[[Any, Reader], Any]
-
-
-class TransformFailed(Exception):
-    """A value this transform cannot convert; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+TransformFn = Callable[[Any], Any]  # value -> new value
+ScopedFn = Callable[[Any, Any, Any], Any]  # (value, root, item) -> new value
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """A compiled transform: ``run(value)``, or ``run(value, root, item)`` when ``scoped``
+    (it reads another path of the scope, e.g. a currency)."""
+
     name: str
-    run: TransformFn
+    run: TransformFn | ScopedFn
+    scoped: bool = False
 
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _ROUNDING = {"half_even": ROUND_HALF_EVEN, "half_up": ROUND_HALF_UP, "down": ROUND_DOWN}
-_MAX_MAGNITUDE = 400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PREC_28 = Context(prec=28)  # shared: quantize only sets flags on it, and none of them traps
 _UNIX_EXPONENT = {"unix_s": 9, "unix_ms": 6, "unix_ns": 0}  # decimal places to nanoseconds
 
 
-def text_of(value: Any) -> str:
-    """The canonical text of a scalar (``to_str``, templates, lookup keys): JSON spelling
-    for booleans, plain digits for numbers, ISO 8601 for dates."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, datetime):
-        return iso_text(value)
-    raise TransformFailed(f"{_kind(value)} has no text form")
-
-
-def decimal_of(value: Any) -> Decimal:
-    """An exact Decimal from a JSON number or numeric string (a float via its shortest repr)."""
-    if isinstance(value, bool):
-        raise TransformFailed("a boolean is not a number")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        result = Decimal(repr(value))
-    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        result = Decimal(value.strip())
-    else:
-        kind = "not a number" if isinstance(value, str) else f"{_kind(value)} is not a number"
-        raise TransformFailed(kind)
-    if not result.is_finite():
-        raise TransformFailed("not a finite number")
-    if result and not -_MAX_MAGNITUDE <= result.adjusted() <= _MAX_MAGNITUDE:
-        # 1e999999 would expand to a million digits in to_int / to_str.
-        raise TransformFailed("outside the range of 1e-400 .. 1e400")
-    return result
-
-
-def int_of(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    number = decimal_of(value)
-    if number != number.to_integral_value():
-        raise TransformFailed("has a fractional part")
-    return int(number)
-
-
-def _kind(value: Any) -> str:
-    """``an object``, ``a list``, ``null``, ``a bool``: how messages name a JSON type."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, int):
-        return "an integer"
-    return "a number" if isinstance(value, float | Decimal) else f"a {type(value).__name__}"
-
-
-def _to_int(value: Any, _: Reader) -> int:
+def _to_int(value: Any) -> int:
     return int_of(value)
 
 
-def _to_str(value: Any, _: Reader) -> str:
+def _to_str(value: Any) -> str:
     return text_of(value)
 
 
-def _to_float(value: Any, _: Reader) -> float:
+def _to_float(value: Any) -> float:
     result = float(decimal_of(value))
     if result in (float("inf"), float("-inf")):
         raise TransformFailed("too large for a float")
     return result
 
 
-def _to_bool(value: Any, _: Reader) -> bool:
+def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -139,9 +69,9 @@ def _to_bool(value: Any, _: Reader) -> bool:
 
 
 def _string_op(name: str, op: Callable[[str], Any]) -> TransformFn:
-    def run(value: Any, _: Reader) -> Any:
+    def run(value: Any) -> Any:
         if not isinstance(value, str):
-            raise TransformFailed(f"{name} needs a string, not {_kind(value)}")
+            raise TransformFailed(f"{name} needs a string, not {kind_of(value)}")
         return op(value)
 
     return run
@@ -149,15 +79,16 @@ def _string_op(name: str, op: Callable[[str], Any]) -> TransformFn:
 
 def _to_decimal(spec: rules.ToDecimal) -> TransformFn:
     if spec.places is None:
-        return lambda value, _: decimal_of(value)
+        return decimal_of
     places = spec.places
     quantum = Decimal(1).scaleb(-places)
     rounding = _ROUNDING[spec.rounding]
 
-    def run(value: Any, _: Reader) -> Decimal:
+    def run(value: Any) -> Decimal:
         number = decimal_of(value)
         # Enough precision for every digit: the default context (28) would round big sums.
-        context = Context(prec=max(28, number.adjusted() + places + 2))
+        needed = number.adjusted() + places + 2
+        context = _PREC_28 if needed <= 28 else Context(prec=needed)
         return number.quantize(quantum, rounding=rounding, context=context)
 
     return run
@@ -170,7 +101,7 @@ def _split(spec: rules.Split) -> TransformFn:
 def _parse_date(spec: rules.ParseDate) -> TransformFn:
     zone = ZoneInfo(spec.tz) if spec.tz else None
 
-    def run(value: Any, _: Reader) -> datetime:
+    def run(value: Any) -> datetime:
         if isinstance(value, datetime):
             parsed = value
         elif spec.format in _UNIX_EXPONENT:
@@ -182,7 +113,7 @@ def _parse_date(spec: rules.ParseDate) -> TransformFn:
             # datetime holds microseconds: nanoseconds below that are dropped (floor).
             return _EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)
         elif not isinstance(value, str):
-            raise TransformFailed(f"a date must be a string, not {_kind(value)}")
+            raise TransformFailed(f"a date must be a string, not {kind_of(value)}")
         elif spec.format == "iso8601":
             parsed = datetime.fromisoformat(value.strip())
         else:
@@ -199,7 +130,7 @@ def _parse_date(spec: rules.ParseDate) -> TransformFn:
 def _format_date(spec: rules.FormatDate) -> TransformFn:
     zone = ZoneInfo(spec.tz)
 
-    def run(value: Any, _: Reader) -> Any:
+    def run(value: Any) -> Any:
         if not isinstance(value, datetime):
             raise TransformFailed("format_date needs a date: put parse_date before it")
         local = value.astimezone(zone)
@@ -219,7 +150,7 @@ def _format_date(spec: rules.FormatDate) -> TransformFn:
 def _lookup(spec: rules.Lookup) -> TransformFn:
     has_default = "default" in spec.model_fields_set
 
-    def run(value: Any, _: Reader) -> Any:
+    def run(value: Any) -> Any:
         key = text_of(value)
         if key in spec.table:
             return spec.table[key]
@@ -232,17 +163,19 @@ def _lookup(spec: rules.Lookup) -> TransformFn:
     return run
 
 
-def _exponent_reader(spec: rules.ToMinorUnits | rules.FromMinorUnits) -> Callable[[Reader], int]:
+def _exponent_reader(
+    spec: rules.ToMinorUnits | rules.FromMinorUnits,
+) -> int | Callable[[Any, Any], int]:
+    """The currency's exponent: a number fixed by the rule, or read from the payload."""
     if spec.exponent is not None:
-        fixed = spec.exponent
-        return lambda _: fixed
+        return spec.exponent
     if spec.currency is not None:
-        literal = money.currency_exponent(spec.currency)
-        return lambda _: literal
+        return money.currency_exponent(spec.currency)
     path = parse_source(spec.currency_path or "")
+    read = compile_reader(path)
 
-    def from_payload(read: Reader) -> int:
-        code = read(path)
+    def from_payload(root: Any, item: Any) -> int:
+        code = read(root, item)
         if code is MISSING or code is None:
             raise TransformFailed(f"no currency at {path.text}")
         try:
@@ -253,21 +186,39 @@ def _exponent_reader(spec: rules.ToMinorUnits | rules.FromMinorUnits) -> Callabl
     return from_payload
 
 
-def _to_minor(spec: rules.ToMinorUnits) -> TransformFn:
-    exponent_of = _exponent_reader(spec)
+def _to_minor(spec: rules.ToMinorUnits) -> Step:
+    exponent = _exponent_reader(spec)
 
-    def run(value: Any, read: Reader) -> int:
+    def minor(number: Decimal, exponent: int) -> int:
         try:
-            return money.to_minor_units(decimal_of(value), exponent_of(read))
+            return money.to_minor_units(number, exponent)
         except money.MoneyError as exc:
             raise TransformFailed(str(exc)) from exc
 
-    return run
+    if isinstance(exponent, int):
+        fixed = exponent
+        return Step(spec.op, lambda value: minor(decimal_of(value), fixed))
+    read_exponent = exponent
+
+    def run(value: Any, root: Any, item: Any) -> int:
+        number = decimal_of(value)  # the amount is checked before the currency is looked up
+        return minor(number, read_exponent(root, item))
+
+    return Step(spec.op, run, scoped=True)
 
 
-def _from_minor(spec: rules.FromMinorUnits) -> TransformFn:
-    exponent_of = _exponent_reader(spec)
-    return lambda value, read: money.from_minor_units(int_of(value), exponent_of(read))
+def _from_minor(spec: rules.FromMinorUnits) -> Step:
+    exponent = _exponent_reader(spec)
+    if isinstance(exponent, int):
+        fixed = exponent
+        return Step(spec.op, lambda value: money.from_minor_units(int_of(value), fixed))
+    read_exponent = exponent
+
+    def run(value: Any, root: Any, item: Any) -> Decimal:
+        units = int_of(value)
+        return money.from_minor_units(units, read_exponent(root, item))
+
+    return Step(spec.op, run, scoped=True)
 
 
 _PLAIN: dict[str, TransformFn] = {
@@ -298,7 +249,7 @@ def build_step(spec: rules.TransformSpec) -> Step:
         case rules.Lookup():
             run = _lookup(spec)
         case rules.ToMinorUnits():
-            run = _to_minor(spec)
+            return _to_minor(spec)
         case rules.FromMinorUnits():
-            run = _from_minor(spec)
+            return _from_minor(spec)
     return Step(spec.op, run)

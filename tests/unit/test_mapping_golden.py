@@ -53,6 +53,14 @@ def test_golden_output(case: str) -> None:
     assert exact(produced) == exact(expected_path.read_text())
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_output_is_byte_identical(case: str) -> None:
+    """The exact bytes a target receives: key order, decimal digits and big ints included
+    (an equal-but-reordered object or ``1.1`` for ``1.10`` would pass the test above)."""
+    expected = (GOLDEN / f"{case}.expected.json").read_text()
+    assert run_case(case) == dump_output(exact(expected))
+
+
 def test_shopify_money_is_exact_decimal_strings() -> None:
     order = exact(run_case("shopify_order_to_erp"))
     assert order["totals"] == {

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -58,6 +58,8 @@ def test_a_planted_secret_never_survives_plain_text(secret: str, before: str, af
 
 @settings(max_examples=150, deadline=None)
 @given(secret=secrets, before=surroundings, after=surroundings, ascii_only=st.booleans())
+# Found by hypothesis: a secret starting with a quote left its escape's backslash behind.
+@example(secret='"quoted-secret-1', before="none", after="tail", ascii_only=False)
 def test_a_planted_secret_never_survives_json_escaping(
     secret: str, before: str, after: str, ascii_only: bool
 ) -> None:
