@@ -45,7 +45,7 @@ log = get_logger(__name__)
 SERVICE_MODULES: tuple[str, ...] = (
     "streams.event_log",
     "streams.api_integration",
-    "streams.payment_gateway",
+    "streams.payments.pipeline",
 )
 
 

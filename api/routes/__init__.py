@@ -25,12 +25,11 @@ from api.routes import (
     health,
     mappings,
     runs,
-    settlements,
-    stripe_webhooks,
     tokens,
     webhooks,
 )
 from api.routes.integration import INTEGRATION_ROUTERS
+from api.routes.payments import settlements, stripe_webhooks
 from synapseops.principals import Role
 
 VIEWER, OPERATOR, APPROVER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN

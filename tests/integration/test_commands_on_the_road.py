@@ -28,7 +28,7 @@ from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
 from sinks.dead_letter_tables import dead_letters
 from sinks.integration_tables import SUCCEEDED
-from sinks.payment_tables import settlement_attempts, settlements
+from sinks.payments.tables import settlement_attempts, settlements
 from synapseops.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -47,8 +47,8 @@ from tests.integration.integration_world import (
     shopify_sign,
     world_context,
 )
-from tests.integration.payments_factory import PaymentFactory, payments_database
-from tests.integration.test_payments_chaos import start_groups_at_end
+from tests.integration.payments.factory import PaymentFactory, payments_database
+from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, PAYMENT_SETTLEMENT

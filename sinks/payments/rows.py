@@ -1,4 +1,4 @@
-"""Row-level statements of the settlement repository (:mod:`sinks.settlements`), one
+"""Row-level statements of the settlement repository (:mod:`sinks.payments.store`), one
 connection in hand: the payment lock, loading and upserting a settlement, marking an event,
 the audit trail. Nothing here opens or commits a transaction; the repository does.
 """
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from sinks.payment_tables import OUTCOME_WAITING, payment_events, settlement_audit, settlements
+from sinks.payments.tables import OUTCOME_WAITING, payment_events, settlement_audit, settlements
 from streams.payments.events import EntryKind, PaymentEvent
 from streams.payments.settlement import Decision, Settlement, SettlementState
 
 if TYPE_CHECKING:
-    from sinks.settlements import EventRecord
+    from sinks.payments.store import EventRecord
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sinks.payment_tables import settlement_attempts
+from sinks.payments.tables import settlement_attempts
 from synapseops.errors import TargetUnavailable
-from tests.integration.payments_factory import PaymentFactory
-from tests.integration.test_payments_pipeline import (
+from tests.integration.payments.factory import PaymentFactory
+from tests.integration.payments.test_payments_pipeline import (
     THRESHOLD,
     Harness,
     command,

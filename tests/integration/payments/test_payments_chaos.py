@@ -11,7 +11,7 @@ with SIGKILL twice and restarted.
 At the end, counted by id: every settleable settlement id has exactly one ledger entry (an id
 missing from the ledger must be one whose event is a dead letter), no key twice, nothing booked
 that should not be, every accepted event is processed or dead, and the reconciliation report
-(sinks.settlement_queries) agrees with those counts.
+(sinks.payments.queries) agrees with those counts.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
 from sinks.dead_letter_tables import dead_letters
-from sinks.payment_tables import payment_events, settlements
-from sinks.settlement_queries import reconciliation
+from sinks.payments.queries import reconciliation
+from sinks.payments.tables import payment_events, settlements
 from synapseops import headers as h
 from synapseops.kafka import consumer_config, producer_config
 from synapseops.settings import KafkaSettings, RetrySettings, Settings
-from tests.integration.payments_factory import PaymentFactory, StripeEvent, payments_database
+from tests.integration.payments.factory import PaymentFactory, StripeEvent, payments_database
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS, platform_registry

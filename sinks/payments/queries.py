@@ -1,6 +1,6 @@
 """Read-side queries of the Payment Gateway: what the settlements API and the console show.
 
-Nothing here writes; the settlement pipeline owns the tables (``sinks/payment_tables.py``).
+Nothing here writes; the settlement pipeline owns the tables (``sinks/payments/tables.py``).
 Every function takes the engine, runs blocking psycopg2 I/O (call it from a thread, never on
 the event loop) and raises the error tree through :func:`sinks.db.database_errors`.
 
@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
 
 from sinks.db import database_errors
 from sinks.dead_letter_tables import DEAD, dead_letters
-from sinks.payment_tables import (
+from sinks.payments.tables import (
     OUTCOME_IGNORED,
     OUTCOME_RECORDED,
     OUTCOME_WAITING,

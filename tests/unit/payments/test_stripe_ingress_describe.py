@@ -14,7 +14,7 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from api.routes.stripe_webhooks import StripeRejected, describe_stripe_event, verify
+from api.routes.payments.stripe_webhooks import StripeRejected, describe_stripe_event, verify
 from synapseops.errors import SchemaInvalid
 from synapseops.settings import Settings, StripeSettings
 from tests.fixtures import SAMPLES

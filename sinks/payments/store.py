@@ -1,7 +1,7 @@
 """The settlement repository: every state change of a settlement in one PostgreSQL transaction.
 
 Two transactions per booking, with the finance call between them and outside both
-(``streams/payment_gateway.py`` explains why that is exactly-once):
+(``streams/payments/pipeline.py`` explains why that is exactly-once):
 
 * :meth:`SettlementRepository.begin_event` / :meth:`begin_command` — lock the payment, store
   the Stripe event (``ON CONFLICT (event_id) DO NOTHING``: the de-duplication), lock the
@@ -19,7 +19,7 @@ Locks: a transaction-scoped advisory lock on the payment id comes first, then th
 row lock alone cannot serialise the *first* event of an entry (there is no row to lock yet) or
 the refund arithmetic over a payment's refund rows; the advisory lock does both. Every method is
 blocking: call it in an executor. Database errors come out as the error tree. The row-level
-statements the transactions are made of live in :mod:`sinks.settlement_rows`.
+statements the transactions are made of live in :mod:`sinks.payments.rows`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import sqlalchemy
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from sinks import settlement_rows as rows
 from sinks.db import database_errors
-from sinks.payment_tables import (
+from sinks.payments import rows
+from sinks.payments.tables import (
     OUTCOME_FAILED,
     OUTCOME_IGNORED,
     OUTCOME_RECORDED,

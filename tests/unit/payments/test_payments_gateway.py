@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.finance import FinanceRefused, SettlementRequest, _refusal
-from streams.payment_gateway import event_record
+from sinks.payments.finance import FinanceRefused, SettlementRequest, _refusal
 from streams.payments.events import EntryKind, PaymentEvent, decode, parse, parse_command
+from streams.payments.pipeline import event_record
 from streams.payments.settlement import (
     Action,
     ApprovalPolicy,

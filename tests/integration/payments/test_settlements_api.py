@@ -1,7 +1,7 @@
 """``/api/v1/settlements`` over uvicorn against a fresh migrated database and the real broker.
 
 Rows are written the way the settlement pipeline and the dead-letter store write them
-(``sinks/payment_tables.py``, ``sinks/dead_letter_tables.py``); the module owns its database,
+(``sinks/payments/tables.py``, ``sinks/dead_letter_tables.py``); the module owns its database,
 so every count and sum below is exact.
 """
 
@@ -25,7 +25,7 @@ from api.main import create_app
 from api.server import serving_in_thread
 from sinks.dead_letter_tables import dead_letters
 from sinks.migrate import upgrade
-from sinks.payment_tables import (
+from sinks.payments.tables import (
     payment_events,
     settlement_attempts,
     settlement_audit,

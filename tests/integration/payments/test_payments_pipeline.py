@@ -2,7 +2,7 @@
 
 The handler runs in this process on records shaped as the worker hands them over; the finance
 ledger is the sandbox's (real HTTP, real Idempotency-Key store). The whole worker under faults
-and kill -9 is tests/integration/test_payments_chaos.py.
+and kill -9 is tests/integration/payments/test_payments_chaos.py.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from sqlalchemy import select
 from sandbox.harness import SandboxServer
 from schemas.serde import AvroSerde
 from schemas.store import schema_store
-from sinks.payment_tables import payment_events, settlement_attempts, settlement_audit, settlements
+from sinks.payments.tables import payment_events, settlement_attempts, settlement_audit, settlements
 from streams.bootstrap import Runtime
-from streams.payment_gateway import PaymentGateway, build_gateway
 from streams.payments.events import SettlementCommand
+from streams.payments.pipeline import PaymentGateway, build_gateway
 from streams.road import Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.errors import TargetTimeout
 from synapseops.kafka import consumer_config
 from synapseops.settings import KafkaSettings, PaymentSettings, RetrySettings, Settings
-from tests.integration.payments_factory import PaymentFactory, StripeEvent, payments_database
+from tests.integration.payments.factory import PaymentFactory, StripeEvent, payments_database
 from topics.admin import apply_topics
 from topics.registry import (
     NOTIFICATION_TRIGGERS,

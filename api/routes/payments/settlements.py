@@ -1,6 +1,6 @@
 """``/api/v1/settlements``: list, audit trail, approvals, daily volumes, reconciliation.
 
-Reads come from PostgreSQL through :mod:`sinks.settlement_queries` (plain ``def`` routes:
+Reads come from PostgreSQL through :mod:`sinks.payments.queries` (plain ``def`` routes:
 FastAPI's threadpool keeps psycopg2 off the event loop). An approval is a *command*: the route
 checks the settlement waits for approval, publishes ``{settlement_id, decision, actor, at,
 reason}`` (``actor``: the authenticated principal, e.g. ``token:ana-approvals``) to
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import EngineDep, PrincipalDep, ProducerDep
 from api.publish import Command, publish_command
-from sinks import settlement_queries as queries
+from sinks.payments import queries
 from streams.payments.events import SettlementCommand
 from synapseops.ids import child_traceparent
 from synapseops.logging import get_logger
@@ -33,7 +33,7 @@ log = get_logger(__name__)
 
 MAX_PAGE = 500
 
-# The values of sinks.payment_tables.STATES (a Literal cannot be built from a tuple).
+# The values of sinks.payments.tables.STATES (a Literal cannot be built from a tuple).
 State = Literal["pending", "pending_approval", "settled", "failed"]
 Decision = Literal["approve", "reject"]
 Currency = Annotated[str, Query(pattern=r"^[A-Za-z]{3}$", description="ISO 4217, any case")]

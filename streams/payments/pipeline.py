@@ -38,9 +38,9 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sinks.finance import FinanceClient, FinanceReceipt, FinanceRefused, SettlementRequest
-from sinks.payment_tables import ATTEMPT_FATAL, ATTEMPT_REJECTED, ATTEMPT_RETRY, ATTEMPT_SETTLED
-from sinks.settlements import Attempt, EventRecord, SettlementRepository, Step
+from sinks.payments.finance import FinanceClient, FinanceReceipt, FinanceRefused, SettlementRequest
+from sinks.payments.store import Attempt, EventRecord, SettlementRepository, Step
+from sinks.payments.tables import ATTEMPT_FATAL, ATTEMPT_REJECTED, ATTEMPT_RETRY, ATTEMPT_SETTLED
 from streams.payments import metrics
 from streams.payments.events import (
     PaymentEvent,
