@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
 from sinks.db import database_errors
-from sinks.integration_store import RecordConflict, RecordNotFound
+from sinks.integration.store import RecordConflict, RecordNotFound
 from sinks.principal_tables import principals
 from synapseops.principals import (
     MintedToken,

@@ -44,7 +44,7 @@ log = get_logger(__name__)
 
 SERVICE_MODULES: tuple[str, ...] = (
     "streams.event_log",
-    "streams.api_integration",
+    "streams.integration.pipeline",
     "streams.payments.pipeline",
 )
 

@@ -15,20 +15,16 @@ from fastapi import APIRouter
 from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
-from api.routes import (
-    connector_webhooks,
+from api.routes import dead_letters, events, health, tokens, webhooks
+from api.routes.integration import (
+    INTEGRATION_ROUTERS,
     connectors,
     credentials,
-    dead_letters,
-    events,
     flows,
-    health,
     mappings,
     runs,
-    tokens,
-    webhooks,
 )
-from api.routes.integration import INTEGRATION_ROUTERS
+from api.routes.integration import webhooks as connector_webhooks
 from api.routes.payments import settlements, stripe_webhooks
 from synapseops.principals import Role
 

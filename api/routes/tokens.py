@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.bodies import record_errors
 from api.deps import EngineDep, PrincipalDep
-from api.routes.records import record_errors
 from sinks import principals as store
 from synapseops.principals import NAME_PATTERN, Role
 

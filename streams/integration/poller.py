@@ -35,11 +35,11 @@ from urllib.parse import urlencode
 import sqlalchemy
 from sqlalchemy import select, update
 
-from sinks.credentials import auth_headers
 from sinks.db import database_errors
 from sinks.http import HttpTarget
-from sinks.integration_store import load_credential
-from sinks.integration_tables import connectors, endpoints, flows
+from sinks.integration.credentials import auth_headers
+from sinks.integration.store import load_credential
+from sinks.integration.tables import connectors, endpoints, flows
 from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
 from streams.integration.source_config import (
     PollConfig,

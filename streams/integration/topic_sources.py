@@ -13,7 +13,7 @@ import sqlalchemy
 from sqlalchemy import select
 
 from sinks.db import database_errors
-from sinks.integration_tables import connectors, endpoints, flows
+from sinks.integration.tables import connectors, endpoints, flows
 from streams.integration.source_config import (
     KafkaSourceConfig,
     ReservedTopics,

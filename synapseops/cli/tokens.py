@@ -75,7 +75,7 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="print the new token as JSON")] = False,
 ) -> None:
     """Create a token; prints it once (store it now: it cannot be shown again)."""
-    from sinks.integration_store import RecordConflict
+    from sinks.integration.store import RecordConflict
     from sinks.principals import create_token
     from synapseops.errors import DatabaseUnavailable
 
@@ -132,7 +132,7 @@ def revoke(
     token: Annotated[str, typer.Argument(help="the token's id or its name")],
 ) -> None:
     """Revoke a live token at once (the row stays for the audit trail)."""
-    from sinks.integration_store import RecordNotFound
+    from sinks.integration.store import RecordNotFound
     from sinks.principals import revoke_token
     from synapseops.errors import DatabaseUnavailable
 

@@ -27,7 +27,7 @@ from api.main import create_app
 from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
 from sinks.dead_letter_tables import dead_letters
-from sinks.integration_tables import SUCCEEDED
+from sinks.integration.tables import SUCCEEDED
 from sinks.payments.tables import settlement_attempts, settlements
 from synapseops.settings import (
     ApiSettings,
@@ -37,7 +37,7 @@ from synapseops.settings import (
     Settings,
 )
 from synapseops.signatures import sign_stripe
-from tests.integration.integration_world import (
+from tests.integration.integration.world import (
     MAPPING,
     erp_orders,
     make_flow,

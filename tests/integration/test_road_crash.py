@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from api.ingress import body_digest_id
-from sinks.integration_tables import SUCCEEDED
+from sinks.integration.tables import SUCCEEDED
 from synapseops.settings import Settings
-from tests.integration.integration_world import (
+from tests.integration.integration.world import (
     MAPPING,
     make_flow,
     order_body,

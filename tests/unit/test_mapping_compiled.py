@@ -15,7 +15,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -23,9 +22,8 @@ import pytest
 
 from streams.mapping import apply_mapping, compile_mapping, load_payload
 from synapseops.errors import Undecodable
-from tests.fixtures import SAMPLES
+from tests.fixtures import GOLDEN, SAMPLES
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 SHOPIFY = json.loads((GOLDEN / "shopify_order_to_erp.mapping.json").read_text())
 ORDER = load_payload((SAMPLES / "shopify" / "order.json").read_bytes())
 

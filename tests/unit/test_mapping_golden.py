@@ -1,5 +1,5 @@
 """Golden tests: real fixture payloads through checked-in mappings, compared to checked-in
-expected output (``tests/unit/golden/<case>.mapping.json`` / ``<case>.expected.json``).
+expected output (``tests/golden/<case>.mapping.json`` / ``<case>.expected.json``).
 
 After an intended change of output, regenerate with ``UPDATE_GOLDEN=1 pytest
 tests/unit/test_mapping_golden.py`` and review the diff of the ``.expected.json`` files.
@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.mapping import compile_mapping, dump_output, load_payload
-from tests.fixtures import SAMPLES
+from tests.fixtures import GOLDEN, SAMPLES
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 FIXTURES = SAMPLES
 
 CASES = {

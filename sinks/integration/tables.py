@@ -7,9 +7,9 @@
                       └── secret_credential_id ──────┘
     flows ──< runs ──> run_bodies  (request/response bodies above the row cap)
 
-- A **credential** keeps only Fernet ciphertext (:mod:`sinks.credentials`); the clear secret
-  is never stored, returned or logged. ``signing_secret`` is the kind an endpoint's webhook
-  signature secret has (it never becomes an auth header).
+- A **credential** keeps only Fernet ciphertext (:mod:`sinks.integration.credentials`); the
+  clear secret is never stored, returned or logged. ``signing_secret`` is the kind an endpoint's
+  webhook signature secret has (it never becomes an auth header).
 - A **mapping version** is immutable: the store only inserts, and a trigger refuses UPDATE, so
   a Run's ``mapping_version`` always names the rules it ran with. ``rules`` is JSONB; read it
   as text (``rules::text``) and decode with ``streams.mapping.load_payload`` so numbers in

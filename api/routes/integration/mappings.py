@@ -3,7 +3,7 @@
 Every save is a new immutable version (1, 2, 3 …); flows pin one or follow the latest. Rules
 are validated with :func:`streams.mapping.compile_mapping` before they are stored: invalid
 rules answer 422 with one problem per line, each naming its rule. Bodies are read and answered
-with exact numbers (:mod:`api.routes.records`): ``409.94`` never becomes a float.
+with exact numbers (:mod:`api.bodies`): ``409.94`` never becomes a float.
 
 Errors, in previews and 422s alike, are objects with at least ``message``
 (``"rule 3 (erp.total): to_float failed on 'abc' at total_price"``), plus ``rule``/``target``
@@ -21,10 +21,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.bodies import body_schema, exact_body, exact_json, record_errors
 from api.deps import EngineDep
-from api.routes.records import body_schema, exact_body, exact_json, record_errors
-from sinks import integration_store as store
-from sinks.integration_tables import CONNECTOR_NAME_PATTERN, mappings
+from sinks.integration import store
+from sinks.integration.tables import CONNECTOR_NAME_PATTERN, mappings
 from streams.mapping import MappingSpecInvalid, compile_mapping, jsonable
 
 router = APIRouter(prefix="/mappings", tags=["integration: mappings"])

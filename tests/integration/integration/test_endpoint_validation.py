@@ -1,6 +1,6 @@
 """Source endpoints the worker could not run are refused on write (422, with the reasons),
 over real HTTP with the product's app, a fresh database and the real broker. The same check
-runs in the worker (tests/integration/test_integration_sources.py)."""
+runs in the worker (tests/integration/integration/test_integration_sources.py)."""
 
 from __future__ import annotations
 

@@ -21,12 +21,12 @@ import sqlalchemy
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from api.bodies import record_errors
 from api.deps import EngineDep, SettingsDep
-from api.routes.connector_webhooks import endpoint_warnings, signature_choice_missing
-from api.routes.records import record_errors
-from sinks import integration_store as store
+from api.routes.integration.webhooks import endpoint_warnings, signature_choice_missing
 from sinks.http_guard import OutboundConfigInvalid, check_outbound_config
-from sinks.integration_tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
+from sinks.integration import store
+from sinks.integration.tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
 from streams.integration.source_config import reserved_topics, source_endpoint_problems
 from synapseops.settings import Settings
 

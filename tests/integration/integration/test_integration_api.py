@@ -12,7 +12,6 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,18 +23,17 @@ from pydantic import SecretStr
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.integration_tables import credentials, run_bodies, runs
+from sinks.integration.tables import credentials, run_bodies, runs
 from streams.mapping import load_payload
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
-from tests.fixtures import SAMPLES
+from tests.fixtures import GOLDEN, SAMPLES
 from tests.integration.databases import fresh_database
 from topics.registry import INTEGRATION_COMMANDS
 
 TOKEN = f"itest-{uuid.uuid4().hex}"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = f"sk-live-{uuid.uuid4().hex}"
-GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
 SHOPIFY_ORDER = SAMPLES / "shopify" / "order.json"
 
 

@@ -1,11 +1,11 @@
 """``/api/v1/credentials``: API keys, bearer tokens, basic auth and webhook signing secrets.
 
 The secret goes in once (create, rotate) and never comes out: it is stored as Fernet
-ciphertext (:mod:`sinks.credentials`) and every answer shows ``"secret": "**hidden**"``. The
-bodies are read by :func:`api.routes.records.exact_body`, whose 422 never echoes the input.
-A secret must pass :func:`sinks.credentials.check_secret` (422 otherwise): long enough to be
-scrubbed from every text, no control or line-break character, header-safe for the kinds that
-travel as header text.
+ciphertext (:mod:`sinks.integration.credentials`) and every answer shows
+``"secret": "**hidden**"``. The bodies are read by :func:`api.bodies.exact_body`, whose 422
+never echoes the input. A secret must pass :func:`sinks.integration.credentials.check_secret`
+(422 otherwise): long enough to be scrubbed from every text, no control or line-break
+character, header-safe for the kinds that travel as header text.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from api.bodies import body_schema, exact_body, record_errors
 from api.deps import EngineDep, SettingsDep
-from api.routes.records import body_schema, exact_body, record_errors
-from sinks import integration_store as store
-from sinks.credentials import HIDDEN, CredentialInvalid, check_secret
-from sinks.integration_tables import CONNECTOR_NAME_PATTERN, credentials
+from sinks.integration import store
+from sinks.integration.credentials import HIDDEN, CredentialInvalid, check_secret
+from sinks.integration.tables import CONNECTOR_NAME_PATTERN, credentials
 
 router = APIRouter(prefix="/credentials", tags=["integration: credentials"])
 

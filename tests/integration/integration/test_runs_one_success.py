@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from sinks import runs as run_log
-from sinks.integration_tables import DUPLICATE, SUCCEEDED
+from sinks.integration import runs as run_log
+from sinks.integration.tables import DUPLICATE, SUCCEEDED
 from synapseops.settings import Settings
-from tests.integration.integration_world import MAPPING, make_flow, runs_of, world_context
+from tests.integration.integration.world import MAPPING, make_flow, runs_of, world_context
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy
 
 from api.ingress import body_digest_id
-from sinks import integration_store as store
-from sinks.integration_tables import (
+from sinks.integration import store
+from sinks.integration.tables import (
     DEAD,
     SUCCEEDED,
 )
@@ -26,7 +26,7 @@ from streams.integration.commands import RerunCommand
 from streams.road import Hop, Outcome, RoadRecord
 from synapseops.kafka import AsyncProducer
 from synapseops.settings import Settings
-from tests.integration.integration_world import (
+from tests.integration.integration.world import (
     BIG_ID,
     ERP_TOKEN,
     MAPPING,

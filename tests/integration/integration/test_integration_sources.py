@@ -30,13 +30,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from sqlalchemy import select, update
 
-from sinks import integration_store as store
-from sinks.integration_tables import SUCCEEDED, connectors, endpoints, flows
+from sinks.integration import store
+from sinks.integration.tables import SUCCEEDED, connectors, endpoints, flows
 from streams.road import RoadRecord
 from synapseops import headers as kh
 from synapseops.kafka import consumer_config, create_admin, producer_config
 from synapseops.settings import Settings
-from tests.integration.integration_world import end_offsets, runs_of, world_context
+from tests.integration.integration.world import end_offsets, runs_of, world_context
 from tests.integration.worker_process import WorkerProcess
 from topics.registry import INTEGRATION_EVENTS
 

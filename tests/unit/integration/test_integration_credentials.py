@@ -12,10 +12,10 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 
-from api.routes.credentials import CredentialCreate, CredentialPublic
-from api.routes.records import validation_detail
-from sinks import credentials as creds
-from sinks.credentials import (
+from api.bodies import validation_detail
+from api.routes.integration.credentials import CredentialCreate, CredentialPublic
+from sinks.integration import credentials as creds
+from sinks.integration.credentials import (
     HIDDEN,
     Credential,
     CredentialCipher,
@@ -51,7 +51,7 @@ def test_dev_without_a_key_generates_one_file_at_0600_and_reuses_it(
 ) -> None:
     creds._ciphers.clear()
     settings = _settings(tmp_path, env="dev")
-    with caplog.at_level(logging.WARNING, logger="sinks.credentials"):
+    with caplog.at_level(logging.WARNING, logger="sinks.integration.credentials"):
         token = encrypt(settings, SECRET)
     key_file = tmp_path / creds.KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -210,7 +210,7 @@ def test_header_safe_and_unicode_secrets_are_accepted() -> None:
 def test_every_run_status_is_a_status_the_api_can_answer() -> None:
     from typing import get_args
 
-    from api.routes.runs import RunStatus
-    from sinks.integration_tables import RUN_STATUSES
+    from api.routes.integration.runs import RunStatus
+    from sinks.integration.tables import RUN_STATUSES
 
     assert set(get_args(RunStatus)) == set(RUN_STATUSES)

@@ -32,11 +32,11 @@ from typing import Any
 import sqlalchemy
 from mode import Service
 
-from sinks import runs as run_log
-from sinks.credentials import auth_headers
 from sinks.http import HttpTarget, TargetResponse
 from sinks.http_guard import is_forbidden_header
-from sinks.integration_store import (
+from sinks.integration import runs as run_log
+from sinks.integration.credentials import auth_headers
+from sinks.integration.store import (
     RecordNotFound,
     enabled_flows_for,
     get_row,
@@ -45,7 +45,7 @@ from sinks.integration_store import (
     resolve_mapping,
     source_endpoint,
 )
-from sinks.integration_tables import DEAD, FAILED, SUCCEEDED, connectors, endpoints, flows
+from sinks.integration.tables import DEAD, FAILED, SUCCEEDED, connectors, endpoints, flows
 from streams.bootstrap import Runtime
 from streams.integration.commands import decode_command
 from streams.integration.delivery import (

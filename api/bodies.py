@@ -19,7 +19,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from sinks.integration_store import RecordConflict, RecordInvalid, RecordNotFound
+from sinks.integration.store import RecordConflict, RecordInvalid, RecordNotFound
 from streams.mapping import dump_output, jsonable, load_payload
 from synapseops.errors import Undecodable
 

@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.bodies import record_errors
 from api.deps import EngineDep
-from api.routes.records import record_errors
-from sinks import integration_store as store
-from sinks.integration_runs import flow_summary
-from sinks.integration_store import RecordInvalid, RecordNotFound
-from sinks.integration_tables import CONNECTOR_NAME_PATTERN, flows
+from sinks.integration import store
+from sinks.integration.run_queries import flow_summary
+from sinks.integration.store import RecordInvalid, RecordNotFound
+from sinks.integration.tables import CONNECTOR_NAME_PATTERN, flows
 
 router = APIRouter(prefix="/flows", tags=["integration: flows"])
 

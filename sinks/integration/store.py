@@ -1,5 +1,5 @@
 """Repository of the API Integration records: connectors, endpoints, credentials, mappings,
-flows. Runs (list, filters, summary) are in :mod:`sinks.integration_runs`.
+flows. Runs (list, filters, summary) are in :mod:`sinks.integration.run_queries`.
 
 Blocking SQLAlchemy calls: the API runs them from plain ``def`` routes (threadpool), a worker
 through ``asyncio.to_thread``. Rows come back as plain dicts. Errors:
@@ -27,16 +27,16 @@ from sqlalchemy import Table, Text, cast, func, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sinks.credentials import (
+from sinks.db import database_errors
+from sinks.integration.credentials import (
     Credential,
     CredentialUnreadable,
     encrypt,
     open_credential,
     remember_credential,
 )
-from sinks.db import database_errors
-from sinks.integration_tables import connectors, credentials, endpoints, flows, mapping_versions
-from sinks.integration_tables import mappings as mappings_table
+from sinks.integration.tables import connectors, credentials, endpoints, flows, mapping_versions
+from sinks.integration.tables import mappings as mappings_table
 from streams.mapping import dump_output, load_payload
 from synapseops.errors import SynapseOpsError
 from synapseops.settings import Settings

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.db import database_errors
-from sinks.integration_tables import DUPLICATE, RUNNING, SUCCEEDED, run_bodies, runs
+from sinks.integration.tables import DUPLICATE, RUNNING, SUCCEEDED, run_bodies, runs
 from streams.mapping import dump_output, load_payload
 from synapseops.errors import SynapseOpsError
 from synapseops.redaction import scrub, scrub_bytes, scrub_document, scrub_headers

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,8 @@ from streams.mapping import MappingFailed, compile_mapping
 from streams.road.record import RoadRecord
 from synapseops import headers as kh
 from synapseops.errors import FatalError, SchemaInvalid, Undecodable
-from tests.fixtures import SAMPLES
+from tests.fixtures import GOLDEN, SAMPLES
 
-GOLDEN = Path(__file__).parent / "golden"
 ORDER = SAMPLES / "shopify" / "order.json"
 BIG_ID = 2**53 + 7
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

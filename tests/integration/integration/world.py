@@ -28,26 +28,26 @@ from sqlalchemy.engine import make_url
 from api.main import create_app
 from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
-from sinks import integration_store as store
-from sinks.integration_tables import (
+from sinks.integration import store
+from sinks.integration.tables import (
     connectors,
     endpoints,
     flows,
     runs,
 )
 from sinks.migrate import upgrade
-from streams.api_integration import Delivery
+from streams.integration.pipeline import Delivery
 from streams.road import FailureRouter, Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
-from tests.fixtures import SAMPLES
+from tests.fixtures import GOLDEN, SAMPLES
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
 HERE = Path(__file__).resolve().parent
 
 ORDER = SAMPLES / "shopify" / "order.json"
-MAPPING = HERE.parent / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
+MAPPING = GOLDEN / "shopify_order_to_erp.mapping.json"
 BIG_ID = 2**53 + 7
 SHOP_SECRET = f"shpss_{uuid.uuid4().hex}"
 ERP_TOKEN = f"erp-{uuid.uuid4().hex}"

@@ -20,10 +20,17 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from api.bodies import record_errors
 from api.deps import EngineDep, ProducerDep
 from api.publish import Command, publish_command
-from api.routes.records import record_errors
-from sinks.integration_runs import MAX_PAGE, MAX_RERUN, RunFilter, get_run, list_runs, runs_to_rerun
+from sinks.integration.run_queries import (
+    MAX_PAGE,
+    MAX_RERUN,
+    RunFilter,
+    get_run,
+    list_runs,
+    runs_to_rerun,
+)
 from streams.integration.commands import MappingChoice, RerunCommand
 from synapseops.ids import new_id, new_traceparent
 from synapseops.kafka import AsyncProducer
@@ -31,7 +38,7 @@ from topics.registry import INTEGRATION_COMMANDS, INTEGRATION_RERUN
 
 router = APIRouter(prefix="/runs", tags=["integration: runs"])
 
-# Every status of sinks.integration_tables.RUN_STATUSES (a unit test keeps them equal): a
+# Every status of sinks.integration.tables.RUN_STATUSES (a unit test keeps them equal): a
 # status missing here turns every list holding such a run into a 500.
 RunStatus = Literal["running", "succeeded", "failed", "dead", "duplicate"]
 Id = Annotated[int, Path(ge=1)]

@@ -37,10 +37,10 @@ from api.deps import EngineDep, ProducerDep, SettingsDep
 from api.ingress import describe_signed_event, kafka_headers, parse_json_body
 from api.publish import publish_event, unavailable
 from api.routes.webhooks import UNAUTHORIZED, read_body
-from sinks.credentials import CredentialUnreadable
-from sinks.integration_store import RecordNotFound, connector_by_name, get_row, load_credential
-from sinks.integration_store import source_endpoint as find_source_endpoint
-from sinks.integration_tables import connectors
+from sinks.integration.credentials import CredentialUnreadable
+from sinks.integration.store import RecordNotFound, connector_by_name, get_row, load_credential
+from sinks.integration.store import source_endpoint as find_source_endpoint
+from sinks.integration.tables import connectors
 from synapseops import headers as kh
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
 from synapseops.ids import trace_id_of
