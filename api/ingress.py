@@ -1,6 +1,6 @@
 """What the generic webhook ingress knows about a request, as pure functions (no I/O).
 
-The route in ``api/routes/webhooks.py`` reads the raw body, calls :func:`describe_event`
+The route in ``api/routes/event_log/webhooks.py`` reads the raw body, calls :func:`describe_event`
 and publishes the *original bytes* with the headers of :func:`kafka_headers`. Keeping the
 decisions here lets them be tested without a server, a broker or a database.
 

@@ -1,7 +1,7 @@
 """SQLAlchemy Core tables of the dead-letter store, matching migrations ``0002`` and ``0008``.
 
-They hang off the same :data:`sinks.tables.metadata` as every other table, so a check that
-compares the metadata with the migrations sees them too (import this module first).
+They hang off :data:`sinks.db.metadata` like every other table; the migration test compares
+them with what the migrations build (:func:`sinks.migrate.declared_metadata`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sinks.tables import metadata
+from sinks.db import metadata
 
 DEAD = "dead"
 REPLAYED = "replayed"

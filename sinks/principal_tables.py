@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from sinks.tables import metadata
+from sinks.db import metadata
 from synapseops.principals import ROLES
 
 KINDS = ("token", "user")

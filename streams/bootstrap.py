@@ -43,7 +43,7 @@ from synapseops.settings import Settings
 log = get_logger(__name__)
 
 SERVICE_MODULES: tuple[str, ...] = (
-    "streams.event_log",
+    "streams.event_log.pipeline",
     "streams.integration.pipeline",
     "streams.payments.pipeline",
 )

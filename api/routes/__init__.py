@@ -15,7 +15,8 @@ from fastapi import APIRouter
 from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
-from api.routes import dead_letters, events, health, tokens, webhooks
+from api.routes import dead_letters, health, tokens
+from api.routes.event_log import events, webhooks
 from api.routes.integration import (
     INTEGRATION_ROUTERS,
     connectors,

@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sinks.tables import metadata
+from sinks.db import metadata
 
 PROTOCOLS = ("webhook", "rest", "kafka")
 DIRECTIONS = ("source", "target")

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from sinks.tables import metadata
+from sinks.db import metadata
 
 # settlements.state — the values of streams.payments.settlement.SettlementState.
 STATES = ("pending", "pending_approval", "settled", "failed")

@@ -310,7 +310,7 @@ def test_record_readers_raise_only_the_road_errors(
     timestamp: int | None,
     present: bool,
 ) -> None:
-    from streams.event_log import to_row
+    from streams.event_log.rows import to_row
     from streams.integration.delivery import source_event
     from streams.road.record import RoadRecord
     from synapseops.errors import Undecodable

@@ -36,7 +36,7 @@ from api.body_limit import BodyTooLarge
 from api.deps import EngineDep, ProducerDep, SettingsDep
 from api.ingress import describe_signed_event, kafka_headers, parse_json_body
 from api.publish import publish_event, unavailable
-from api.routes.webhooks import UNAUTHORIZED, read_body
+from api.routes.event_log.webhooks import UNAUTHORIZED, read_body
 from sinks.integration.credentials import CredentialUnreadable
 from sinks.integration.store import RecordNotFound, connector_by_name, get_row, load_credential
 from sinks.integration.store import source_endpoint as find_source_endpoint

@@ -30,7 +30,7 @@ from api.body_limit import BodyTooLarge
 from api.deps import ProducerDep, SettingsDep
 from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body, received_at_now
 from api.publish import RETRY_AFTER_S, publish_event
-from api.routes.webhooks import read_body
+from api.routes.event_log.webhooks import read_body
 from streams.payments.events import payment_key
 from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
 from synapseops.ids import child_traceparent, trace_id_of

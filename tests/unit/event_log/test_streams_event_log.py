@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sinks.base import Sink
-from streams.event_log import EventLog, to_row
+from streams.event_log.pipeline import EventLog
+from streams.event_log.rows import to_row
 from streams.road import RoadRecord
 from synapseops import headers as h
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid, Undecodable

@@ -1,7 +1,7 @@
 """``/api/v1/events`` over real HTTP against a fresh, migrated PostgreSQL database.
 
-Rows are written the way the worker writes them (``sinks.tables.inbound_events``); the test
-owns its database, so counts and ordering are exact.
+Rows are written the way the worker writes them (``sinks.event_log.tables.inbound_events``); the
+test owns its database, so counts and ordering are exact.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.tables import inbound_events
+from sinks.event_log.tables import inbound_events
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from tests.integration.databases import fresh_database
 

@@ -20,8 +20,8 @@ import sqlalchemy
 from sqlalchemy import select
 
 from sinks.dead_letter_tables import dead_letters
+from sinks.event_log.tables import inbound_events
 from sinks.migrate import upgrade
-from sinks.tables import inbound_events
 from synapseops import headers as h
 from synapseops.kafka import AsyncProducer
 from synapseops.settings import KafkaSettings

@@ -1,8 +1,6 @@
-"""SQLAlchemy Core tables, matching the Alembic migrations under ``sinks/migrations``.
+"""SQLAlchemy Core table of the event log, matching migration ``0001``: ``inbound_events``.
 
-The migrations are the truth for the schema; these objects let code build statements
-(``insert(inbound_events)``) without spelling column names as strings. A test compares the
-two, so a migration that forgets its table here (or the other way round) fails.
+One row per accepted inbound event, unique by ``(source, event_id)`` (duplicates are absorbed).
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    MetaData,
     Table,
     Text,
     UniqueConstraint,
@@ -20,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-metadata = MetaData()
+from sinks.db import metadata
 
 inbound_events = Table(
     "inbound_events",

@@ -1,37 +1,22 @@
-"""The event-log pipeline: every accepted inbound event, stored once in ``inbound_events``.
+"""The event log's work, pure and typed: a Kafka record in, its ``inbound_events`` row out.
 
-Topology apart from logic: :func:`to_row` is the work, pure and typed (Kafka record in,
-:class:`InboundEventRow` out, or a :class:`~synapseops.errors.FatalError` saying why the record
-can never be stored); :class:`EventLog` writes the row; :func:`pipelines` declares the pipeline
-to the reliability road, which owns retries (database down → retry tiers) and dead letters
-(undecodable body, missing headers → the dead-letter topic, then the ``dead_letters`` table).
-
-Duplicates are absorbed by ``UNIQUE (source, event_id)``; a redelivered record after a crash
-is therefore harmless.
+:func:`to_row` answers an :class:`InboundEventRow` or raises a
+:class:`~synapseops.errors.FatalError` saying why the record can never be stored; the pipeline
+(:mod:`streams.event_log.pipeline`) writes the row. No I/O here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy
-
-from sinks.db import TableSink
-from sinks.tables import inbound_events
-from streams.road import Outcome, Pipeline, RoadRecord
 from synapseops import headers as h
 from synapseops.errors import SchemaInvalid, Undecodable
 from synapseops.ids import trace_id_of
-from topics.registry import EVENT_LOG, INBOUND_EVENT
-
-if TYPE_CHECKING:
-    from streams.bootstrap import Runtime
 
 HeaderPairs = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 
@@ -178,37 +163,3 @@ def _received_at(header: str | None, timestamp_ms: int | None) -> datetime:
             # A producer may stamp any int64; past year 9999 it is no time at all.
             pass
     raise SchemaInvalid(f"no usable {h.RECEIVED_AT} header and no record timestamp")
-
-
-class EventLog:
-    """Writes inbound records to ``inbound_events``; the road handles every failure."""
-
-    def __init__(self, events: TableSink) -> None:
-        self.events = events
-
-    @classmethod
-    def from_engine(cls, engine: sqlalchemy.Engine) -> EventLog:
-        return cls(TableSink(engine, inbound_events, conflict=("source", "event_id")))
-
-    def store(self, record: RoadRecord) -> Outcome:
-        """Decode and write one record (blocking). Raises the error tree on failure."""
-        row = to_row(
-            record.key,
-            record.value,
-            record.headers,
-            record.topic,
-            record.partition,
-            record.offset,
-            record.timestamp_ms,
-        )
-        if self.events.write_one(row.as_row()):
-            return Outcome("done", "stored")
-        return Outcome("skipped", "duplicate")
-
-    async def handle(self, record: RoadRecord) -> Outcome:
-        return await asyncio.to_thread(self.store, record)
-
-
-def pipelines(runtime: Runtime) -> list[Pipeline]:
-    event_log = EventLog.from_engine(runtime.engine)
-    return [Pipeline.declared(EVENT_LOG, {INBOUND_EVENT: event_log.handle}, runtime.settings)]

@@ -1,7 +1,7 @@
 """``/api/v1/events``: the inbound events the worker stored (read from PostgreSQL).
 
 The routes are plain ``def``: FastAPI runs them in its threadpool, so the blocking psycopg2
-query never stalls the event loop that serves the ingress.
+query (:mod:`sinks.event_log.queries`) never stalls the event loop that serves the ingress.
 """
 
 from __future__ import annotations
@@ -9,15 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import sqlalchemy
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import EngineDep
 from api.ingress import SOURCE_PATTERN
-from sinks.tables import inbound_events
-from synapseops.errors import DatabaseUnavailable
+from sinks.event_log import queries
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -48,16 +45,6 @@ class EventsPublic(BaseModel):
     next_before_id: int | None
 
 
-def _run(engine: sqlalchemy.Engine, statement: sqlalchemy.Select[Any]) -> list[EventPublic]:
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(statement).mappings().all()
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise DatabaseUnavailable(f"cannot read inbound events: {type(cause).__name__}") from exc
-    return [EventPublic.model_validate(dict(row)) for row in rows]
-
-
 @router.get("", summary="Stored inbound events, newest first")
 def list_events(
     engine: EngineDep,
@@ -65,12 +52,8 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> EventsPublic:
-    statement = sqlalchemy.select(inbound_events).order_by(inbound_events.c.id.desc())
-    if source is not None:
-        statement = statement.where(inbound_events.c.source == source)
-    if before_id is not None:
-        statement = statement.where(inbound_events.c.id < before_id)
-    items = _run(engine, statement.limit(limit))
+    rows = queries.list_events(engine, source=source, limit=limit, before_id=before_id)
+    items = [EventPublic.model_validate(row) for row in rows]
     next_before_id = items[-1].id if len(items) == limit else None
     return EventsPublic(items=items, next_before_id=next_before_id)
 
@@ -81,8 +64,7 @@ def list_events(
     responses={404: {"description": "no such row"}},
 )
 def get_event(engine: EngineDep, event_row_id: Annotated[int, Path(ge=1)]) -> EventPublic:
-    statement = sqlalchemy.select(inbound_events).where(inbound_events.c.id == event_row_id)
-    rows = _run(engine, statement)
-    if not rows:
+    row = queries.get_event(engine, event_row_id)
+    if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inbound event with id {event_row_id}")
-    return rows[0]
+    return EventPublic.model_validate(row)
