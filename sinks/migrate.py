@@ -23,10 +23,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Named, not imported: this shared module knows no service by import.
 TABLE_MODULES: tuple[str, ...] = (
     "sinks.event_log.tables",
-    "sinks.dead_letter_tables",
+    "sinks.dead_letters.tables",
     "sinks.payments.tables",
     "sinks.integration.tables",
-    "sinks.principal_tables",
+    "sinks.principals.tables",
 )
 
 

@@ -17,7 +17,7 @@ The store never stops on a record. A retryable error (database or Kafka down, re
 unreachable) rewinds the record's partition to it and tries again after a backoff, while
 ``poll`` keeps the group membership. Anything else about the record is permanent and the
 partition moves on: a row that cannot be built or that PostgreSQL refuses is stored as
-:func:`~sinks.dead_letters.minimal_row` (raw bytes, headers, the reason); a trigger that
+:func:`~sinks.dead_letters.store.minimal_row` (raw bytes, headers, the reason); a trigger that
 cannot be encoded (schema subject missing, record not fitting the schema) leaves the row
 with the reason in ``store_error`` and the outbox flag unset.
 
@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from sinks.dead_letters import (
+from sinks.dead_letters.store import (
     DeadLetterRepository,
     DeadRecord,
     StoredDeadLetter,

@@ -1,8 +1,8 @@
 """``/api/v1/dead-letters``: list, inspect, replay and discard dead letters.
 
 Reads come from PostgreSQL (the ``dead_letters`` table the dead-letter store fills); a replay
-produces each record back into its pipeline through :mod:`sinks.replay`, the same code the
-``synapseops replay`` command runs. The read routes are plain ``def`` (FastAPI's threadpool
+produces each record back into its pipeline through :mod:`sinks.dead_letters.replay`, the same code
+the ``synapseops replay`` command runs. The read routes are plain ``def`` (FastAPI's threadpool
 keeps psycopg2 off the event loop); the replay is ``async`` because it awaits each delivery.
 """
 
@@ -17,8 +17,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, ProducerDep, SettingsDep
-from sinks.dead_letter_tables import DEAD
-from sinks.replay import (
+from sinks.dead_letters.replay import (
     DEFAULT_RATE_PER_S,
     DeadLetterFilter,
     DeadLetterReplay,
@@ -28,13 +27,14 @@ from sinks.replay import (
     ReplayLeaseLost,
     pipelines_for,
 )
+from sinks.dead_letters.tables import DEAD
 from topics.registry import PipelineSpec
 
 router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 
 MAX_PAGE = 500
 MAX_RATE_PER_S = 10_000.0
-# The values of sinks.dead_letter_tables.STATUSES (a Literal cannot be built from a tuple).
+# The values of sinks.dead_letters.tables.STATUSES (a Literal cannot be built from a tuple).
 Status = Literal["dead", "replayed", "discarded"]
 
 

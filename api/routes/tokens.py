@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.bodies import record_errors
 from api.deps import EngineDep, PrincipalDep
-from sinks import principals as store
+from sinks.principals import store
 from synapseops.principals import NAME_PATTERN, Role
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])

@@ -38,7 +38,7 @@ import sqlalchemy
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
 
 from sinks.db import database_errors
-from sinks.dead_letter_tables import DEAD, dead_letters
+from sinks.dead_letters.tables import DEAD, dead_letters
 from sinks.payments.tables import (
     OUTCOME_IGNORED,
     OUTCOME_RECORDED,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from api.main import create_app
 from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.tables import dead_letters
 from sinks.integration.tables import SUCCEEDED
 from sinks.payments.tables import settlement_attempts, settlements
 from synapseops.settings import (

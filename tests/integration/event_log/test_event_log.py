@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import select
 
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.tables import dead_letters
 from sinks.event_log.tables import inbound_events
 from sinks.migrate import upgrade
 from synapseops import headers as h

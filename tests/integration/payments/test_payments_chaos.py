@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.tables import dead_letters
 from sinks.payments.queries import reconciliation
 from sinks.payments.tables import payment_events, settlements
 from synapseops import headers as h

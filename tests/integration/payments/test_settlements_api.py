@@ -1,7 +1,7 @@
 """``/api/v1/settlements`` over uvicorn against a fresh migrated database and the real broker.
 
 Rows are written the way the settlement pipeline and the dead-letter store write them
-(``sinks/payments/tables.py``, ``sinks/dead_letter_tables.py``); the module owns its database,
+(``sinks/payments/tables.py``, ``sinks/dead_letters/tables.py``); the module owns its database,
 so every count and sum below is exact.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.tables import dead_letters
 from sinks.migrate import upgrade
 from sinks.payments.tables import (
     payment_events,
@@ -31,7 +31,7 @@ from sinks.payments.tables import (
     settlement_audit,
     settlements,
 )
-from sinks.principals import create_token
+from sinks.principals.store import create_token
 from streams.payments.events import parse_command
 from synapseops import headers as kh
 from synapseops.kafka import consumer_config

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sinks.replay import RateLimiter
+from sinks.dead_letters.replay import RateLimiter
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import ColumnElement
 
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.tables import dead_letters
 
 MAX_IDS = 10_000
 

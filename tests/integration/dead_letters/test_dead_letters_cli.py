@@ -20,8 +20,8 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from sinks.dead_letter_tables import dead_letters, replays
-from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row
+from sinks.dead_letters.store import DeadLetterRepository, DeadRecord, to_row
+from sinks.dead_letters.tables import dead_letters, replays
 from sinks.migrate import upgrade
 from streams.road.headers import FailureHistory
 from synapseops.cli import replay as replay_cli

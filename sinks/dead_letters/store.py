@@ -36,7 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.db import database_errors
-from sinks.dead_letter_tables import DEAD, dead_letters
+from sinks.dead_letters.tables import DEAD, dead_letters
 from streams.road.headers import ROAD_HEADERS, FailureHistory
 from synapseops import headers as h
 from synapseops.ids import trace_id_of

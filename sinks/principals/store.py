@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from sinks.db import database_errors
 from sinks.integration.store import RecordConflict, RecordNotFound
-from sinks.principal_tables import principals
+from sinks.principals.tables import principals
 from synapseops.principals import (
     MintedToken,
     Principal,

@@ -89,7 +89,7 @@ replays = Table(
     # The answer given to the request; a repeat with the same Idempotency-Key gets it again.
     Column("response", JSONB, nullable=True),
     # The lease of the process running it: renewed every few seconds; a stale one (the
-    # process died) may be taken over by a repeat of the request (sinks/replay.py).
+    # process died) may be taken over by a repeat of the request (sinks/dead_letters/replay.py).
     Column("lease_token", Text, nullable=True),
     Column("heartbeat_at", DateTime(timezone=True), nullable=True),
 )

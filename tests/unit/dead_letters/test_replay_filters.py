@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql
 
-from sinks.replay import DeadLetterFilter, filter_clauses
+from sinks.dead_letters.replay import DeadLetterFilter, filter_clauses
 
 
 def _sql(criteria: DeadLetterFilter, status: str | None = None) -> str:

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.dead_letter_tables import replays
-from sinks.dead_letters import DeadLetterRepository, DeadRecord, to_row
-from sinks.replay import DeadLetterFilter
+from sinks.dead_letters.replay import DeadLetterFilter
+from sinks.dead_letters.store import DeadLetterRepository, DeadRecord, to_row
+from sinks.dead_letters.tables import replays
 from streams.road.headers import FailureHistory
 from synapseops.kafka import consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, ObservabilitySettings, Settings

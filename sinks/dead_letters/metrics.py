@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from sinks.dead_letter_tables import DEAD, dead_letters
+from sinks.dead_letters.tables import DEAD, dead_letters
 from synapseops.logging import get_logger
 
 log = get_logger(__name__)

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 from schemas.serde import AvroSerde
 from schemas.store import LocalSchemaStore
-from sinks.dead_letters import (
+from sinks.dead_letters.replay import replay_headers
+from sinks.dead_letters.store import (
     DeadRecord,
     headers_from_json,
     headers_to_json,
     to_row,
     trigger_record,
 )
-from sinks.replay import replay_headers
 from streams.road import headers as road
 from streams.road.headers import FailureHistory
 

@@ -34,8 +34,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.db import database_errors
-from sinks.dead_letter_tables import replays
-from sinks.replay_filter import DeadLetterFilter
+from sinks.dead_letters.replay_filter import DeadLetterFilter
+from sinks.dead_letters.tables import replays
 from synapseops.errors import SynapseOpsError
 from synapseops.logging import get_logger
 from synapseops.settings import ReplaySettings

@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 
 from schemas.serde import AvroSerde
 from schemas.store import AVRO_DIR, ConfluentRegistryStore, LocalSchemaStore, register_schemas
-from sinks.dead_letter_tables import dead_letters, replays
-from sinks.dead_letters import DeadRecord, to_row, trigger_record
-from sinks.replay import DeadLetterFilter, DeadLetterReplay
+from sinks.dead_letters.replay import DeadLetterFilter, DeadLetterReplay
+from sinks.dead_letters.store import DeadRecord, to_row, trigger_record
+from sinks.dead_letters.tables import dead_letters, replays
 from streams.dead_letters import DeadLetterStore, TriggerEncoder
 from streams.health import HealthServer
 from streams.road.headers import FailureHistory

@@ -11,7 +11,7 @@ mark it ``replayed``, commit. Two replays racing over one row send it once; a cr
 the send and the commit leaves the row ``dead`` and a later replay sends it again, which is
 safe because every effect is idempotent (docs/ARCHITECTURE.md, reliability road 7-8).
 
-Every request is a ``replays`` row (:mod:`sinks.replay_requests`). With an
+Every request is a ``replays`` row (:mod:`sinks.dead_letters.replay_requests`). With an
 ``Idempotency-Key`` a repeated request gets the stored answer and sends nothing; the same key
 with another filter is refused; a replay whose process died is taken over once its lease is
 stale; a replay that failed half-way (Kafka down) gives its key back. A repeat therefore
@@ -31,17 +31,17 @@ import sqlalchemy
 from sqlalchemy import func, select, update
 
 from sinks.db import database_errors
-from sinks.dead_letter_metrics import REPLAYED_RECORDS
-from sinks.dead_letter_tables import DEAD, DISCARDED, REPLAYED, dead_letters
-from sinks.dead_letters import headers_from_json
-from sinks.replay_filter import MAX_IDS, DeadLetterFilter, filter_clauses
-from sinks.replay_requests import (
+from sinks.dead_letters.metrics import REPLAYED_RECORDS
+from sinks.dead_letters.replay_filter import MAX_IDS, DeadLetterFilter, filter_clauses
+from sinks.dead_letters.replay_requests import (
     ReplayInProgress,
     ReplayKeyReused,
     ReplayLeaseLost,
     ReplayRequests,
     ReplayResult,
 )
+from sinks.dead_letters.store import headers_from_json
+from sinks.dead_letters.tables import DEAD, DISCARDED, REPLAYED, dead_letters
 from streams.road.headers import FailureHistory
 from synapseops.errors import SynapseOpsError
 from synapseops.ids import new_id
