@@ -1,5 +1,9 @@
 """Sample traffic for the demo: real public payloads through the real ingress of three services.
 
+The demo's outside senders (Stripe, Shopify, any webhook source), simulated like the rest of
+the outside world in ``sandbox/``: ``synapseops demo`` sends one burst and ``synapseops
+traffic`` (:func:`run_traffic`) a steady stream, both over real HTTP to the running API.
+
 - generic events (``samples/{github,otel,shopify,stripe}``) → ``/webhooks/events/<source>`` →
   the event-log pipeline → ``inbound_events``;
 - Stripe ``payment_intent.succeeded`` events, each for a new payment, signed like Stripe does
@@ -19,6 +23,7 @@ import hmac
 import itertools
 import json
 import random
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +32,10 @@ from typing import Any
 
 import httpx
 
+from sandbox.samples import SAMPLES
 from synapseops.ids import new_id, new_traceparent
-from synapseops.settings import PROJECT_ROOT, Settings
+from synapseops.logging import configure_logging, get_logger
+from synapseops.settings import Settings
 from synapseops.signatures import (
     DEFAULT_HMAC_HEADER,
     sign_hmac_hex,
@@ -36,7 +43,6 @@ from synapseops.signatures import (
     sign_stripe,
 )
 
-SAMPLES = PROJECT_ROOT / "samples"
 GENERIC_SOURCES = ("github", "otel", "shopify", "stripe")
 DEMO_SHOP = "demo-shop"
 DEMO_ERP = "demo-erp"
@@ -259,3 +265,49 @@ def order_numbers() -> Iterator[int]:
 def stripe_amount(rng: random.Random) -> int:
     """Mostly ordinary charges; now and then one above the USD approval threshold."""
     return rng.choice([1999, 4500, 12000, 250000]) if rng.random() > 0.05 else 1_250_000
+
+
+def run_traffic(settings: Settings, rate: float) -> None:
+    """Send sample traffic to the running API until SIGTERM / Ctrl-C; ``rate`` per second.
+
+    Counts every delivery in ``synapseops_demo_traffic_total{kind,status}`` on
+    ``SYNAPSEOPS_DEMO_TRAFFIC_HOST:PORT``.
+    """
+    from prometheus_client import Counter, start_http_server
+
+    configure_logging("traffic", settings.log_level)
+    log = get_logger("synapseops.traffic")
+    sent = Counter("synapseops_demo_traffic_total", "Demo deliveries sent", ["kind", "status"])
+    start_http_server(settings.demo.traffic_port, addr=settings.demo.traffic_host)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    samples = load_samples()
+    numbers = order_numbers()
+    rng = random.Random()
+    with httpx.Client(timeout=15.0) as http:
+        client = DemoClient(settings, http)
+        client.ensure_flow()
+        tick = 0
+        while not stopping:
+            kind = ("generic", "stripe", "shopify")[tick % 3]
+            try:
+                if kind == "generic":
+                    sample = samples[tick % len(samples)]
+                    response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
+                elif kind == "stripe":
+                    response = client.send_stripe(client.stripe_event(stripe_amount(rng))[1])
+                else:
+                    number = next(numbers)
+                    response = client.send_shopify(client.shopify_order(number), f"demo-{number}")
+                sent.labels(kind, str(response.status_code)).inc()
+            except httpx.TransportError as exc:
+                sent.labels(kind, "unreachable").inc()
+                log.warning("the API did not answer", extra={"kind": kind, "error": str(exc)})
+            tick += 1
+            time.sleep(1.0 / rate)
+    log.info("traffic stopped", extra={"ticks": tick})
