@@ -22,7 +22,7 @@ from streams.road.record import RoadRecord
 from synapseops.errors import RateLimited, TargetUnavailable
 from synapseops.kafka import consumer_config
 from synapseops.settings import Settings
-from tests.integration.test_road_flow import SLACK_S, Road, end_offsets, spec
+from tests.integration.road.test_road_flow import SLACK_S, Road, end_offsets, spec
 from topics.registry import PipelineSpec
 
 __all__ = ["spec"]  # the fixture, shared with test_road_flow

@@ -2,7 +2,7 @@
 expected output (``tests/golden/<case>.mapping.json`` / ``<case>.expected.json``).
 
 After an intended change of output, regenerate with ``UPDATE_GOLDEN=1 pytest
-tests/unit/test_mapping_golden.py`` and review the diff of the ``.expected.json`` files.
+tests/unit/mapping/test_mapping_golden.py`` and review the diff of the ``.expected.json`` files.
 """
 
 from __future__ import annotations

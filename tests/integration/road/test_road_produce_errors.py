@@ -21,7 +21,7 @@ from streams.road.tiers import Hop
 from synapseops.errors import TargetUnavailable
 from synapseops.kafka import AsyncProducer, create_admin
 from synapseops.settings import Settings
-from tests.integration.test_road_flow import read_all
+from tests.integration.road.test_road_flow import read_all
 from topics.registry import PipelineSpec
 
 pytestmark = pytest.mark.timeout(90)
