@@ -178,3 +178,13 @@ def test_record_from_a_faust_event_keeps_bytes_and_headers() -> None:
     )
     assert record.header("traceparent") == b"00-x"
     assert record.coordinates == "in/1@9"
+
+
+def test_road_records_know_confluents_no_timestamp_marker_without_importing_it() -> None:
+    # streams.road.record stays free of the Kafka client (pure logic reads records), so it
+    # spells the constant itself; this keeps the two equal.
+    import confluent_kafka
+
+    from streams.road import record
+
+    assert record.TIMESTAMP_NOT_AVAILABLE == confluent_kafka.TIMESTAMP_NOT_AVAILABLE
