@@ -1,7 +1,8 @@
-"""What the API Integration routes share: store errors as HTTP answers, exact JSON bodies.
+"""What the management routes share: exact JSON bodies in and out.
 
-- :func:`record_errors` turns the store's ``RecordNotFound``/``RecordConflict``/
-  ``RecordInvalid`` into 404/409/422 (database trouble keeps its 503 from ``api/main.py``).
+(Store errors need nothing here: ``api/main.py`` answers every
+:class:`~synapseops.errors.RecordError` with its 404/409/422.)
+
 - :func:`exact_body` decodes a request body with :func:`streams.mapping.load_payload` (numbers
   as ``Decimal``, big ints exact) and validates it; FastAPI's own body parsing would turn
   ``409.94`` into a float and echo the whole input (secrets included) in a 422.
@@ -11,31 +12,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from sinks.integration.store import RecordConflict, RecordInvalid, RecordNotFound
 from streams.mapping import dump_output, jsonable, load_payload
 from synapseops.errors import Undecodable
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-@contextmanager
-def record_errors() -> Iterator[None]:
-    try:
-        yield
-    except RecordNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except RecordConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except RecordInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:

@@ -33,17 +33,16 @@ from sqlalchemy import func, select, update
 from sinks.db import database_errors
 from sinks.dead_letters.metrics import REPLAYED_RECORDS
 from sinks.dead_letters.replay_filter import MAX_IDS, DeadLetterFilter, filter_clauses
-from sinks.dead_letters.replay_requests import (
-    ReplayInProgress,
-    ReplayKeyReused,
-    ReplayLeaseLost,
-    ReplayRequests,
-    ReplayResult,
-)
+from sinks.dead_letters.replay_requests import ReplayRequests, ReplayResult
 from sinks.dead_letters.store import headers_from_json
 from sinks.dead_letters.tables import DEAD, DISCARDED, REPLAYED, dead_letters
 from streams.road.headers import FailureHistory
-from synapseops.errors import SynapseOpsError
+from synapseops.errors import (
+    EmptyFilter,
+    ReplayInProgress,
+    ReplayKeyReused,
+    ReplayLeaseLost,
+)
 from synapseops.ids import new_id
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
@@ -104,10 +103,6 @@ class RateLimiter:
         delay = self.reserve()
         if delay > 0:
             await self._sleep(delay)
-
-
-class EmptyFilter(SynapseOpsError, ValueError):
-    """A replay or discard with no criterion at all; pass ``allow_all=True`` to mean it."""
 
 
 def replay_headers(

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sinks.db import database_errors
 from sinks.dead_letters.replay_filter import DeadLetterFilter
 from sinks.dead_letters.tables import replays
-from synapseops.errors import SynapseOpsError
+from synapseops.errors import ReplayInProgress, ReplayKeyReused, SynapseOpsError
 from synapseops.logging import get_logger
 from synapseops.settings import ReplaySettings
 
@@ -51,23 +51,6 @@ class ReplayResult:
 
     def as_json(self) -> dict[str, Any]:
         return {"replay_id": self.replay_id, "matched": self.matched, "replayed": self.replayed}
-
-
-class ReplayInProgress(SynapseOpsError):
-    """A replay with this ``Idempotency-Key`` is running; ``retry_after_s``: when its lease
-    goes stale if it stops renewing it (then a repeat takes it over)."""
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class ReplayKeyReused(SynapseOpsError, ValueError):
-    """The ``Idempotency-Key`` was first used with another filter."""
-
-
-class ReplayLeaseLost(SynapseOpsError):
-    """Another request took this replay over (its lease went stale); this one stops."""
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 from sqlalchemy import RowMapping
 
-from synapseops.errors import ConfigurationError, FatalError
+from synapseops.errors import ConfigurationError
 from synapseops.logging import get_logger
 from synapseops.redaction import HIDDEN, MIN_SECRET_CHARS, remember
 
 __all__ = ["HIDDEN"]  # re-exported: the placeholder the API shows for every secret
+from synapseops.errors import CredentialInvalid, CredentialUnreadable
 from synapseops.settings import Settings
 
 log = get_logger(__name__)
@@ -45,10 +46,6 @@ KEY_FILE = "credentials.key"
 HEADER_TEXT_KINDS = frozenset({"bearer", "api_key"})
 # Control characters, and the Unicode line and paragraph separators some parsers split on.
 _BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
-
-
-class CredentialInvalid(ValueError):
-    """A secret that breaks :func:`check_secret` (the message never quotes the secret)."""
 
 
 def check_secret(kind: str, secret: str, *, username: str | None = None) -> None:
@@ -77,13 +74,6 @@ def remember_credential(kind: str, secret: str) -> None:
     remember(secret)
     if kind == "basic" and ":" in secret:
         remember(secret.split(":", 1)[1])
-
-
-class CredentialUnreadable(FatalError):
-    """The ciphertext does not open with the configured key(s): the key changed or was lost.
-
-    Fatal for a record (retrying cannot help); after the right key is configured, replay.
-    """
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import sqlalchemy
 from sqlalchemy import ColumnElement, and_, case, func, select
 
 from sinks.db import database_errors
-from sinks.integration.store import RecordNotFound
 from sinks.integration.tables import DEAD, FAILED, SUCCEEDED, flows, run_bodies, runs
+from synapseops.errors import RecordNotFound
 
 MAX_PAGE = 500
 MAX_RERUN = 10_000

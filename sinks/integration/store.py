@@ -28,30 +28,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sinks.db import database_errors
-from sinks.integration.credentials import (
-    Credential,
-    CredentialUnreadable,
-    encrypt,
-    open_credential,
-    remember_credential,
-)
+from sinks.integration.credentials import Credential, encrypt, open_credential, remember_credential
 from sinks.integration.tables import connectors, credentials, endpoints, flows, mapping_versions
 from sinks.integration.tables import mappings as mappings_table
 from streams.mapping import dump_output, load_payload
-from synapseops.errors import SynapseOpsError
+from synapseops.errors import (
+    CredentialUnreadable,
+    RecordConflict,
+    RecordInvalid,
+    RecordNotFound,
+    SynapseOpsError,
+)
 from synapseops.settings import Settings
-
-
-class RecordNotFound(SynapseOpsError):
-    pass
-
-
-class RecordConflict(SynapseOpsError):
-    pass
-
-
-class RecordInvalid(SynapseOpsError):
-    pass
 
 
 @dataclass(frozen=True)

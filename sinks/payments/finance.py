@@ -38,7 +38,12 @@ from typing import Any
 from urllib.parse import quote
 
 from sinks.http import HttpTarget
-from synapseops.errors import BusinessRejection, SchemaInvalid, TargetRejected, TargetUnavailable
+from synapseops.errors import (
+    FinanceRefused,
+    SchemaInvalid,
+    TargetRejected,
+    TargetUnavailable,
+)
 from synapseops.settings import Settings
 
 SETTLEMENTS_PATH = "/v1/settlements"
@@ -73,15 +78,6 @@ class FinanceReceipt:
     replayed: bool  # finance answered from its idempotency store
     elapsed_s: float
     found: bool = False  # the entry was looked up (it was booked by an earlier call)
-
-
-class FinanceRefused(BusinessRejection):
-    """Finance said no to this settlement on purpose (402 account frozen, limits, ...)."""
-
-    def __init__(self, reason: str, *, status: int, body: str) -> None:
-        super().__init__(reason, code=str(status))
-        self.status = status
-        self.body = body
 
 
 class FinanceClient:

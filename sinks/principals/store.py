@@ -18,8 +18,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
 from sinks.db import database_errors
-from sinks.integration.store import RecordConflict, RecordNotFound
 from sinks.principals.tables import principals
+from synapseops.errors import RecordConflict, RecordNotFound
 from synapseops.principals import (
     MintedToken,
     Principal,

@@ -37,7 +37,6 @@ from sinks.http_guard import is_forbidden_header
 from sinks.integration import runs as run_log
 from sinks.integration.credentials import auth_headers
 from sinks.integration.store import (
-    RecordNotFound,
     enabled_flows_for,
     get_row,
     load_credential,
@@ -57,13 +56,15 @@ from streams.integration.delivery import (
     map_body,
     source_event,
 )
-from streams.mapping import CompiledMapping, MappingFailed, compile_mapping
+from streams.mapping import CompiledMapping, compile_mapping
 from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import Handler
 from streams.supervision import TaskSpec
 from synapseops import headers as kh
 from synapseops.errors import (
+    MappingFailed,
     RateLimited,
+    RecordNotFound,
     RetryableError,
     SchemaInvalid,
     TargetRejected,

@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sinks.payments.finance import FinanceClient, FinanceReceipt, FinanceRefused, SettlementRequest
+from sinks.payments.finance import FinanceClient, FinanceReceipt, SettlementRequest
 from sinks.payments.store import Attempt, EventRecord, SettlementRepository, Step
 from sinks.payments.tables import ATTEMPT_FATAL, ATTEMPT_REJECTED, ATTEMPT_RETRY, ATTEMPT_SETTLED
 from streams.payments import metrics
@@ -61,7 +61,13 @@ from streams.payments.settlement import (
 from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import Handler
 from synapseops import headers as h
-from synapseops.errors import FatalError, RetryableError, SchemaInvalid, SynapseOpsError
+from synapseops.errors import (
+    FatalError,
+    FinanceRefused,
+    RetryableError,
+    SchemaInvalid,
+    SynapseOpsError,
+)
 from synapseops.ids import child_traceparent, trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger

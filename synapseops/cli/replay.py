@@ -88,13 +88,8 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Replay dead letters (status ``dead``) matching every given filter."""
-    from sinks.dead_letters.replay import (
-        DeadLetterFilter,
-        EmptyFilter,
-        ReplayInProgress,
-        ReplayKeyReused,
-        ReplayLeaseLost,
-    )
+    from sinks.dead_letters.replay import DeadLetterFilter
+    from synapseops.errors import EmptyFilter, ReplayInProgress, ReplayKeyReused, ReplayLeaseLost
 
     settings = Settings()
     configure_logging("replay", "WARNING")

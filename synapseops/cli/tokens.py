@@ -75,9 +75,8 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="print the new token as JSON")] = False,
 ) -> None:
     """Create a token; prints it once (store it now: it cannot be shown again)."""
-    from sinks.integration.store import RecordConflict
     from sinks.principals.store import create_token
-    from synapseops.errors import DatabaseUnavailable
+    from synapseops.errors import DatabaseUnavailable, RecordConflict
 
     if not re.match(NAME_PATTERN, name):
         raise typer.BadParameter(f"name must match {NAME_PATTERN}")
@@ -132,9 +131,8 @@ def revoke(
     token: Annotated[str, typer.Argument(help="the token's id or its name")],
 ) -> None:
     """Revoke a live token at once (the row stays for the audit trail)."""
-    from sinks.integration.store import RecordNotFound
     from sinks.principals.store import revoke_token
-    from synapseops.errors import DatabaseUnavailable
+    from synapseops.errors import DatabaseUnavailable, RecordNotFound
 
     engine = _engine()
     try:

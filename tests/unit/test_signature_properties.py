@@ -24,10 +24,9 @@ from api.ingress import (
     without_headers,
 )
 from synapseops import headers as kh
-from synapseops.errors import SchemaInvalid
+from synapseops.errors import SchemaInvalid, SignatureInvalid
 from synapseops.principals import parse_token
 from synapseops.signatures import (
-    SignatureInvalid,
     sign_hmac_hex,
     sign_standard_webhooks,
     sign_stripe,

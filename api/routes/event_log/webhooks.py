@@ -21,7 +21,6 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
 from api import metrics
-from api.body_limit import BodyTooLarge
 from api.deps import ProducerDep, SettingsDep
 from api.ingress import (
     SOURCE_PATTERN,
@@ -33,12 +32,18 @@ from api.ingress import (
     without_headers,
 )
 from api.publish import publish_event, unavailable
-from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    BodyTooLarge,
+    KafkaUnavailable,
+    SchemaInvalid,
+    SignatureInvalid,
+    Undecodable,
+)
 from synapseops.ids import trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import SourceAuth
-from synapseops.signatures import SignatureInvalid, verify_scheme, verify_token
+from synapseops.signatures import verify_scheme, verify_token
 from topics.registry import INBOUND_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

@@ -21,10 +21,9 @@ import sqlalchemy
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from api.bodies import record_errors
 from api.deps import EngineDep, SettingsDep
 from api.routes.integration.webhooks import endpoint_warnings, signature_choice_missing
-from sinks.http_guard import OutboundConfigInvalid, check_outbound_config
+from sinks.http_guard import check_outbound_config
 from sinks.integration import store
 from sinks.integration.tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
 from streams.integration.source_config import reserved_topics, source_endpoint_problems
@@ -156,11 +155,9 @@ def check_outbound(
     path: str | None = None,
     config: dict[str, Any] | None = None,
 ) -> None:
-    """The SSRF guard's write-time rules for a connector or endpoint body (422 if broken)."""
-    try:
-        check_outbound_config(base_url=base_url, path=path, config=config)
-    except OutboundConfigInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    """The SSRF guard's write-time rules for a connector or endpoint body: an
+    :class:`~synapseops.errors.OutboundConfigInvalid` (422) if broken."""
+    check_outbound_config(base_url=base_url, path=path, config=config)
 
 
 @router.post("/connectors", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
@@ -171,8 +168,7 @@ def create_connector(body: ConnectorCreate, engine: EngineDep) -> ConnectorPubli
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"connector name {body.name!r} is reserved"
         )
     check_outbound(base_url=body.base_url, config=body.config)
-    with record_errors():
-        row = store.insert_row(engine, connectors, body.model_dump())
+    row = store.insert_row(engine, connectors, body.model_dump())
     return ConnectorPublic.model_validate(row)
 
 
@@ -183,17 +179,13 @@ def list_connectors(engine: EngineDep) -> list[ConnectorPublic]:
 
 @router.get("/connectors/{connector_id}", responses=_NOT_FOUND)
 def get_connector(connector_id: Id, engine: EngineDep) -> ConnectorPublic:
-    with record_errors():
-        return ConnectorPublic.model_validate(store.get_row(engine, connectors, connector_id))
+    return ConnectorPublic.model_validate(store.get_row(engine, connectors, connector_id))
 
 
 @router.patch("/connectors/{connector_id}", responses={**_NOT_FOUND, **_CONFLICT})
 def update_connector(connector_id: Id, body: ConnectorUpdate, engine: EngineDep) -> ConnectorPublic:
     check_outbound(base_url=body.base_url, config=body.config)
-    with record_errors():
-        row = store.update_row(
-            engine, connectors, connector_id, body.model_dump(exclude_unset=True)
-        )
+    row = store.update_row(engine, connectors, connector_id, body.model_dump(exclude_unset=True))
     return ConnectorPublic.model_validate(row)
 
 
@@ -203,8 +195,7 @@ def update_connector(connector_id: Id, body: ConnectorUpdate, engine: EngineDep)
     responses={**_NOT_FOUND, 409: {"description": "a flow still uses one of its endpoints"}},
 )
 def delete_connector(connector_id: Id, engine: EngineDep) -> None:
-    with record_errors():
-        store.delete_row(engine, connectors, connector_id)
+    store.delete_row(engine, connectors, connector_id)
 
 
 @router.post(
@@ -222,8 +213,7 @@ def create_endpoint(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, missing)
     check_outbound(path=body.path, config=body.config)
     _refuse_unrunnable_source(engine, settings, body.model_dump())
-    with record_errors():
-        row = store.insert_row(engine, endpoints, body.model_dump())
+    row = store.insert_row(engine, endpoints, body.model_dump())
     return EndpointPublic.model_validate(row)
 
 
@@ -243,8 +233,7 @@ def list_endpoints(
 
 @router.get("/endpoints/{endpoint_id}", responses=_NOT_FOUND)
 def get_endpoint(endpoint_id: Id, engine: EngineDep) -> EndpointPublic:
-    with record_errors():
-        return EndpointPublic.model_validate(store.get_row(engine, endpoints, endpoint_id))
+    return EndpointPublic.model_validate(store.get_row(engine, endpoints, endpoint_id))
 
 
 @router.patch("/endpoints/{endpoint_id}", responses={**_NOT_FOUND, **_CONFLICT})
@@ -252,11 +241,9 @@ def update_endpoint(
     endpoint_id: Id, body: EndpointUpdate, engine: EngineDep, settings: SettingsDep
 ) -> EndpointPublic:
     check_outbound(path=body.path, config=body.config)
-    with record_errors():
-        current = store.get_row(engine, endpoints, endpoint_id)
+    current = store.get_row(engine, endpoints, endpoint_id)
     _refuse_unrunnable_source(engine, settings, {**current, **body.model_dump(exclude_unset=True)})
-    with record_errors():
-        row = store.update_row(engine, endpoints, endpoint_id, body.model_dump(exclude_unset=True))
+    row = store.update_row(engine, endpoints, endpoint_id, body.model_dump(exclude_unset=True))
     return EndpointPublic.model_validate(row)
 
 
@@ -279,5 +266,4 @@ def _refuse_unrunnable_source(
     responses={**_NOT_FOUND, 409: {"description": "a flow still uses it"}},
 )
 def delete_endpoint(endpoint_id: Id, engine: EngineDep) -> None:
-    with record_errors():
-        store.delete_row(engine, endpoints, endpoint_id)
+    store.delete_row(engine, endpoints, endpoint_id)

@@ -13,14 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.bodies import body_schema, exact_body, record_errors
+from api.bodies import body_schema, exact_body
 from api.deps import EngineDep, SettingsDep
 from sinks.integration import store
-from sinks.integration.credentials import HIDDEN, CredentialInvalid, check_secret
+from sinks.integration.credentials import HIDDEN, check_secret
 from sinks.integration.tables import CONNECTOR_NAME_PATTERN, credentials
 
 router = APIRouter(prefix="/credentials", tags=["integration: credentials"])
@@ -86,16 +86,15 @@ async def create_credential(
     request: Request, engine: EngineDep, settings: SettingsDep
 ) -> CredentialPublic:
     body = await exact_body(request, CredentialCreate)
-    with record_errors():
-        row = await run_in_threadpool(
-            store.create_credential,
-            engine,
-            settings,
-            name=body.name,
-            kind=body.kind,
-            secret=body.stored_secret(),
-            header_name=body.header_name,
-        )
+    row = await run_in_threadpool(
+        store.create_credential,
+        engine,
+        settings,
+        name=body.name,
+        kind=body.kind,
+        secret=body.stored_secret(),
+        header_name=body.header_name,
+    )
     return CredentialPublic.model_validate(row)
 
 
@@ -108,24 +107,17 @@ async def rotate_credential(
     credential_id: Id, request: Request, engine: EngineDep, settings: SettingsDep
 ) -> CredentialPublic:
     body = await exact_body(request, CredentialRotate)
-    with record_errors():
-        current = await run_in_threadpool(store.get_row, engine, credentials, credential_id)
-        secret = body.secret.get_secret_value()
-        try:
-            check_secret(str(current["kind"]), secret, username=body.username)
-        except CredentialInvalid as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        if current["kind"] == "basic":
-            username = body.username
-            if username is None:
-                old = await run_in_threadpool(
-                    store.load_credential, engine, settings, credential_id
-                )
-                username = old.secret.get_secret_value().split(":", 1)[0]
-            secret = f"{username}:{secret}"
-        row = await run_in_threadpool(
-            store.rotate_credential, engine, settings, credential_id, secret
-        )
+    current = await run_in_threadpool(store.get_row, engine, credentials, credential_id)
+    secret = body.secret.get_secret_value()
+    # A CredentialInvalid is a RecordError: 422 with the reason (never the secret).
+    check_secret(str(current["kind"]), secret, username=body.username)
+    if current["kind"] == "basic":
+        username = body.username
+        if username is None:
+            old = await run_in_threadpool(store.load_credential, engine, settings, credential_id)
+            username = old.secret.get_secret_value().split(":", 1)[0]
+        secret = f"{username}:{secret}"
+    row = await run_in_threadpool(store.rotate_credential, engine, settings, credential_id, secret)
     return CredentialPublic.model_validate(row)
 
 
@@ -136,8 +128,7 @@ def list_credentials(engine: EngineDep) -> list[CredentialPublic]:
 
 @router.get("/{credential_id}", responses={404: {"description": "no such credential"}})
 def get_credential(credential_id: Id, engine: EngineDep) -> CredentialPublic:
-    with record_errors():
-        return CredentialPublic.model_validate(store.get_row(engine, credentials, credential_id))
+    return CredentialPublic.model_validate(store.get_row(engine, credentials, credential_id))
 
 
 @router.delete(
@@ -149,5 +140,4 @@ def get_credential(credential_id: Id, engine: EngineDep) -> CredentialPublic:
     },
 )
 def delete_credential(credential_id: Id, engine: EngineDep) -> None:
-    with record_errors():
-        store.delete_row(engine, credentials, credential_id)
+    store.delete_row(engine, credentials, credential_id)

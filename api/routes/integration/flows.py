@@ -13,12 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.bodies import record_errors
 from api.deps import EngineDep
 from sinks.integration import store
 from sinks.integration.run_queries import flow_summary
-from sinks.integration.store import RecordInvalid, RecordNotFound
 from sinks.integration.tables import CONNECTOR_NAME_PATTERN, flows
+from synapseops.errors import RecordInvalid, RecordNotFound
 
 router = APIRouter(prefix="/flows", tags=["integration: flows"])
 
@@ -114,9 +113,8 @@ def get_flow_summary(engine: EngineDep) -> FlowSummary:
 )
 def create_flow(body: FlowCreate, engine: EngineDep) -> FlowPublic:
     values = _row_values(body.model_dump())
-    with record_errors():
-        _check(engine, values)
-        return FlowPublic.model_validate(store.insert_row(engine, flows, values))
+    _check(engine, values)
+    return FlowPublic.model_validate(store.insert_row(engine, flows, values))
 
 
 @router.get("")
@@ -126,8 +124,7 @@ def list_flows(engine: EngineDep) -> list[FlowPublic]:
 
 @router.get("/{flow_id}", responses={404: {"description": "no such flow"}})
 def get_flow(flow_id: Id, engine: EngineDep) -> FlowPublic:
-    with record_errors():
-        return FlowPublic.model_validate(store.get_row(engine, flows, flow_id))
+    return FlowPublic.model_validate(store.get_row(engine, flows, flow_id))
 
 
 @router.patch(
@@ -136,10 +133,9 @@ def get_flow(flow_id: Id, engine: EngineDep) -> FlowPublic:
 )
 def update_flow(flow_id: Id, body: FlowUpdate, engine: EngineDep) -> FlowPublic:
     values = _row_values(body.model_dump(exclude_unset=True))
-    with record_errors():
-        current = store.get_row(engine, flows, flow_id)
-        _check(engine, values, current)
-        return FlowPublic.model_validate(store.update_row(engine, flows, flow_id, values))
+    current = store.get_row(engine, flows, flow_id)
+    _check(engine, values, current)
+    return FlowPublic.model_validate(store.update_row(engine, flows, flow_id, values))
 
 
 @router.delete(
@@ -149,5 +145,4 @@ def update_flow(flow_id: Id, body: FlowUpdate, engine: EngineDep) -> FlowPublic:
 )
 def delete_flow(flow_id: Id, engine: EngineDep) -> None:
     """Deletes the flow and its runs; disable it (``enabled: false``) to keep the history."""
-    with record_errors():
-        store.delete_row(engine, flows, flow_id)
+    store.delete_row(engine, flows, flow_id)

@@ -21,11 +21,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.bodies import body_schema, exact_body, exact_json, record_errors
+from api.bodies import body_schema, exact_body, exact_json
 from api.deps import EngineDep
 from sinks.integration import store
 from sinks.integration.tables import CONNECTOR_NAME_PATTERN, mappings
-from streams.mapping import MappingSpecInvalid, compile_mapping, jsonable
+from streams.mapping import compile_mapping, jsonable
+from synapseops.errors import MappingSpecInvalid
 
 router = APIRouter(prefix="/mappings", tags=["integration: mappings"])
 
@@ -142,15 +143,14 @@ async def create_mapping(request: Request, engine: EngineDep) -> Response:
         compile_mapping(spec)
     except MappingSpecInvalid as exc:
         return _invalid(exc)
-    with record_errors():
-        row = await run_in_threadpool(
-            store.create_mapping,
-            engine,
-            name=body.name,
-            rules=spec,
-            description=body.description,
-            created_by=body.created_by,
-        )
+    row = await run_in_threadpool(
+        store.create_mapping,
+        engine,
+        name=body.name,
+        rules=spec,
+        description=body.description,
+        created_by=body.created_by,
+    )
     return exact_json(row, status.HTTP_201_CREATED)
 
 
@@ -161,8 +161,7 @@ def list_mappings(engine: EngineDep) -> list[MappingPublic]:
 
 @router.get("/{mapping_id}", responses={404: {"description": "no such mapping"}})
 def get_mapping(mapping_id: Id, engine: EngineDep) -> MappingPublic:
-    with record_errors():
-        return MappingPublic.model_validate(store.get_mapping(engine, mapping_id))
+    return MappingPublic.model_validate(store.get_mapping(engine, mapping_id))
 
 
 @router.delete(
@@ -171,8 +170,7 @@ def get_mapping(mapping_id: Id, engine: EngineDep) -> MappingPublic:
     responses={404: {"description": "no such mapping"}, 409: {"description": "a flow uses it"}},
 )
 def delete_mapping(mapping_id: Id, engine: EngineDep) -> None:
-    with record_errors():
-        store.delete_row(engine, mappings, mapping_id)
+    store.delete_row(engine, mappings, mapping_id)
 
 
 @router.post(
@@ -193,10 +191,9 @@ async def save_mapping_version(mapping_id: Id, request: Request, engine: EngineD
         compile_mapping(spec)
     except MappingSpecInvalid as exc:
         return _invalid(exc)
-    with record_errors():
-        row = await run_in_threadpool(
-            store.save_mapping_version, engine, mapping_id, spec, created_by=body.created_by
-        )
+    row = await run_in_threadpool(
+        store.save_mapping_version, engine, mapping_id, spec, created_by=body.created_by
+    )
     return exact_json(row, status.HTTP_201_CREATED)
 
 
@@ -205,8 +202,7 @@ async def save_mapping_version(mapping_id: Id, request: Request, engine: EngineD
     responses={200: {"model": list[MappingVersionPublic]}, 404: {"description": "no mapping"}},
 )
 def list_mapping_versions(mapping_id: Id, engine: EngineDep) -> Response:
-    with record_errors():
-        return exact_json(store.list_mapping_versions(engine, mapping_id))
+    return exact_json(store.list_mapping_versions(engine, mapping_id))
 
 
 @router.get(
@@ -216,5 +212,4 @@ def list_mapping_versions(mapping_id: Id, engine: EngineDep) -> Response:
 def get_mapping_version(
     mapping_id: Id, version: Annotated[int, Path(ge=1)], engine: EngineDep
 ) -> Response:
-    with record_errors():
-        return exact_json(store.get_mapping_version(engine, mapping_id, version))
+    return exact_json(store.get_mapping_version(engine, mapping_id, version))

@@ -20,7 +20,6 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.bodies import record_errors
 from api.deps import EngineDep, ProducerDep
 from api.publish import Command, publish_command
 from sinks.integration.run_queries import (
@@ -187,8 +186,7 @@ async def rerun_many(body: RerunMany, engine: EngineDep, producer: ProducerDep) 
 
 @router.get("/{run_id}", responses={404: {"description": "no such run"}})
 def get_one_run(run_id: Id, engine: EngineDep) -> RunPublic:
-    with record_errors():
-        return RunPublic.model_validate(get_run(engine, run_id))
+    return RunPublic.model_validate(get_run(engine, run_id))
 
 
 @router.post(
@@ -205,8 +203,7 @@ async def rerun_one(
         body = RerunOne.model_validate_json(raw) if raw.strip() else RerunOne()
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    with record_errors():
-        run = await run_in_threadpool(get_run, engine, run_id)
+    run = await run_in_threadpool(get_run, engine, run_id)
     rerun_id = new_id("rr")
     published = await _publish(producer, [run], body.mapping, rerun_id)
     return RerunAccepted(

@@ -32,22 +32,28 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
 from api import metrics
-from api.body_limit import BodyTooLarge
 from api.deps import EngineDep, ProducerDep, SettingsDep
 from api.ingress import describe_signed_event, kafka_headers, parse_json_body
 from api.publish import publish_event, unavailable
 from api.routes.event_log.webhooks import UNAUTHORIZED, read_body
-from sinks.integration.credentials import CredentialUnreadable
-from sinks.integration.store import RecordNotFound, connector_by_name, get_row, load_credential
+from sinks.integration.store import connector_by_name, get_row, load_credential
 from sinks.integration.store import source_endpoint as find_source_endpoint
 from sinks.integration.tables import connectors
 from synapseops import headers as kh
-from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    BodyTooLarge,
+    CredentialUnreadable,
+    KafkaUnavailable,
+    RecordNotFound,
+    SchemaInvalid,
+    SignatureInvalid,
+    Undecodable,
+)
 from synapseops.ids import trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
-from synapseops.signatures import SignatureInvalid, chosen_scheme, verify_scheme
+from synapseops.signatures import chosen_scheme, verify_scheme
 from topics.registry import INTEGRATION_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

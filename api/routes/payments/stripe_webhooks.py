@@ -26,18 +26,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api import metrics
-from api.body_limit import BodyTooLarge
 from api.deps import ProducerDep, SettingsDep
 from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body, received_at_now
 from api.publish import RETRY_AFTER_S, publish_event
 from api.routes.event_log.webhooks import read_body
 from streams.payments.events import payment_key
-from synapseops.errors import KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    IngressRejected,
+    KafkaUnavailable,
+    SchemaInvalid,
+    SignatureInvalid,
+    Undecodable,
+)
 from synapseops.ids import child_traceparent, trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
-from synapseops.signatures import SignatureInvalid, verify_stripe
+from synapseops.signatures import verify_stripe
 from topics.registry import STRIPE_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -57,18 +62,6 @@ class StripeEventReceived(BaseModel):
 class WebhookError(BaseModel):
     error: str
     reason: str
-
-
-class StripeRejected(Exception):
-    """A refused request: HTTP status, error code, metric outcome (None: already counted, as
-    :func:`api.publish.publish_event` does for Kafka being unavailable), reason."""
-
-    def __init__(self, http_status: int, error: str, outcome: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.http_status = http_status
-        self.error = error
-        self.outcome = outcome
-        self.reason = reason
 
 
 def describe_stripe_event(headers: Mapping[str, str], body: Any) -> InboundEvent:
@@ -104,26 +97,24 @@ def describe_stripe_event(headers: Mapping[str, str], body: Any) -> InboundEvent
 
 
 def verify(body: bytes, headers: Mapping[str, str], settings: Settings) -> None:
-    """The signature check of step 2, as a :class:`StripeRejected` when it fails."""
+    """The signature check of step 2, as a :class:`IngressRejected` when it fails."""
     secrets = settings.stripe.secrets
     if not secrets:
         # Our misconfiguration, not the sender's fault: a 5xx makes Stripe retry later.
-        raise StripeRejected(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "not_configured",
-            metrics.UNAVAILABLE,
+        raise IngressRejected(
             "no Stripe webhook secret is configured (SYNAPSEOPS_STRIPE_WEBHOOK_SECRET)",
+            http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            error="not_configured",
+            outcome=metrics.UNAVAILABLE,
         )
     header = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
     try:
         verify_stripe(body, header, secrets, tolerance_s=settings.stripe.tolerance_s)
     except SignatureInvalid as exc:
-        raise StripeRejected(
-            status.HTTP_401_UNAUTHORIZED, "invalid_signature", INVALID_SIGNATURE, exc.reason
-        ) from exc
+        raise SignatureInvalid(exc.reason, outcome=INVALID_SIGNATURE) from exc
 
 
-def _error(exc: StripeRejected) -> JSONResponse:
+def _error(exc: IngressRejected) -> JSONResponse:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503 else None
     return JSONResponse(
         WebhookError(error=exc.error, reason=exc.reason).model_dump(),
@@ -150,7 +141,7 @@ async def receive_stripe_event(
     label = metrics.source_label(SOURCE)
     try:
         received = await _receive(request, settings, producer)
-    except StripeRejected as exc:
+    except IngressRejected as exc:
         if exc.outcome is not None:
             metrics.INGRESS_REQUESTS.labels(source=label, outcome=exc.outcome).inc()
         log.warning(
@@ -171,15 +162,12 @@ async def receive_stripe_event(
 async def _receive(
     request: Request, settings: Settings, producer: AsyncProducer
 ) -> StripeEventReceived:
-    try:
-        body = await read_body(request)
-    except BodyTooLarge as exc:
-        raise StripeRejected(413, "body_too_large", metrics.TOO_LARGE, exc.reason) from exc
+    body = await read_body(request)
     verify(body, request.headers, settings)
     try:
         event = describe_stripe_event(request.headers, parse_json_body(body))
     except (Undecodable, SchemaInvalid) as exc:
-        raise StripeRejected(400, "malformed_body", metrics.INVALID, str(exc)) from exc
+        raise IngressRejected(str(exc), error="malformed_body", outcome=metrics.INVALID) from exc
 
     coordinates = {
         "source": SOURCE,
@@ -200,7 +188,10 @@ async def _receive(
             log_fields=coordinates,
         )
     except KafkaUnavailable as exc:
-        raise StripeRejected(
-            503, "kafka_unavailable", None, f"event not accepted, try again: {exc}"
+        raise IngressRejected(
+            f"event not accepted, try again: {exc}",
+            http_status=503,
+            error="kafka_unavailable",
+            counted=True,
         ) from exc
     return StripeEventReceived(event_id=event.event_id)

@@ -19,13 +19,12 @@ from sinks.integration.credentials import (
     HIDDEN,
     Credential,
     CredentialCipher,
-    CredentialUnreadable,
     auth_headers,
     cipher_for,
     decrypt,
     encrypt,
 )
-from synapseops.errors import ConfigurationError
+from synapseops.errors import ConfigurationError, CredentialUnreadable
 from synapseops.redaction import scrub_headers
 from synapseops.settings import Settings
 

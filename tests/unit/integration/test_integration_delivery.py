@@ -16,10 +16,10 @@ from streams.integration.delivery import (
     map_body,
     source_event,
 )
-from streams.mapping import MappingFailed, compile_mapping
+from streams.mapping import compile_mapping
 from streams.road.record import RoadRecord
 from synapseops import headers as kh
-from synapseops.errors import FatalError, SchemaInvalid, Undecodable
+from synapseops.errors import FatalError, MappingFailed, SchemaInvalid, Undecodable
 from tests.fixtures import GOLDEN, SAMPLES
 
 ORDER = SAMPLES / "shopify" / "order.json"

@@ -13,7 +13,8 @@ from streams.integration.poller import read_page
 from streams.integration.topic_sources import TopicSource, forwarded_headers
 from streams.road.record import RoadRecord
 from synapseops import headers as kh
-from synapseops.signatures import SignatureInvalid, chosen_scheme, verify_scheme
+from synapseops.errors import SignatureInvalid
+from synapseops.signatures import chosen_scheme, verify_scheme
 
 CONFIG = {"items_path": "changes", "next_cursor_path": "last_seq", "item_id_path": "seq",
           "entity_key_path": "id"}  # fmt: skip

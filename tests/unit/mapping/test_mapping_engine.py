@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from streams.mapping import (
-    MappingFailed,
-    apply_mapping,
-    compile_mapping,
-    dump_output,
-    load_payload,
-)
-from synapseops.errors import FatalError, Undecodable
+from streams.mapping import apply_mapping, compile_mapping, dump_output, load_payload
+from synapseops.errors import FatalError, MappingFailed, Undecodable
 
 ORDER = {
     "order": {

@@ -9,15 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.mapping import (
-    MappingSpecInvalid,
-    apply_mapping,
-    compile_mapping,
-    dump_output,
-    load_payload,
-)
+from streams.mapping import apply_mapping, compile_mapping, dump_output, load_payload
 from streams.mapping.money import ISO_4217_EXPONENTS, currency_exponent
 from streams.mapping.paths import MISSING, format_segments, get, parse_source
+from synapseops.errors import MappingSpecInvalid
 
 # Per test, not a global profile: other suites in the same run keep their own settings.
 PROPERTY = settings(max_examples=150, deadline=None)

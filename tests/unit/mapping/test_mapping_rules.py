@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from streams.mapping import MappingSpecInvalid, compile_mapping, mapping_json_schema
-from synapseops.errors import FatalError, classify
+from streams.mapping import compile_mapping, mapping_json_schema
+from synapseops.errors import FatalError, MappingSpecInvalid, classify
 
 
 def problems(spec: Any) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.payments.finance import FinanceRefused, SettlementRequest, _refusal
+from sinks.payments.finance import SettlementRequest, _refusal
 from streams.payments.events import EntryKind, PaymentEvent, decode, parse, parse_command
 from streams.payments.pipeline import event_record
 from streams.payments.settlement import (
@@ -21,6 +21,7 @@ from streams.payments.settlement import (
 from streams.road import RoadRecord
 from synapseops import headers as h
 from synapseops.errors import (
+    FinanceRefused,
     SchemaInvalid,
     TargetRejected,
     TargetUnavailable,

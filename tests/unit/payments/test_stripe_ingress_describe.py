@@ -14,8 +14,8 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from api.routes.payments.stripe_webhooks import StripeRejected, describe_stripe_event, verify
-from synapseops.errors import SchemaInvalid
+from api.routes.payments.stripe_webhooks import describe_stripe_event, verify
+from synapseops.errors import IngressRejected, SchemaInvalid
 from synapseops.settings import Settings, StripeSettings
 from tests.fixtures import SAMPLES
 
@@ -99,7 +99,7 @@ def test_verify_accepts_any_configured_secret_during_rotation() -> None:
     rotating = settings_with(f"{SECRET}, {OLD_SECRET}")
     verify(raw, signed(raw, SECRET), rotating)
     verify(raw, signed(raw, OLD_SECRET), rotating)
-    with pytest.raises(StripeRejected) as refused:
+    with pytest.raises(IngressRejected) as refused:
         verify(raw, signed(raw, OLD_SECRET), settings_with(SECRET))
     assert (refused.value.http_status, refused.value.error) == (401, "invalid_signature")
 
@@ -130,7 +130,7 @@ def test_verify_refuses_with_a_reason(case: str, reason: str) -> None:
     if case == "tampered":
         body = raw.replace(b'"amount_refunded": 100', b'"amount_refunded": 999')
         assert body != raw
-    with pytest.raises(StripeRejected) as refused:
+    with pytest.raises(IngressRejected) as refused:
         verify(body, headers, settings_with(SECRET))
     assert refused.value.http_status == 401
     assert refused.value.error == "invalid_signature"
@@ -141,13 +141,13 @@ def test_a_configured_tolerance_is_honoured() -> None:
     raw = (FIXTURES / "charge.refunded.json").read_bytes()
     old = signed(raw, SECRET, int(time.time()) - 1000)
     verify(raw, old, settings_with(SECRET, tolerance_s=3600))
-    with pytest.raises(StripeRejected, match="tolerance"):
+    with pytest.raises(IngressRejected, match="tolerance"):
         verify(raw, old, settings_with(SECRET, tolerance_s=600))
 
 
 def test_no_configured_secret_is_our_fault_not_the_senders() -> None:
     raw = (FIXTURES / "charge.refunded.json").read_bytes()
-    with pytest.raises(StripeRejected) as refused:
+    with pytest.raises(IngressRejected) as refused:
         verify(raw, signed(raw, SECRET), settings_with(None))
     assert refused.value.http_status == 503
     assert refused.value.error == "not_configured"
