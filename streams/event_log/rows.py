@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from synapseops import headers as h
@@ -58,28 +58,33 @@ def to_row(
     headers lack the event id or source. An empty body is stored with ``payload`` NULL.
     """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    header_map = {name: _clean(text) for name, text in h.to_map(pairs).items()}
-    event_id = header_map.get(h.EVENT_ID, "").strip()
-    source = header_map.get(h.SOURCE, "").strip()
+    ingress = h.IngressHeaders({name: _clean(text) for name, text in h.to_map(pairs).items()})
+    event_id = (ingress.event_id or "").strip()
+    source = (ingress.source or "").strip()
     if not event_id:
         raise SchemaInvalid(f"header {h.EVENT_ID} is missing or empty")
     if not source:
         raise SchemaInvalid(f"header {h.SOURCE} is missing or empty")
-    traceparent = header_map.get(h.TRACEPARENT) or None
+    traceparent = ingress.traceparent
+    stored: dict[str, Any] = dict(ingress.values)
+    http_headers = ingress.http_headers()
+    if http_headers is not None:
+        # Headers end up in a table many people can read: the codec dropped credentials again.
+        stored[h.HTTP_HEADERS] = http_headers
     return InboundEventRow(
         event_id=event_id,
         source=source,
         # An event about no particular entity is its own entity.
         entity_key=_clean(key.decode("utf-8", "replace")) if key else event_id,
-        event_type=header_map.get(h.EVENT_TYPE) or None,
+        event_type=ingress.event_type,
         trace_id=trace_id_of(traceparent),
         traceparent=traceparent,
         topic=topic,
         partition=partition,
         offset=offset,
         payload=decode_body(value),
-        headers=_stored_headers(header_map),
-        received_at=_received_at(header_map.get(h.RECEIVED_AT), timestamp_ms),
+        headers=stored,
+        received_at=ingress.received_at(timestamp_ms),
     )
 
 
@@ -129,37 +134,3 @@ def _holds_nul(payload: Any) -> bool:
 def _clean(text: str) -> str:
     # PostgreSQL text and jsonb refuse NUL; a header is metadata, so replace rather than reject.
     return text.replace("\x00", "\ufffd")
-
-
-def _stored_headers(header_map: dict[str, str]) -> dict[str, Any]:
-    stored: dict[str, Any] = dict(header_map)
-    raw_http = header_map.get(h.HTTP_HEADERS)
-    if raw_http:
-        try:
-            parsed = json.loads(raw_http)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            # Ingress already dropped credentials; drop them again in case another producer
-            # did not (headers end up in a table many people can read).
-            stored[h.HTTP_HEADERS] = {
-                k: v for k, v in parsed.items() if str(k).lower() not in h.SECRET_HTTP_HEADERS
-            }
-    return stored
-
-
-def _received_at(header: str | None, timestamp_ms: int | None) -> datetime:
-    if header:
-        try:
-            parsed = datetime.fromisoformat(header.strip())
-        except ValueError:
-            parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if timestamp_ms is not None and timestamp_ms > 0:
-        try:
-            return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        except (ValueError, OverflowError, OSError):
-            # A producer may stamp any int64; past year 9999 it is no time at all.
-            pass
-    raise SchemaInvalid(f"no usable {h.RECEIVED_AT} header and no record timestamp")

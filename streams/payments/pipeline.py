@@ -33,7 +33,6 @@ lets the notification service drop the repeat).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -293,50 +292,27 @@ def event_record(
     record: RoadRecord, envelope: dict[str, Any], payment: PaymentEvent | None
 ) -> EventRecord:
     """The ``payment_events`` row of one consumed record (raw bytes and HTTP headers kept)."""
-    header_map = h.to_map(record.headers)
-    event_id = envelope.get("id") or header_map.get(h.EVENT_ID)
+    ingress = h.IngressHeaders.read(record.headers)
+    event_id = envelope.get("id") or ingress.event_id
     if not isinstance(event_id, str) or not event_id:
         raise SchemaInvalid("Stripe event without an id")
-    traceparent = header_map.get(h.TRACEPARENT) or None
+    traceparent = ingress.traceparent
     return EventRecord(
         event_id=event_id,
         payment_id=payment.payment_id if payment else payment_key(envelope),
-        event_type=str(envelope.get("type") or header_map.get(h.EVENT_TYPE) or ""),
+        event_type=str(envelope.get("type") or ingress.event_type or ""),
         created=created_at(envelope),
         api_version=envelope.get("api_version"),
         livemode=envelope.get("livemode") if isinstance(envelope.get("livemode"), bool) else None,
         raw=record.value or b"",
-        http_headers=_http_headers(header_map.get(h.HTTP_HEADERS)),
+        http_headers=ingress.http_headers() or {},
         traceparent=traceparent,
         trace_id=trace_id_of(traceparent),
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        received_at=_received_at(header_map.get(h.RECEIVED_AT), record.timestamp_ms),
+        received_at=ingress.received_at(record.timestamp_ms),
     )
-
-
-def _http_headers(value: str | None) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value) if value else {}
-    except json.JSONDecodeError:
-        return {}
-    if not isinstance(parsed, dict):
-        return {}
-    # Ingress drops credentials already; drop them again in case another producer did not.
-    return {k: v for k, v in parsed.items() if str(k).lower() not in h.SECRET_HTTP_HEADERS}
-
-
-def _received_at(value: str | None, timestamp_ms: int | None) -> datetime:
-    if value:
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    if timestamp_ms:
-        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    return datetime.now(UTC)
 
 
 def _count(settlement: Settlement) -> None:

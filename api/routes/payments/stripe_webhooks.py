@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from api import metrics
 from api.deps import ProducerDep, SettingsDep
-from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body, received_at_now
+from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body
 from api.publish import RETRY_AFTER_S, publish_event
 from api.routes.event_log.webhooks import read_body
 from streams.payments.events import payment_key
@@ -38,6 +38,7 @@ from synapseops.errors import (
     SignatureInvalid,
     Undecodable,
 )
+from synapseops.headers import received_at_now
 from synapseops.ids import child_traceparent, trace_id_of
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
