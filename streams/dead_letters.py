@@ -46,9 +46,9 @@ from sinks.dead_letters.store import (
     trigger_record,
 )
 from streams.supervision import failure_reason
+from streams.triggers import TriggerPublisher
 from synapseops import headers as h
 from synapseops.errors import RetryableError
-from synapseops.ids import child_traceparent
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -59,24 +59,6 @@ log = get_logger(__name__)
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 POLL_TIMEOUT_S = 0.5
-
-
-class TriggerEncoder:
-    """``notification_trigger`` records as Avro (Confluent wire format), with the schema ids
-    of the configured store: the registry when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set,
-    else the schema files. ``encode`` answers from memory once the worker registered the
-    subjects at start; before that it may ask the registry, so async code calls it off the
-    loop (``asyncio.to_thread``)."""
-
-    def __init__(self, settings: Settings) -> None:
-        from schemas.serde import AvroSerde
-        from schemas.store import schema_store
-
-        store = schema_store(settings.schema_registry)
-        self._serde = AvroSerde(store, NOTIFICATION_TRIGGERS.value_schema)
-
-    def encode(self, record: dict[str, Any]) -> bytes:
-        return self._serde.encode(record)
 
 
 class DeadLetterStore:
@@ -105,7 +87,7 @@ class DeadLetterStore:
         self.trigger_topic = trigger_topic
         self.group_id = group_id or f"{settings.worker.group_id}.dead-letters"
         self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
-        self._encoder = TriggerEncoder(settings)
+        self._triggers = TriggerPublisher(producer, settings, topic=trigger_topic)
         self._consumer: Consumer | None = None
         self._kafka_thread: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -251,10 +233,9 @@ class DeadLetterStore:
             return row, await asyncio.to_thread(self.repository.store, row)
 
     async def _publish_trigger(self, record: DeadRecord, row_id: int, row: dict[str, Any]) -> None:
-        trigger = trigger_record(row_id, row)
         try:
             # Off the loop: encoding may ask the schema registry.
-            value = await asyncio.to_thread(self._encoder.encode, trigger)
+            value = await self._triggers.encode_off_loop(trigger_record(row_id, row))
         except RetryableError:
             raise
         except Exception as exc:
@@ -265,12 +246,9 @@ class DeadLetterStore:
             )
             await asyncio.to_thread(self.repository.note_store_error, row_id, reason)
             return
-        await self.producer.send(
-            self.trigger_topic,
-            value,
-            key=record.pipeline.encode(),
-            headers=_trigger_headers(record),
-        )
+        # The trigger continues the dead record's trace, so a notification links to its input.
+        traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
+        await self._triggers.send(value, key=record.pipeline.encode(), traceparent=traceparent)
         await asyncio.to_thread(self.repository.mark_trigger_published, row_id)
 
     @staticmethod
@@ -293,12 +271,6 @@ class DeadLetterStore:
             log.warning(
                 "dead-letter rewind failed", extra={**record.log_fields(), "error": str(exc)}
             )
-
-
-def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:
-    # The trigger continues the dead record's trace, so a notification links to its input.
-    traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
-    return [(h.TRACEPARENT, child_traceparent(traceparent).encode())]
 
 
 def _as_bytes(value: str | bytes | None) -> bytes | None:

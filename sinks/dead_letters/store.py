@@ -35,6 +35,7 @@ import sqlalchemy
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from schemas.models import DEAD_LETTER, SUMMARY_MAX_CHARS, NotificationTrigger
 from sinks.db import database_errors
 from sinks.dead_letters.tables import DEAD, dead_letters
 from streams.road.headers import ROAD_HEADERS, FailureHistory
@@ -330,8 +331,11 @@ class DeadLetterRepository:
             conn.execute(statement)
 
 
-def trigger_record(row_id: int, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``notification_trigger`` (kind ``dead_letter``) announcing one new dead letter."""
+def trigger_record(row_id: int, row: Mapping[str, Any]) -> NotificationTrigger:
+    """The ``dead_letter`` notification trigger announcing one new dead letter.
+
+    Raises :class:`~synapseops.errors.SchemaInvalid` for a row no trigger can be made of.
+    """
     error = row.get("error_class") or "unknown error"
     attempts = int(row.get("attempts") or 0)
     details = {
@@ -345,16 +349,21 @@ def trigger_record(row_id: int, row: Mapping[str, Any]) -> dict[str, Any]:
         details["original"] = (
             f"{row['original_topic']}/{row['original_partition']}/{row['original_offset']}"
         )
-    return {
-        "kind": "dead_letter",
-        "pipeline": row["pipeline"],
-        "subject_id": str(row_id),
-        "summary": f"{row['pipeline']}: dead letter #{row_id} after {attempts} attempt(s): {error}",
-        "details": details,
-        "occurred_at": row["dead_at"],
-        # All zeros is W3C's "no trace": the record came without a traceparent.
-        "trace_id": row.get("trace_id") or "0" * 32,
-        "severity": "warning",
-        # One dead record notifies once, even if its trigger is published again (outbox).
-        "dedup_key": f"dead_letter:{row['dlq_topic']}:{row['dlq_partition']}:{row['dlq_offset']}",
-    }
+    summary = f"{row['pipeline']}: dead letter #{row_id} after {attempts} attempt(s): {error}"
+    return NotificationTrigger.from_record(
+        {
+            "kind": DEAD_LETTER,
+            "pipeline": row["pipeline"],
+            "subject_id": str(row_id),
+            "summary": summary[:SUMMARY_MAX_CHARS],
+            "details": details,
+            "occurred_at": row["dead_at"],
+            # All zeros is W3C's "no trace": the record came without a traceparent.
+            "trace_id": row.get("trace_id") or "0" * 32,
+            "severity": "warning",
+            # One dead record notifies once, even if its trigger is published again (outbox).
+            "dedup_key": (
+                f"dead_letter:{row['dlq_topic']}:{row['dlq_partition']}:{row['dlq_offset']}"
+            ),
+        }
+    )

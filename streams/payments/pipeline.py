@@ -37,6 +37,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from schemas.models import LARGE_PAYMENT, NotificationTrigger
 from sinks.payments.finance import FinanceClient, FinanceReceipt, SettlementRequest
 from sinks.payments.store import Attempt, EventRecord, SettlementRepository, Step
 from sinks.payments.tables import ATTEMPT_FATAL, ATTEMPT_REJECTED, ATTEMPT_RETRY, ATTEMPT_SETTLED
@@ -59,6 +60,7 @@ from streams.payments.settlement import (
 )
 from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import Handler
+from streams.triggers import TriggerPublisher
 from synapseops import headers as h
 from synapseops.errors import (
     FatalError,
@@ -67,12 +69,10 @@ from synapseops.errors import (
     SchemaInvalid,
     SynapseOpsError,
 )
-from synapseops.ids import child_traceparent, trace_id_of
-from synapseops.kafka import AsyncProducer
+from synapseops.ids import trace_id_of
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
 from topics.registry import (
-    NOTIFICATION_TRIGGERS,
     PAYMENT_SETTLEMENT,
     SETTLEMENT_COMMAND,
     STRIPE_EVENT,
@@ -84,46 +84,30 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-class TriggerPublisher:
-    """``large_payment`` notification triggers, Avro-encoded like the dead-letter ones."""
-
-    def __init__(self, producer: AsyncProducer, settings: Settings) -> None:
-        # The dead-letter store's encoder: one code path for every notification trigger.
-        from streams.dead_letters import TriggerEncoder
-
-        self.producer = producer
-        self.encoder = TriggerEncoder(settings)
-
-    async def large_payment(self, settlement: Settlement, traceparent: str | None) -> None:
-        sid = settlement.settlement_id
-        trigger = {
-            "kind": "large_payment",
-            "pipeline": PAYMENT_SETTLEMENT,
-            "subject_id": sid,
-            "summary": (
-                f"Payment {settlement.payment_id}: {settlement.amount} {settlement.currency} "
-                "(minor units) waits for approval"
-            ),
-            "details": {
-                "settlement_id": sid,
-                "payment_id": settlement.payment_id,
-                "amount_minor": str(settlement.amount),
-                "currency": settlement.currency,
-                "approve": f"/api/v1/settlements/{sid}/approve",
-                "reject": f"/api/v1/settlements/{sid}/reject",
-            },
-            "occurred_at": datetime.now(UTC),
-            "trace_id": trace_id_of(traceparent) or "0" * 32,
-            "severity": "warning",
-            "dedup_key": f"large_payment:{sid}",
-        }
-        await self.producer.send(
-            NOTIFICATION_TRIGGERS.name,
-            self.encoder.encode(trigger),
-            key=settlement.payment_id.encode(),
-            headers=[(h.TRACEPARENT, child_traceparent(traceparent).encode())],
-        )
-        metrics.LARGE_PAYMENT_TRIGGERS.inc()
+def large_payment_trigger(settlement: Settlement, traceparent: str | None) -> NotificationTrigger:
+    """The ``large_payment`` trigger of a settlement that waits for a person's approval."""
+    sid = settlement.settlement_id
+    return NotificationTrigger(
+        kind=LARGE_PAYMENT,
+        pipeline=PAYMENT_SETTLEMENT,
+        subject_id=sid,
+        summary=(
+            f"Payment {settlement.payment_id}: {settlement.amount} {settlement.currency} "
+            "(minor units) waits for approval"
+        ),
+        details={
+            "settlement_id": sid,
+            "payment_id": settlement.payment_id,
+            "amount_minor": str(settlement.amount),
+            "currency": settlement.currency,
+            "approve": f"/api/v1/settlements/{sid}/approve",
+            "reject": f"/api/v1/settlements/{sid}/reject",
+        },
+        occurred_at=datetime.now(UTC),
+        trace_id=trace_id_of(traceparent) or "0" * 32,
+        severity="warning",
+        dedup_key=f"large_payment:{sid}",
+    )
 
 
 class PaymentGateway:
@@ -172,7 +156,11 @@ class PaymentGateway:
             return Outcome("done", f"{decision.settlement_id} {decision.state}")
         if decision.action is Action.AWAIT_APPROVAL:
             _count(step.settlement)
-            await self.triggers.large_payment(step.settlement, stored.traceparent)
+            trigger = large_payment_trigger(step.settlement, stored.traceparent)
+            await self.triggers.publish(
+                trigger, key=step.settlement.payment_id.encode(), traceparent=stored.traceparent
+            )
+            metrics.LARGE_PAYMENT_TRIGGERS.inc()
             await asyncio.to_thread(self.repository.mark_waiting, stored.event_id)
             return Outcome("done", f"{decision.settlement_id} waits for approval")
         return await self._settle(step, stored.event_id, path="direct")

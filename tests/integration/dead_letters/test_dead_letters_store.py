@@ -27,10 +27,11 @@ from schemas.store import AVRO_DIR, ConfluentRegistryStore, LocalSchemaStore, re
 from sinks.dead_letters.replay import DeadLetterFilter, DeadLetterReplay
 from sinks.dead_letters.store import DeadRecord, to_row, trigger_record
 from sinks.dead_letters.tables import dead_letters, replays
-from streams.dead_letters import DeadLetterStore, TriggerEncoder
+from streams.dead_letters import DeadLetterStore
 from streams.health import HealthServer
 from streams.road.headers import FailureHistory
 from streams.supervision import Supervisor, TaskSpec
+from streams.triggers import TriggerEncoder
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.settings import (
     DatabaseSettings,

@@ -106,7 +106,7 @@ def test_trigger_record_fits_the_notification_trigger_schema() -> None:
     record = DeadRecord("payments", "payments.dlq", 1, 7, b"k", b"v", tuple(_history_headers()), 0)
     row = to_row(record, now=datetime(2025, 1, 1, tzinfo=UTC))
     serde = AvroSerde(LocalSchemaStore(), "notification_trigger")
-    decoded = serde.decode(serde.encode(trigger_record(42, row)))
+    decoded = serde.decode(serde.encode(trigger_record(42, row).to_record()))
     assert decoded["kind"] == "dead_letter"
     assert decoded["subject_id"] == "42"
     assert decoded["pipeline"] == "payments"
