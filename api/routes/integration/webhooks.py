@@ -23,34 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 import sqlalchemy
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
 
 from api import metrics
 from api.deps import EngineDep, ProducerDep, SettingsDep
-from api.ingress import describe_signed_event, kafka_headers, parse_json_body
-from api.publish import publish_event, unavailable
-from api.routes.event_log.webhooks import UNAUTHORIZED, read_body
+from api.ingress import InboundEvent, describe_signed_event
+from api.webhooks import Accepted, WebhookRoute, accept, http_error
 from sinks.integration.store import connector_by_name, get_row, load_credential
 from sinks.integration.store import source_endpoint as find_source_endpoint
 from sinks.integration.tables import connectors
 from synapseops import headers as kh
-from synapseops.errors import (
-    BodyTooLarge,
-    CredentialUnreadable,
-    KafkaUnavailable,
-    RecordNotFound,
-    SchemaInvalid,
-    SignatureInvalid,
-    Undecodable,
-)
-from synapseops.ids import trace_id_of
-from synapseops.kafka import AsyncProducer
+from synapseops.errors import CredentialUnreadable, IngressRejected, RecordNotFound
+from synapseops.kafka import Headers
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
 from synapseops.signatures import chosen_scheme, verify_scheme
@@ -78,15 +69,15 @@ class ConnectorEventAccepted(BaseModel):
 
 class _Recent:
     def __init__(self, size: int) -> None:
-        self._items: OrderedDict[tuple[str, str, str], ConnectorEventAccepted] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], Accepted] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> ConnectorEventAccepted | None:
+    def get(self, key: tuple[str, str, str]) -> Accepted | None:
         with self._lock:
             return self._items.get(key)
 
-    def put(self, key: tuple[str, str, str], value: ConnectorEventAccepted) -> None:
+    def put(self, key: tuple[str, str, str], value: Accepted) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self._size:
@@ -140,6 +131,72 @@ def _lookup(
     return row, secret
 
 
+class ConnectorWebhook(WebhookRoute):
+    """A connector's webhook source endpoint, signed with the endpoint's own secret."""
+
+    topic = INTEGRATION_EVENTS.name
+
+    def __init__(
+        self, connector: str, endpoint: str, settings: Settings, engine: sqlalchemy.Engine
+    ) -> None:
+        self.source = self.connector = connector
+        self.endpoint = endpoint
+        self.settings = settings
+        self.engine = engine
+        self.label = metrics.connector_label(connector)
+        self.scheme = "none"
+        self.signature_header: str | None = None
+        self.secret: str | None = None
+
+    async def prepare(self, request: Request) -> None:
+        connector = self.connector
+        if connector in RESERVED_CONNECTORS:
+            raise IngressRejected(f"{connector!r} is not a connector", http_status=404)
+        try:
+            row, self.secret = await asyncio.to_thread(
+                _lookup, self.engine, self.settings, connector, self.endpoint
+            )
+        except RecordNotFound as exc:
+            raise IngressRejected(str(exc), http_status=404) from exc
+        except CredentialUnreadable as exc:
+            log.error(
+                "signing secret unreadable", extra={"connector": connector, "error": str(exc)}
+            )
+            raise IngressRejected(
+                "the endpoint's signing secret is unreadable",
+                http_status=500,
+                outcome=metrics.UNAVAILABLE,
+            ) from exc
+        self.label = metrics.confirm_connector(connector)
+        # Before the body is read: an endpoint nobody chose a scheme for takes nothing.
+        self.scheme = chosen_scheme(row["signature_scheme"])
+        self.signature_header = row["signature_header"]
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        secrets = [self.secret] if self.secret else []
+        verify_scheme(self.scheme, body, headers, secrets, header=self.signature_header)
+
+    def describe(self, headers: Mapping[str, str], body: bytes, parsed: Any) -> InboundEvent:
+        return describe_signed_event(self.scheme, headers, body, parsed)
+
+    def extra_headers(self) -> Headers:
+        return [(kh.CONNECTOR, self.connector.encode()), (kh.ENDPOINT, self.endpoint.encode())]
+
+    def seen(self, event: InboundEvent) -> Accepted | None:
+        found = _recent.get((self.connector, self.endpoint, event.event_id))
+        return None if found is None else replace(found, duplicate=True)
+
+    def remember(self, accepted: Accepted) -> None:
+        _recent.put((self.connector, self.endpoint, accepted.event.event_id), accepted)
+
+    def log_fields(self, event: InboundEvent) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "endpoint": self.endpoint,
+            **super().log_fields(event),
+        }
+
+
 @router.post(
     "/{connector}/{endpoint:path}",
     status_code=status.HTTP_202_ACCEPTED,
@@ -160,95 +217,18 @@ async def accept_connector_event(
     producer: ProducerDep,
     engine: EngineDep,
 ) -> ConnectorEventAccepted:
-    started = time.perf_counter()
-    label = metrics.connector_label(connector)
+    route = ConnectorWebhook(connector, endpoint, settings, engine)
     try:
-        return await _accept(connector, endpoint, label, request, settings, producer, engine)
-    finally:
-        metrics.INGRESS_LATENCY.labels(source=label).observe(time.perf_counter() - started)
-
-
-def _reject(label: str, outcome: str, code: int, reason: str) -> HTTPException:
-    metrics.INGRESS_REQUESTS.labels(source=label, outcome=outcome).inc()
-    return HTTPException(status_code=code, detail=reason)
-
-
-async def _accept(
-    connector: str,
-    endpoint: str,
-    label: str,
-    request: Request,
-    settings: Settings,
-    producer: AsyncProducer,
-    engine: sqlalchemy.Engine,
-) -> ConnectorEventAccepted:
-    if connector in RESERVED_CONNECTORS:
-        raise _reject(label, metrics.INVALID, 404, f"{connector!r} is not a connector")
-    try:
-        row, secret = await asyncio.to_thread(_lookup, engine, settings, connector, endpoint)
-    except RecordNotFound as exc:
-        raise _reject(label, metrics.INVALID, 404, str(exc)) from exc
-    except CredentialUnreadable as exc:
-        log.error("signing secret unreadable", extra={"connector": connector, "error": str(exc)})
-        raise _reject(
-            label, "unavailable", 500, "the endpoint's signing secret is unreadable"
-        ) from exc
-    label = metrics.confirm_connector(connector)
-    try:
-        # Before the body is read: an endpoint nobody chose a scheme for takes nothing.
-        scheme = chosen_scheme(row["signature_scheme"])
-        body = await read_body(request)
-        verify_scheme(
-            scheme,
-            body,
-            request.headers,
-            [secret] if secret else [],
-            header=row["signature_header"],
-        )
-    except BodyTooLarge as exc:
-        raise _reject(label, metrics.TOO_LARGE, 413, exc.reason) from exc
-    except SignatureInvalid as exc:
-        raise _reject(label, UNAUTHORIZED, 401, exc.reason) from exc
-    try:
-        event = describe_signed_event(scheme, request.headers, body, parse_json_body(body))
-    except (Undecodable, SchemaInvalid) as exc:
-        raise _reject(label, metrics.INVALID, 400, str(exc)) from exc
-
-    seen_key = (connector, endpoint, event.event_id)
-    seen = _recent.get(seen_key)
-    if seen is not None:
-        metrics.INGRESS_REQUESTS.labels(source=label, outcome="duplicate").inc()
-        return seen.model_copy(update={"duplicate": True})
-
-    headers = kafka_headers(event, connector, request.headers)
-    headers += [(kh.CONNECTOR, connector.encode()), (kh.ENDPOINT, endpoint.encode())]
-    coordinates = {
-        "connector": connector,
-        "endpoint": endpoint,
-        "event_id": event.event_id,
-        "trace_id": trace_id_of(event.traceparent),
-        "topic": INTEGRATION_EVENTS.name,
-    }
-    try:
-        partition, offset = await publish_event(
-            producer,
-            INTEGRATION_EVENTS.name,
-            body,
-            key=event.entity_key.encode(),
-            headers=headers,
-            label=label,
-            log_fields=coordinates,
-        )
-    except KafkaUnavailable as exc:
-        raise unavailable(exc) from exc
-    accepted = ConnectorEventAccepted(
-        event_id=event.event_id,
+        accepted = await accept(route, request, producer)
+    except IngressRejected as exc:
+        raise http_error(exc) from exc
+    return ConnectorEventAccepted(
+        event_id=accepted.event.event_id,
         connector=connector,
         endpoint=endpoint,
-        topic=INTEGRATION_EVENTS.name,
-        partition=partition,
-        offset=offset,
-        traceparent=event.traceparent,
+        topic=accepted.topic,
+        partition=accepted.partition,
+        offset=accepted.offset,
+        traceparent=accepted.event.traceparent,
+        duplicate=accepted.duplicate,
     )
-    _recent.put(seen_key, accepted)
-    return accepted

@@ -17,7 +17,6 @@ Every error body has the same shape, ``{"error": <code>, "reason": <text>}``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,27 +26,18 @@ from pydantic import BaseModel
 
 from api import metrics
 from api.deps import ProducerDep, SettingsDep
-from api.ingress import MAX_ID_LENGTH, InboundEvent, kafka_headers, parse_json_body
-from api.publish import RETRY_AFTER_S, publish_event
-from api.routes.event_log.webhooks import read_body
+from api.ingress import MAX_ID_LENGTH, InboundEvent
+from api.publish import RETRY_AFTER_S
+from api.webhooks import WebhookRoute, accept
 from streams.payments.events import payment_key
-from synapseops.errors import (
-    IngressRejected,
-    KafkaUnavailable,
-    SchemaInvalid,
-    SignatureInvalid,
-    Undecodable,
-)
+from synapseops.errors import IngressRejected, SchemaInvalid, SignatureInvalid
 from synapseops.headers import received_at_now
-from synapseops.ids import child_traceparent, trace_id_of
-from synapseops.kafka import AsyncProducer
-from synapseops.logging import get_logger
+from synapseops.ids import child_traceparent
 from synapseops.settings import Settings
 from synapseops.signatures import verify_stripe
 from topics.registry import STRIPE_EVENTS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-log = get_logger(__name__)
 
 SOURCE = "stripe"
 SIGNATURE_HEADER = "stripe-signature"
@@ -124,6 +114,26 @@ def _error(exc: IngressRejected) -> JSONResponse:
     )
 
 
+class StripeWebhook(WebhookRoute):
+    """Stripe's events, keyed by the payment they are about."""
+
+    topic = STRIPE_EVENTS.name
+    source = SOURCE
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.label = metrics.source_label(SOURCE)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        verify(body, headers, self.settings)
+
+    def describe(self, headers: Mapping[str, str], body: bytes, parsed: Any) -> InboundEvent:
+        return describe_stripe_event(headers, parsed)
+
+    def log_fields(self, event: InboundEvent) -> dict[str, Any]:
+        return {**super().log_fields(event), "payment_key": event.entity_key}
+
+
 @router.post(
     "/stripe",
     summary="Accept a signed Stripe event; 200 once it is durably in Kafka",
@@ -138,61 +148,8 @@ def _error(exc: IngressRejected) -> JSONResponse:
 async def receive_stripe_event(
     request: Request, settings: SettingsDep, producer: ProducerDep
 ) -> StripeEventReceived | JSONResponse:
-    started = time.perf_counter()
-    label = metrics.source_label(SOURCE)
     try:
-        received = await _receive(request, settings, producer)
+        accepted = await accept(StripeWebhook(settings), request, producer)
     except IngressRejected as exc:
-        if exc.outcome is not None:
-            metrics.INGRESS_REQUESTS.labels(source=label, outcome=exc.outcome).inc()
-        log.warning(
-            "stripe event refused",
-            extra={
-                "source": SOURCE,
-                "status": exc.http_status,
-                "error": exc.error,
-                "reason": exc.reason,
-            },
-        )
         return _error(exc)
-    finally:
-        metrics.INGRESS_LATENCY.labels(source=label).observe(time.perf_counter() - started)
-    return received
-
-
-async def _receive(
-    request: Request, settings: Settings, producer: AsyncProducer
-) -> StripeEventReceived:
-    body = await read_body(request)
-    verify(body, request.headers, settings)
-    try:
-        event = describe_stripe_event(request.headers, parse_json_body(body))
-    except (Undecodable, SchemaInvalid) as exc:
-        raise IngressRejected(str(exc), error="malformed_body", outcome=metrics.INVALID) from exc
-
-    coordinates = {
-        "source": SOURCE,
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "payment_key": event.entity_key,
-        "trace_id": trace_id_of(event.traceparent),
-        "topic": STRIPE_EVENTS.name,
-    }
-    try:
-        await publish_event(
-            producer,
-            STRIPE_EVENTS.name,
-            body,
-            key=event.entity_key.encode(),
-            headers=kafka_headers(event, SOURCE, request.headers),
-            label=metrics.source_label(SOURCE),
-            log_fields=coordinates,
-        )
-    except KafkaUnavailable as exc:
-        raise IngressRejected(
-            f"event not accepted, try again: {exc}",
-            http_status=503,
-            error="kafka_unavailable",
-            counted=True,
-        ) from exc
-    return StripeEventReceived(event_id=event.event_id)
+    return StripeEventReceived(event_id=accepted.event.event_id)
