@@ -14,6 +14,7 @@ needs a token of any role (machines generate clients from it; people read it in 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +31,7 @@ from api.metrics import DEAD_LETTER_GAUGES
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
-from synapseops.errors import DatabaseUnavailable, SchemaInvalid
+from synapseops.errors import DatabaseUnavailable, RecordError, SchemaInvalid
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.principals import Role
@@ -61,6 +62,15 @@ async def _value_refused(request: Request, exc: Exception) -> JSONResponse:
         {"detail": "a value of the request is out of range or malformed for storage"},
         status_code=422,
     )
+
+
+async def _record_error(request: Request, exc: Exception) -> JSONResponse:
+    # Every RecordError leaf names its own status (404 not found, 409 conflict, 422 invalid);
+    # a leaf that knows when to come back (a replay in progress) says so in Retry-After.
+    assert isinstance(exc, RecordError)
+    retry_after = exc.retry_after_s
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+    return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
 
 
 def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> FastAPI:
@@ -97,6 +107,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     )
     app.state.settings = settings
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(RecordError, _record_error)
     app.add_exception_handler(SchemaInvalid, _value_refused)
     app.add_exception_handler(sa_exc.DataError, _value_refused)
     for router in PUBLIC_ROUTERS:

@@ -15,7 +15,7 @@ import threading
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
-from sinks.dead_letter_metrics import DeadLetterGauges
+from sinks.dead_letters.metrics import DeadLetterGauges
 
 MAX_SOURCE_LABELS = 100
 OTHER_SOURCE = "_other"

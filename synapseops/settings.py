@@ -297,7 +297,8 @@ class SupervisionSettings(BaseSettings):
 
 
 class ReplaySettings(BaseSettings):
-    """The lease a running dead-letter replay holds on its Idempotency-Key (sinks/replay.py).
+    """The lease a running dead-letter replay holds on its Idempotency-Key
+    (sinks/dead_letters/replay.py).
 
     The replay renews it every ``heartbeat_s``; a repeat of the request takes over a replay
     whose lease is older than ``lease_s`` (its process died). Six missed renewals: a GC

@@ -12,7 +12,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import api.metrics  # noqa: F401  (registers the API's metrics)
-import sinks.dead_letter_metrics  # noqa: F401
+import sinks.dead_letters.metrics  # noqa: F401
 import streams.integration.metrics  # noqa: F401
 import streams.payments.metrics  # noqa: F401
 import streams.road.metrics  # noqa: F401
