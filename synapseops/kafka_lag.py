@@ -15,8 +15,9 @@ Bounded work: a scrape reuses the last reading for ``SYNAPSEOPS_OBSERVABILITY_LA
 seconds (concurrent scrapes share the reading in flight); a reading makes one group listing,
 one offsets request per watched group (at most :data:`MAX_GROUPS`, sent together), one
 end-offsets request and one metadata request, all within one deadline of ``timeout_s`` (3 s,
-below a scraper's timeout). A reading that fails is cached as well (a broker that is down does not make every scrape wait), and reports
-``synapseops_kafka_lag_read_ok 0`` without lag series: stale lag would look healthy.
+below a scraper's timeout). A reading that fails is cached as well (a broker that is down
+does not make every scrape wait), and reports ``synapseops_kafka_lag_read_ok 0`` without
+lag series: stale lag would look healthy.
 
 Exported (labels ``group``, ``topic``, ``partition`` where they apply):
 
@@ -43,10 +44,9 @@ from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException
 from confluent_kafka import TopicPartition as KafkaPartition
-from confluent_kafka.admin import AdminClient
 
-# Exported by confluent_kafka.admin at run time, but not in a way mypy's strict mode accepts.
-from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+# OffsetSpec is exported by confluent_kafka.admin at run time, not in a way mypy accepts.
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
