@@ -27,12 +27,13 @@ from sqlalchemy import exc as sa_exc
 from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
-from api.metrics import DEAD_LETTER_GAUGES
+from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
 from synapseops.errors import DatabaseUnavailable, RecordError, SchemaInvalid
 from synapseops.kafka import AsyncProducer
+from synapseops.kafka_lag import CONSUMER_LAG
 from synapseops.logging import get_logger
 from synapseops.principals import Role
 from synapseops.settings import Settings
@@ -81,6 +82,9 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         app.state.engine = make_engine(settings)
         DEAD_LETTER_GAUGES.engine = app.state.engine
         DEAD_LETTER_GAUGES.cache_s = settings.observability.dead_letter_gauges_cache_s
+        if owned_producer:  # a caller's producer (unit tests) means no Kafka to read lag from
+            CONSUMER_LAG.watch(settings)
+        count_5xx_from_zero(["stripe", UNKNOWN_CONNECTOR, *settings.ingress.sources])
         log.info(
             "api started",
             extra={"kafka": settings.kafka.bootstrap, "env": settings.env},
@@ -91,6 +95,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             if owned_producer:
                 # close() flushes: records still in flight get their delivery reports.
                 await asyncio.to_thread(app.state.producer.close)
+            CONSUMER_LAG.unwatch(settings)
             if DEAD_LETTER_GAUGES.engine is app.state.engine:
                 DEAD_LETTER_GAUGES.engine = None
             app.state.engine.dispose()

@@ -327,6 +327,10 @@ class ObservabilitySettings(BaseSettings):
     health_cache_s: float = Field(default=3.0, ge=0)
     # The dead-letter gauges (a GROUP BY over dead_letters) are reused this long per scrape.
     dead_letter_gauges_cache_s: float = Field(default=5.0, ge=0)
+    # Consumer groups whose lag the API's /metrics reads from the broker (synapseops/
+    # kafka_lag.py): comma-separated ids, each with its `<id>.*` groups; empty: the worker's.
+    lag_groups: str = ""
+    lag_cache_s: float = Field(default=5.0, ge=0)
 
 
 class Settings(BaseSettings):
