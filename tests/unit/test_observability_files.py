@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY
 
 import api.metrics  # noqa: F401  (registers the API's metrics)
 import sinks.dead_letters.metrics  # noqa: F401
-import streams.integration.metrics  # noqa: F401
 import streams.payments.metrics  # noqa: F401
 import streams.road.metrics  # noqa: F401
+import streams.source_metrics  # noqa: F401
 import streams.supervision  # noqa: F401
 from synapseops.settings import PROJECT_ROOT
 
