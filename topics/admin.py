@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -161,7 +162,43 @@ def _create(admin: AdminClient, specs: list[TopicSpec], brokers: int, timeout: f
             raise KafkaUnavailable(f"kafka admin: creating {name} timed out") from exc
         log.info("topic created", extra={"topic": name})
         created.append(name)
+    _await_leaders(
+        admin, {spec.name: spec.partitions for spec in specs if spec.name in created}, timeout
+    )
     return created
+
+
+def _await_leaders(admin: AdminClient, expected: Mapping[str, int], timeout: float) -> None:
+    """Wait until every created topic has a leader for each of its partitions.
+
+    CreateTopics answers once the controller has recorded the topic, before the broker has
+    elected its leaders; until then a client asking for the topic (an offset lookup, a first
+    produce) is told "unknown partition" or "not leader". Right after a broker starts this
+    lasts long enough for the next step to trip on it, so ``apply`` returns only once the
+    topics can be used."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(expected)
+    while waiting:
+        try:
+            metadata = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"kafka admin: listing topics failed: {exc.args[0]}") from exc
+        for name, partitions in list(waiting.items()):
+            meta = metadata.topics.get(name)
+            if (
+                meta is not None
+                and meta.error is None
+                and len(meta.partitions) == partitions
+                and all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
+            ):
+                del waiting[name]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaUnavailable(
+                f"kafka admin: created topics have no leader yet: {sorted(waiting)[:5]}"
+            )
+        time.sleep(0.1)
 
 
 def apply_topics(
