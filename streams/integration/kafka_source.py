@@ -36,7 +36,6 @@ import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.consumer import ConsumerLoop
-from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
 from streams.integration.source_config import reserved_topics
 from streams.integration.topic_sources import (
     TopicSource,
@@ -45,6 +44,7 @@ from streams.integration.topic_sources import (
     topic_sources,
 )
 from streams.road.record import RoadRecord
+from streams.source_metrics import SOURCE_FAILURES, MisconfiguredSources
 from synapseops.errors import FatalError, SynapseOpsError
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
