@@ -115,14 +115,17 @@ def _refuse_unsupervised(module: str, service: Service) -> None:
 
 
 def road_tasks(runtime: Runtime, pipelines: Sequence[Pipeline]) -> list[TaskSpec]:
-    """One supervised task per retry tier of each pipeline, and the dead-letter store."""
+    """One supervised task per retry tier of each pipeline and one for its parking topic
+    (records whose ``Retry-After`` outlasts every tier wait there), and the dead-letter store."""
     settings = runtime.settings
     specs: list[TaskSpec] = []
     for pipeline in pipelines:
-        for tier in range(len(pipeline.spec.retry_delays)):
+        tiers: list[int | None] = [*range(len(pipeline.spec.retry_delays)), None]
+        for tier in tiers:
+            topic = pipeline.spec.retry_topic(tier) if tier is not None else None
             specs.append(
                 TaskSpec(
-                    f"tier:{pipeline.spec.retry_topic(tier)}",
+                    f"tier:{topic or pipeline.spec.parking_topic}",
                     _tier_factory(runtime, pipeline, tier),
                 )
             )
@@ -138,7 +141,9 @@ def road_tasks(runtime: Runtime, pipelines: Sequence[Pipeline]) -> list[TaskSpec
     return specs
 
 
-def _tier_factory(runtime: Runtime, pipeline: Pipeline, tier: int) -> Callable[[], TierConsumer]:
+def _tier_factory(
+    runtime: Runtime, pipeline: Pipeline, tier: int | None
+) -> Callable[[], TierConsumer]:
     kafka, group = runtime.settings.kafka, runtime.settings.worker.group_id
     size = runtime.settings.road.batch_size
     return lambda: TierConsumer(pipeline, tier, runtime.router, kafka, group, batch_size=size)

@@ -88,3 +88,21 @@ def test_the_worker_runs_an_actor_per_partition() -> None:
         runtime = getattr(service, "runtime", None)
         if runtime is not None:
             runtime.producer.close(timeout=0)
+
+
+def test_the_worker_runs_every_tier_and_the_parking_topic_of_each_pipeline() -> None:
+    from streams.bootstrap import Runtime, load_services, road_tasks
+
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap="127.0.0.1:19999"), worker=WorkerSettings(group_id="g")
+    )
+    engine = sqlalchemy.create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    runtime = Runtime.build(settings, engine)
+    try:
+        pipelines = load_services(runtime).pipelines
+        names = {spec.name for spec in road_tasks(runtime, pipelines)}
+        for pipeline in pipelines:
+            tiers = [pipeline.spec.retry_topic(t) for t in range(len(pipeline.spec.retry_delays))]
+            assert {f"tier:{topic}" for topic in [*tiers, pipeline.spec.parking_topic]} <= names
+    finally:
+        runtime.producer.close(timeout=0)
