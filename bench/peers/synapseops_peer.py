@@ -46,8 +46,11 @@ def make_flow(url: str, input_topic: str, output_topic: str) -> int:
     """The flow input topic → mapping → output topic in the database at ``url``; its id."""
     engine = sqlalchemy.create_engine(url)
     try:
-        shop = store.insert_row(engine, connectors, {"name": "shop", "protocol": "kafka"})
-        erp = store.insert_row(engine, connectors, {"name": "erp", "protocol": "kafka"})
+        # Names of their own: integration.events keeps earlier runs' records, which a new
+        # group reads too; they must not match this run's endpoint.
+        suffix = uuid.uuid4().hex[:8]
+        shop = store.insert_row(engine, connectors, {"name": f"shop-{suffix}", "protocol": "kafka"})
+        erp = store.insert_row(engine, connectors, {"name": f"erp-{suffix}", "protocol": "kafka"})
         source = store.insert_row(
             engine,
             endpoints,
