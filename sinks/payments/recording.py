@@ -10,7 +10,7 @@ per table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ class Attempt:
     error_class: str | None = None
 
     def as_row(self) -> Row:
-        row = asdict(self)
+        row = rows.shallow(self)
         if row["response_body"] is not None:
             row["response_body"] = row["response_body"][:RESPONSE_BODY_LIMIT]
         return row
@@ -130,7 +130,7 @@ def record_answers(
         results[sid] = Finished(after.settlement, newly, after.received_at)
     rows.finish_settlements(conn, list(changed.values()))
     if attempts:
-        conn.execute(settlement_attempts.insert().values(attempts))
+        conn.execute(settlement_attempts.insert(), attempts)
     rows.mark_events(conn, marks)
     rows.audit_all(conn, audits)
     return results

@@ -14,22 +14,17 @@ the second transaction, in that same settlement-id order with no advisory lock h
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
     Connection,
-    Text,
-    case,
-    column,
     func,
     or_,
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -42,6 +37,13 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 
+
+def shallow(record: Any) -> Row:
+    """A dataclass's fields as a row, without :func:`dataclasses.asdict`'s deep copies (its
+    JSON fields go to the driver as they are)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 # Advisory locks of many payments in one statement, in ascending lock id: the sub-select's
 # ORDER BY (kept by OFFSET 0, which stops the planner from flattening it) is the lock order.
 LOCK_PAYMENTS = text(
@@ -49,6 +51,10 @@ LOCK_PAYMENTS = text(
     " SELECT DISTINCT hashtext(k) AS id FROM unnest(CAST(:keys AS text[])) AS k"
     " ORDER BY id OFFSET 0) AS ordered"
 )
+_insert_events = pg_insert(payment_events)
+INSERT_EVENTS = _insert_events.on_conflict_do_update(
+    index_elements=["event_id"], set_={"event_id": _insert_events.excluded.event_id}
+).returning(payment_events.c.event_id, payment_events.c.processed_at)
 # The columns an event writes to its settlement (the rest belong to approvals and finance).
 EVENT_COLUMNS = (
     "amount",
@@ -61,6 +67,31 @@ EVENT_COLUMNS = (
     "received_at",
     "finance_requested_at",
     "updated_at",
+)
+_upsert = pg_insert(settlements)
+# RETURNING makes SQLAlchemy batch the rows into multi-row VALUES (insertmanyvalues); without
+# it this upsert went to the driver's executemany, one round trip per row.
+UPSERT_SETTLEMENTS = _upsert.on_conflict_do_update(
+    index_elements=["settlement_id"], set_={c: _upsert.excluded[c] for c in EVENT_COLUMNS}
+).returning(settlements.c.settlement_id)
+# Many rows' updates as one statement over arrays (one bind parameter per column, so the
+# statement is the same whatever the batch size).
+FINISH_SETTLEMENTS = text(
+    "UPDATE settlements AS s SET state = a.state, reason = a.reason,"
+    " finance_reference = COALESCE(a.ref, s.finance_reference),"
+    " settled_at = CASE WHEN a.booked THEN now() ELSE s.settled_at END, updated_at = now()"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:states AS text[]), CAST(:reasons AS text[]),"
+    " CAST(:refs AS text[]), CAST(:booked AS boolean[])) AS a(id, state, reason, ref, booked)"
+    " WHERE s.settlement_id = a.id"
+)
+MARK_EVENTS = text(
+    "UPDATE payment_events AS e SET settlement_id = COALESCE(m.sid, e.settlement_id),"
+    " processed_at = CASE WHEN m.done THEN now() END,"
+    " outcome = CASE WHEN m.done THEN m.outcome END,"
+    " reason = CASE WHEN m.done THEN m.reason END"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:sids AS text[]), CAST(:done AS boolean[]),"
+    " CAST(:outcomes AS text[]), CAST(:reasons AS text[])) AS m(id, sid, done, outcome, reason)"
+    " WHERE e.event_id = m.id AND e.processed_at IS NULL"
 )
 
 
@@ -92,7 +123,7 @@ class AuditEntry:
     detail: dict[str, Any]
 
     def as_row(self) -> Row:
-        row = asdict(self)
+        row = shallow(self)
         row["detail"] = {k: v for k, v in self.detail.items() if v is not None}
         return row
 
@@ -178,11 +209,8 @@ def insert_events(conn: Connection, events: Sequence[EventRecord]) -> dict[str, 
     unique = {e.event_id: e for e in reversed(events)}  # one row each: a statement may not
     if not unique:  # touch a row twice
         return {}
-    insert = pg_insert(payment_events).values([asdict(unique[eid]) for eid in sorted(unique)])
-    statement = insert.on_conflict_do_update(
-        index_elements=["event_id"], set_={"event_id": insert.excluded.event_id}
-    ).returning(payment_events.c.event_id, payment_events.c.processed_at)
-    return {eid: processed for eid, processed in conn.execute(statement).all()}
+    result = conn.execute(INSERT_EVENTS, [shallow(unique[eid]) for eid in sorted(unique)])
+    return {eid: processed for eid, processed in result.all()}
 
 
 def upsert_settlements(conn: Connection, rows: Sequence[Row]) -> None:
@@ -191,44 +219,26 @@ def upsert_settlements(conn: Connection, rows: Sequence[Row]) -> None:
         return
     columns = ("settlement_id", "payment_id", "kind", *EVENT_COLUMNS)
     ordered = sorted(rows, key=lambda row: str(row["settlement_id"]))
-    statement = pg_insert(settlements).values([{c: row[c] for c in columns} for row in ordered])
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["settlement_id"],
-            set_={c: statement.excluded[c] for c in EVENT_COLUMNS},
-        )
-    )
+    conn.execute(UPSERT_SETTLEMENTS, [{c: row[c] for c in columns} for row in ordered]).all()
 
 
 def finish_settlements(conn: Connection, rows: Sequence[Row]) -> None:
     """Write finance's answers: state, reason, reference and settled time of each row."""
     if not rows:
         return
-    answer = values(
-        column("settlement_id", Text),
-        column("state", Text),
-        column("reason", Text),
-        column("finance_reference", Text),
-        column("booked", Boolean),
-        name="answer",
-    ).data(
-        [
-            (r["settlement_id"], r["state"], r["reason"], r["finance_reference"], r["booked"])
-            for r in sorted(rows, key=lambda row: str(row["settlement_id"]))
-        ]
-    )
+    ordered = sorted(rows, key=lambda row: str(row["settlement_id"]))
     conn.execute(
-        update(settlements)
-        .where(settlements.c.settlement_id == answer.c.settlement_id)
-        .values(
-            state=answer.c.state,
-            reason=answer.c.reason,
-            finance_reference=func.coalesce(
-                answer.c.finance_reference, settlements.c.finance_reference
-            ),
-            settled_at=case((answer.c.booked, func.now()), else_=settlements.c.settled_at),
-            updated_at=func.now(),
-        )
+        FINISH_SETTLEMENTS,
+        {
+            name: [row[column] for row in ordered]
+            for name, column in (
+                ("ids", "settlement_id"),
+                ("states", "state"),
+                ("reasons", "reason"),
+                ("refs", "finance_reference"),
+                ("booked", "booked"),
+            )
+        },
     )
 
 
@@ -236,31 +246,16 @@ def mark_events(conn: Connection, marks: Sequence[EventMark]) -> None:
     """Record what each event did; an event already processed keeps its first outcome."""
     if not marks:
         return
-    mark = values(
-        column("event_id", Text),
-        column("settlement_id", Text),
-        column("processed", Boolean),
-        column("outcome", Text),
-        column("reason", Text),
-        name="mark",
-    ).data(
-        [
-            (m.event_id, m.settlement_id, m.processed, m.outcome, m.reason)
-            for m in sorted(marks, key=lambda m: m.event_id)
-        ]
-    )
-    done = mark.c.processed
+    ordered = sorted(marks, key=lambda m: m.event_id)
     conn.execute(
-        update(payment_events)
-        .where(
-            payment_events.c.event_id == mark.c.event_id, payment_events.c.processed_at.is_(None)
-        )
-        .values(
-            settlement_id=func.coalesce(mark.c.settlement_id, payment_events.c.settlement_id),
-            processed_at=case((done, func.now()), else_=None),
-            outcome=case((done, mark.c.outcome), else_=None),
-            reason=case((done, mark.c.reason), else_=None),
-        )
+        MARK_EVENTS,
+        {
+            "ids": [m.event_id for m in ordered],
+            "sids": [m.settlement_id for m in ordered],
+            "done": [m.processed for m in ordered],
+            "outcomes": [m.outcome for m in ordered],
+            "reasons": [m.reason for m in ordered],
+        },
     )
 
 
@@ -291,4 +286,4 @@ def audit(
 
 def audit_all(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     if entries:
-        conn.execute(settlement_audit.insert().values([e.as_row() for e in entries]))
+        conn.execute(settlement_audit.insert(), [e.as_row() for e in entries])
