@@ -1,42 +1,61 @@
-"""Payment Gateway figures: settlements per second end to end, and ingress-to-ledger latency.
+"""Payment Gateway figures: settlements per second from a pre-filled topic to the ledger, with
+one worker and with two in one group, p99 event→ledger, and PostgreSQL round trips.
 
-N ``payment_intent.succeeded`` events (one new payment each, built from the real Stripe
-fixtures) are produced to ``payments.stripe.events`` with the ingress headers, stamped with
-their ingress time as the webhook route would. A real ``synapseops worker`` subprocess settles
-them against an in-process sandbox finance ledger; a throwaway database on the configured server
-keeps the figures free of other traffic. Latency is the ledger entry's creation time minus the
-event's ``synapseops-received-at``; throughput is N over first-ingress to last-ledger-entry.
-Prints numbers; asserts nothing about time.
+``python -m bench payments [--events N] [--workers 1,2] [--stage N]``
+
+1. **Settlement stage, in process**: ``--stage`` events (default 5,000) through the gateway's
+   batch handler via the road's :func:`~streams.road.batch.process_batch`, 500 at a time, and
+   100 through the per-record handler: settlements/s and PostgreSQL round trips per settlement
+   of each (statements, BEGIN/COMMIT, pool pings; SQLAlchemy event hooks).
+2. **Workers**: for each worker count, ``--events`` ``payment_intent.succeeded`` events (one new
+   payment each, default 20,000) are produced to ``payments.stripe.events`` *before* the
+   ``synapseops worker`` subprocesses (one consumer group, payments pipeline only) start against
+   a throwaway database and an in-process sandbox ledger. Throughput = settlements between the
+   first and the last ledger entry / that span; every payment is checked to have exactly one
+   ledger entry. Then events are paced at half that rate: p50/p99 of the ledger entry's time
+   minus the event's ``synapseops-received-at``.
+
+Prints figures; asserts nothing about time (the exactly-once check does fail loudly).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import statistics
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from uuid import uuid4
 
 import httpx
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+import sqlalchemy
+from confluent_kafka import Producer
+from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
-from synapseops.kafka import consumer_config, producer_config
-from synapseops.settings import RetrySettings, Settings
+from sinks.payments.tables import settlements
+from streams.bootstrap import Runtime
+from streams.payments.pipeline import build_gateway
+from streams.road import Outcome, Pipeline, RoadRecord
+from streams.road.batch import process_batch
+from synapseops.kafka import producer_config
+from synapseops.settings import PaymentSettings, RetrySettings, Settings
 from tests.integration.databases import fresh_database
 from tests.integration.payments.factory import PaymentFactory
+from tests.integration.payments.round_trips import round_trips
+from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
-from topics.registry import STRIPE_EVENTS, platform_registry
+from topics.registry import PAYMENT_SETTLEMENT, STRIPE_EVENTS
 
-EVENTS = 2000  # the burst: throughput
-PACED = 200  # then one every PACE_S: latency without a queue in front
-PACE_S = 0.05
-WARMUP = 50
 TIERS = "1s,2s,3s"
-DEADLINE_S = 300.0
+BATCH = 500
+DEADLINE_S = 1800.0
 
 
 def _say(line: str) -> None:
@@ -44,36 +63,77 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def _start_at_end(settings: Settings, group: str) -> None:
-    """The worker's groups start at the topics' ends: earlier records belong to other runs."""
-    registry = platform_registry(settings.retry.delays)
-    groups = [group, f"{group}.dead-letters"] + [f"{group}.{p}.tiers" for p in registry.pipelines]
-    probe = Consumer(consumer_config(settings.kafka, f"{group}.probe"))
-    existing = probe.list_topics(timeout=10).topics
-    offsets = [
-        TopicPartition(spec.name, partition, _end_offset(probe, spec.name, partition))
-        for spec in registry
-        for partition in existing[spec.name].partitions
-    ]
-    probe.close()
-    for name in groups:
-        consumer = Consumer(consumer_config(settings.kafka, name))
-        consumer.commit(offsets=offsets, asynchronous=False)
-        consumer.close()
+def _records(count: int) -> tuple[list[RoadRecord], list[str]]:
+    records, sids = [], []
+    for offset in range(count):
+        payment = PaymentFactory(amount=4200)
+        event = payment.succeeded()
+        records.append(
+            RoadRecord(
+                STRIPE_EVENTS.name,
+                offset % 6,
+                offset,
+                int(time.time() * 1000),
+                event.key.encode(),
+                event.body,
+                event.headers(),
+            )
+        )
+        sids.append(payment.charge_settlement)
+    return records, sids
 
 
-def _end_offset(probe: Consumer, topic: str, partition: int) -> int:
-    # Topics created a moment ago may not have a leader yet: ask again for a few seconds.
-    for _ in range(20):
+def stage(settings: Settings, count: int) -> None:
+    """The set-based stage alone: batches through process_batch, and records one by one."""
+    with (
+        fresh_database(settings.database_url, "t_payments") as database,
+        SandboxServer() as sandbox,
+    ):
+        local = settings.model_copy(
+            update={"payments": PaymentSettings(finance_url=f"{sandbox.url}/finance")}
+        )
+        engine = sqlalchemy.create_engine(database, pool_pre_ping=True)
+        runtime = Runtime.build(local, engine)
+        gateway = build_gateway(local, runtime)
+        pipeline = Pipeline.declared(
+            PAYMENT_SETTLEMENT, gateway.handlers, local, batch_handlers=gateway.batch_handlers
+        )
+        alone, _ = _records(100)
+        batched, sids = _records(count)
+        loop = asyncio.new_event_loop()
         try:
-            return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
-        except KafkaException:
-            time.sleep(0.5)
-    return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+            with round_trips(engine) as single:
+                started = time.perf_counter()
+                for record in alone:
+                    loop.run_until_complete(gateway.event(record))
+                single_s = time.perf_counter() - started
+            with round_trips(engine) as together:
+                started = time.perf_counter()
+                for at in range(0, count, BATCH):
+                    chunk = batched[at : at + BATCH]
+                    results = loop.run_until_complete(
+                        process_batch(pipeline, chunk, runtime.router)
+                    )
+                    assert all(isinstance(r, Outcome) and r.status == "done" for r in results)
+                batch_s = time.perf_counter() - started
+            entries = httpx.get(f"{sandbox.url}/_sandbox/finance/ledger", timeout=60).json()
+            _exactly_once(entries["entries"], sids)
+        finally:
+            loop.run_until_complete(gateway.finance.aclose())
+            loop.close()
+            runtime.producer.close()
+            engine.dispose()
+    _say(
+        f"stage, record by record    {len(alone) / single_s:8.1f} settlements/s   "
+        f"{single[0] / len(alone):6.2f} PostgreSQL round trips per settlement"
+    )
+    _say(
+        f"stage, batches of {BATCH}      {count / batch_s:8.1f} settlements/s   "
+        f"{together[0] / count:6.2f} PostgreSQL round trips per settlement ({count} events)"
+    )
 
 
-def _send(settings: Settings, count: int, pace_s: float = 0.0) -> dict[str, datetime]:
-    """Produce ``count`` succeeded events; their settlement ids with the ingress time."""
+def _produce(settings: Settings, count: int, pace_s: float = 0.0) -> dict[str, datetime]:
     producer = Producer(producer_config(settings.kafka))
     sent: dict[str, datetime] = {}
     for _ in range(count):
@@ -89,75 +149,110 @@ def _send(settings: Settings, count: int, pace_s: float = 0.0) -> dict[str, date
         producer.poll(0)
         sent[payment.charge_settlement] = received
         if pace_s:
-            producer.flush(5)
             time.sleep(pace_s)
-    producer.flush(60)
+    producer.flush(120)
     return sent
 
 
-def _wait_ledger(sandbox: SandboxServer, sent: dict[str, datetime]) -> dict[str, datetime]:
+def _wait_settled(engine: sqlalchemy.Engine, goal: int) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    booked: dict[str, datetime] = {}
+    query = select(func.count()).where(settlements.c.state == "settled")
     while time.monotonic() < deadline:
-        entries = httpx.get(f"{sandbox.url}/_sandbox/finance/ledger", timeout=30).json()["entries"]
-        booked = {
-            e["key"]: datetime.fromisoformat(e["created_at"]) for e in entries if e["key"] in sent
-        }
-        if len(booked) == len(sent):
-            break
-        time.sleep(0.5)
-    return booked
+        with engine.connect() as conn:
+            if conn.execute(query).scalar_one() >= goal:
+                return
+        time.sleep(1.0)
+    raise TimeoutError(f"fewer than {goal} settlements settled by the deadline")
 
 
-def run() -> None:
-    base = Settings()
-    settings = base.model_copy(update={"retry": RetrySettings(tiers=TIERS)})
-    apply_topics(settings)
+def _exactly_once(entries: list[dict[str, object]], sids: Sequence[str]) -> None:
+    booked = Counter(str(e["key"]) for e in entries)
+    missing = [sid for sid in sids if booked[sid] == 0]
+    twice = [sid for sid in sids if booked[sid] > 1]
+    if missing or twice:
+        raise AssertionError(f"{len(missing)} settlements missing, {len(twice)} booked twice")
+
+
+def workers(settings: Settings, count: int, how_many: int) -> None:
+    kafka = settings.kafka
     group = f"bench-payments-{uuid4().hex[:8]}"
-    _start_at_end(settings, group)
+    start_groups_at_end(kafka, group, TIERS)
+    sent = _produce(settings, count)  # the topic is full before any worker starts
     with (
-        fresh_database(base.database_url, "t_payments") as database,
+        fresh_database(settings.database_url, "t_payments") as database,
         SandboxServer() as sandbox,
         TemporaryDirectory() as data_dir,
     ):
-        worker = WorkerProcess(
-            settings.kafka.bootstrap,
-            database,
-            Path(data_dir),
-            tiers=TIERS,
-            group_id=group,
-            extra_env={
-                "SYNAPSEOPS_LOG_LEVEL": "WARNING",
-                "SYNAPSEOPS_PAYMENTS_FINANCE_URL": f"{sandbox.url}/finance",
-            },
-        )
-        worker.start()
+        engine = sqlalchemy.create_engine(database)
+        env = {
+            "SYNAPSEOPS_LOG_LEVEL": "WARNING",
+            "SYNAPSEOPS_WORKER_PIPELINES": "payment-settlement",
+            "SYNAPSEOPS_PAYMENTS_FINANCE_URL": f"{sandbox.url}/finance",
+        }
+        pool = [
+            WorkerProcess(
+                kafka.bootstrap,
+                database,
+                Path(data_dir) / str(n),
+                tiers=TIERS,
+                group_id=group,
+                extra_env=env,
+            )
+            for n in range(how_many)
+        ]
+        for worker in pool:
+            worker.log_path.parent.mkdir(parents=True, exist_ok=True)
+            worker.start()
         try:
-            worker.wait_healthy()
-            _wait_ledger(sandbox, _send(settings, WARMUP))  # joins the group, warms the pools
-            started = time.monotonic()
-            sent = _send(settings, EVENTS)
-            booked = _wait_ledger(sandbox, sent)
-            wall = time.monotonic() - started
-            paced = _send(settings, PACED, PACE_S)
-            paced_booked = _wait_ledger(sandbox, paced)
+            for worker in pool:
+                worker.wait_healthy()
+            _wait_settled(engine, count)
+            entries = _ledger(sandbox)
+            _exactly_once(entries, list(sent))
+            times = sorted(datetime.fromisoformat(str(e["created_at"])) for e in entries)
+            span = (times[-1] - times[0]).total_seconds()
+            rate = (len(times) - 1) / span if span > 0 else float("nan")
+            paced_n = max(100, min(1000, int(rate * 10)))
+            paced = _produce(settings, paced_n, pace_s=2.0 / rate)
+            _wait_settled(engine, count + paced_n)
+            paced_entries = _ledger(sandbox)
         finally:
-            worker.stop()
-    latencies = sorted((paced_booked[k] - paced[k]).total_seconds() for k in paced_booked)
-    burst = sorted((booked[k] - sent[k]).total_seconds() for k in booked)
-    span = (max(booked.values()) - min(sent.values())).total_seconds() if booked else wall
-    _say(f"settlements booked         {len(booked)} of {len(sent)} (one worker, 6 partitions)")
-    _say(f"settlements per second     {len(booked) / span:.1f} (ingress to ledger, end to end)")
+            for worker in pool:
+                worker.stop()
+            engine.dispose()
+    at = {str(e["key"]): datetime.fromisoformat(str(e["created_at"])) for e in paced_entries}
+    latencies = sorted((at[k] - paced[k]).total_seconds() for k in paced if k in at)
+    _say(
+        f"{how_many} worker(s), one group   {rate:8.1f} settlements/s   "
+        f"{count} pre-filled events, each exactly once in the ledger"
+    )
     if latencies:
         _say(
-            f"ingress-to-ledger p50/p99  {_ms(statistics.median(latencies))} / "
-            f"{_ms(_p99(latencies))} ({len(latencies)} events paced {1 / PACE_S:.0f}/s)"
+            f"  event→ledger at {rate / 2:.0f}/s     p50 {_ms(statistics.median(latencies))}  "
+            f"p99 {_ms(_p99(latencies))} ({len(latencies)} paced events)"
         )
-    if burst:
-        _say(
-            f"  within the burst p50/p99 {_ms(statistics.median(burst))} / {_ms(_p99(burst))} "
-            f"(queueing behind {EVENTS} events sent at once)"
-        )
+
+
+def _ledger(sandbox: SandboxServer) -> list[dict[str, object]]:
+    entries: list[dict[str, object]] = httpx.get(
+        f"{sandbox.url}/_sandbox/finance/ledger", timeout=120
+    ).json()["entries"]
+    return entries
+
+
+def run(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench payments")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--stage", type=int, default=5_000)
+    options = parser.parse_args(list(argv))
+    base = Settings()
+    settings = base.model_copy(update={"retry": RetrySettings(tiers=TIERS)})
+    apply_topics(settings)
+    if options.stage:
+        stage(settings, options.stage)
+    for how_many in (int(n) for n in options.workers.split(",") if n.strip()):
+        workers(settings, options.events, how_many)
 
 
 def _p99(values: list[float]) -> float:
@@ -169,4 +264,4 @@ def _ms(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    run()
+    run(sys.argv[1:])

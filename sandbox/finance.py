@@ -15,6 +15,19 @@
   figure); after that the same key books again, as with a real finance API. A rule of 0 lets
   a test play "a day later".
 
+``POST /finance/v1/settlements/batch`` with ``{"items": [{"idempotency_key", "body"}, ...]}``
+(at most :data:`BATCH_LIMIT`) books many entries in one request and answers 200 with one result
+per item, in order: ``{"results": [{"idempotency_key", "status", "body", "replayed"}]}``. Each
+item is keyed and stored exactly like a single ``POST`` of its body (the two share one key
+store, so a key first sent alone replays in a batch and the other way round); per item:
+201 booked, the stored answer replayed (``replayed: true``), 422 ``invalid_request`` for an
+item without a key or with an invalid body, 409 ``idempotency_key_reused`` for a key sent
+before with another body, 409 ``idempotency_key_in_flight`` while another request holds the
+key, a business refusal as its rule says. The injected faults and latency apply to the batch
+request as a whole (a gateway in front of finance fails or delays the whole request): the keys
+are claimed while the latency is spent, so a client that timed out finds them booked.
+``FinanceRules.batch_api`` false plays a ledger without the batch API: the route answers 404.
+
 ``GET /finance/v1/settlements/{id}`` → 200 with the ledger entry, or 404 ``not_found``; ``id``
 is finance's ``reference`` (``fin_…``) or the client's own ``settlement_id`` (sent in the
 booking's body), so a client that never heard the answer of a booking can ask whether it
@@ -39,6 +52,9 @@ from sandbox.payloads import BadPayload, field_errors, read_json
 from sandbox.recorder import now_iso
 
 router = APIRouter(prefix="/finance", tags=["finance"])
+
+SETTLEMENTS_PATH = "/finance/v1/settlements"
+BATCH_LIMIT = 1000
 
 
 class SettlementRequest(BaseModel):
@@ -65,6 +81,8 @@ class FinanceRules(BaseModel):
     )
     max_amount: int | None = Field(default=None, gt=0)
     idempotency_retention_s: float = Field(default=24 * 3600.0, ge=0)
+    # False: this ledger has no batch API (POST /v1/settlements/batch answers 404).
+    batch_api: bool = True
 
     def refusal(self, request: SettlementRequest) -> Refusal | None:
         for prefix, refusal in self.reject_prefixes.items():
@@ -158,6 +176,13 @@ def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
 
 
+def _claim(finance: FinanceSystem, key: str, body: Any) -> Claim:
+    # Fingerprinted as a single POST whatever route it came by: one key store for both APIs.
+    return finance.idempotency.begin_within(
+        key, fingerprint("POST", SETTLEMENTS_PATH, body), finance.rules.idempotency_retention_s
+    )
+
+
 @router.post("/v1/settlements")
 async def create_settlement(request: Request) -> JSONResponse:
     finance = _finance(request)
@@ -172,9 +197,7 @@ async def create_settlement(request: Request) -> JSONResponse:
     except ValidationError as exc:
         return _error(400, "invalid_request", "invalid settlement", fields=field_errors(exc))
 
-    claim = finance.idempotency.begin_within(
-        key, fingerprint("POST", request.url.path, body), finance.rules.idempotency_retention_s
-    )
+    claim = _claim(finance, key, body)
     if claim.state is ClaimState.REPLAY and claim.response is not None:
         return JSONResponse(
             claim.response.body,
@@ -198,6 +221,79 @@ async def create_settlement(request: Request) -> JSONResponse:
         raise
     finance.idempotency.complete(key, response)
     return JSONResponse(response.body, status_code=response.status)
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str = Field(min_length=1, max_length=512)
+    body: dict[str, Any]
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=BATCH_LIMIT)
+
+
+def _item_result(key: str, status: int, body: Any, *, replayed: bool = False) -> dict[str, Any]:
+    return {"idempotency_key": key, "status": status, "body": body, "replayed": replayed}
+
+
+def _item_error(key: str, status: int, error: str, message: str, **extra: Any) -> dict[str, Any]:
+    return _item_result(key, status, {"error": error, "message": message, **extra})
+
+
+@router.post("/v1/settlements/batch")
+async def create_settlements(request: Request) -> JSONResponse:
+    """Many bookings in one request, one result per item (see the module docstring)."""
+    finance = _finance(request)
+    if not finance.rules.batch_api:
+        return _error(404, "not_found", "this ledger has no batch API")
+    try:
+        batch = Batch.model_validate(await read_json(request))
+    except BadPayload as exc:
+        return _error(400, "invalid_request", str(exc))
+    except ValidationError as exc:
+        return _error(400, "invalid_request", "invalid batch", fields=field_errors(exc))
+    results: list[dict[str, Any] | None] = [None] * len(batch.items)
+    claimed: list[tuple[int, str, SettlementRequest]] = []
+    for index, raw in enumerate(batch.items):
+        key = str(raw.get("idempotency_key") or "").strip()
+        try:
+            item = BatchItem.model_validate(raw)
+            settlement = SettlementRequest.model_validate(item.body)
+        except ValidationError as exc:
+            fields = field_errors(exc)
+            results[index] = _item_error(key, 422, "invalid_request", "invalid item", fields=fields)
+            continue
+        key = item.idempotency_key
+        claim = _claim(finance, key, item.body)
+        if claim.state is ClaimState.REPLAY and claim.response is not None:
+            stored = claim.response
+            results[index] = _item_result(key, stored.status, stored.body, replayed=True)
+        elif claim.state is ClaimState.MISMATCH:
+            results[index] = _item_error(
+                key, 409, "idempotency_key_reused", "this key was used with another request"
+            )
+        elif claim.state is ClaimState.IN_FLIGHT:
+            results[index] = _item_error(
+                key, 409, "idempotency_key_in_flight", "a request with this key is in progress"
+            )
+        else:
+            claimed.append((index, key, settlement))
+    try:
+        await simulate_work(request)  # every claimed key is in flight while latency is spent
+        for index, key, settlement in claimed:
+            response = finance.settle(key, settlement)
+            finance.idempotency.complete(key, response)
+            results[index] = _item_result(key, response.status, response.body)
+    except BaseException:
+        for index, key, _ in claimed:
+            if results[index] is None:
+                finance.idempotency.release(key)
+        raise
+    return JSONResponse({"results": results})
 
 
 @router.get("/v1/settlements/{entry_id}")

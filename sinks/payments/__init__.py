@@ -2,10 +2,10 @@
 
 - :mod:`sinks.payments.tables` — the SQLAlchemy Core tables (migrations ``0003``, ``0006``);
 - :mod:`sinks.payments.store` — the write side: :class:`~sinks.payments.store.SettlementRepository`
-  (decide under lock, record the finance answer), with its row statements in
-  :mod:`sinks.payments.rows`;
+  (decide a batch under lock, :mod:`sinks.payments.deciding`; record the finance answers,
+  :mod:`sinks.payments.recording`), with its set-based statements in :mod:`sinks.payments.rows`;
 - :mod:`sinks.payments.queries` — the read side of the API (lists, trail, volumes);
 - :mod:`sinks.payments.reconciliation` — the read side's day report (accepted events against
   where they ended);
-- :mod:`sinks.payments.finance` — the finance ledger's HTTP client.
+- :mod:`sinks.payments.finance` — the finance ledger's HTTP client (single and batch bookings).
 """

@@ -27,12 +27,23 @@ earlier call has an unknown outcome (timeout, connection reset after sending, 5x
 mid-call), the gateway asks :meth:`FinanceClient.find` — ``GET /v1/settlements/{settlement_id}``
 — and a found entry is recorded as settled with its reference, with no second POST. Only a 404
 (finance has no such entry) lets the POST go out again.
+
+Many settlements at once (:meth:`FinanceClient.settle_many`) go as one
+``POST /v1/settlements/batch`` of keyed items, each answered as its single ``POST`` would be
+(same key store; per item 409 ``idempotency_key_reused`` is the batch API's word for the
+single API's 422, and 422 is an invalid item). A ledger without that route (404 or 405 on the
+first try) is remembered as such, and the client books with single ``POST``\ s instead:
+at most :data:`FALLBACK_CONCURRENCY` at once, the settlements of one payment one after the
+other in the order given. A batch request that fails as a whole (timeout, 5xx) fails each of
+its items the same way: an unknown outcome, looked up before the next post.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -44,10 +55,18 @@ from synapseops.errors import (
     TargetRejected,
     TargetUnavailable,
 )
+from synapseops.logging import get_logger
 from synapseops.settings import Settings
 
+log = get_logger(__name__)
+
 SETTLEMENTS_PATH = "/v1/settlements"
+BATCH_PATH = "/v1/settlements/batch"
 FATAL_STATUSES = frozenset({401, 403, 404, 422})
+# A ledger answering these to the batch route has none (405: the path exists for GET only).
+NO_BATCH_API = frozenset({404, 405})
+BATCH_LIMIT = 500  # items per batch request
+FALLBACK_CONCURRENCY = 16  # single POSTs in flight at once against a ledger without batches
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class FinanceClient:
 
     def __init__(self, base_url: str, *, timeout_s: float = 5.0) -> None:
         self.target = HttpTarget("finance", base_url, timeout_s=timeout_s)
+        self.batch_api: bool | None = None  # unknown until the first batch is sent
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FinanceClient:
@@ -115,6 +135,72 @@ class FinanceClient:
             replayed=response.headers.get("idempotent-replayed") == "true",
             elapsed_s=time.perf_counter() - started,
         )
+
+    async def settle_many(
+        self, requests: Sequence[SettlementRequest]
+    ) -> list[FinanceReceipt | Exception]:
+        """Book each of ``requests`` once (distinct settlement ids); one answer per request, in
+        order: its receipt, or the error :meth:`settle` would have raised for it."""
+        if len(requests) == 1:
+            return [await _answer_of(self.settle(requests[0]))]
+        answers: list[FinanceReceipt | Exception] = []
+        for start in range(0, len(requests), BATCH_LIMIT):
+            chunk = requests[start : start + BATCH_LIMIT]
+            if self.batch_api is not False:
+                batch = await self._post_batch(chunk)
+                if batch is not None:
+                    answers.extend(batch)
+                    continue
+            answers.extend(await self._settle_singly(chunk))
+        return answers
+
+    async def _post_batch(
+        self, requests: Sequence[SettlementRequest]
+    ) -> list[FinanceReceipt | Exception] | None:
+        """The batch request's answers, or None: this ledger has no batch API."""
+        items = [{"idempotency_key": r.settlement_id, "body": r.body()} for r in requests]
+        started = time.perf_counter()
+        try:
+            response = await self.target.request("POST", BATCH_PATH, json_body={"items": items})
+        except TargetRejected as exc:
+            if exc.status in NO_BATCH_API and self.batch_api is None:
+                log.warning(
+                    "finance has no batch API; booking with single calls",
+                    extra={"status": exc.status},
+                )
+                self.batch_api = False
+                return None
+            return [_refusal(exc)] * len(requests)
+        except Exception as exc:  # the whole request failed: each item failed the same way
+            return [exc] * len(requests)
+        self.batch_api = True
+        elapsed = time.perf_counter() - started
+        try:
+            results = json.loads(response.body)["results"]
+            if not isinstance(results, list) or len(results) != len(requests):
+                raise ValueError("not one result per item")
+        except (ValueError, KeyError, TypeError) as exc:
+            error = SchemaInvalid(f"finance's batch answer is not one result per item: {exc}")
+            return [error] * len(requests)
+        return [_item_answer(result, elapsed) for result in results]
+
+    async def _settle_singly(
+        self, requests: Sequence[SettlementRequest]
+    ) -> list[FinanceReceipt | Exception]:
+        """Single POSTs, bounded in number, one payment's settlements in the order given."""
+        answers: dict[int, FinanceReceipt | Exception] = {}
+        chains: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            chains.setdefault(request.payment_id, []).append(index)
+        gate = asyncio.Semaphore(FALLBACK_CONCURRENCY)
+
+        async def chain(indexes: list[int]) -> None:
+            for index in indexes:
+                async with gate:
+                    answers[index] = await _answer_of(self.settle(requests[index]))
+
+        await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
+        return [answers[index] for index in range(len(requests))]
 
     async def find(self, request: SettlementRequest) -> FinanceReceipt | None:
         """The entry finance holds for ``request``'s settlement id, or None (404).
@@ -168,6 +254,43 @@ def _refusal(exc: TargetRejected) -> Exception:
     if exc.status in FATAL_STATUSES:
         return exc
     return FinanceRefused(_reason(exc.body, exc.status), status=exc.status, body=exc.body)
+
+
+async def _answer_of(call: Awaitable[FinanceReceipt]) -> FinanceReceipt | Exception:
+    try:
+        receipt: FinanceReceipt = await call
+    except Exception as exc:
+        return exc
+    return receipt
+
+
+def _item_answer(result: Any, elapsed_s: float) -> FinanceReceipt | Exception:
+    """One item of a batch answer, mapped as :meth:`FinanceClient.settle` maps a response."""
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(status, int):
+        return SchemaInvalid("finance's batch answer has an item without a status")
+    body = result.get("body")
+    text = json.dumps(body, separators=(",", ":"))
+    error = body.get("error") if isinstance(body, dict) else None
+    if 200 <= status < 300:
+        reference = body.get("reference") if isinstance(body, dict) else None
+        if not isinstance(reference, str) or not reference:
+            return SchemaInvalid(f"finance answered {status} without a reference")
+        replayed = result.get("replayed") is True
+        return FinanceReceipt(reference, status, text, replayed, elapsed_s)
+    if status == 409 and error == "idempotency_key_in_flight":
+        return TargetUnavailable(
+            "finance is still processing this Idempotency-Key (409); retry for its answer",
+            status=409,
+            body=text,
+        )
+    if status == 409 or status in FATAL_STATUSES:
+        return TargetRejected(f"finance answered {status}: {text[:200]}", status=status, body=text)
+    if status in (408, 429) or status >= 500:
+        return TargetUnavailable(
+            f"finance answered {status}: {text[:200]}", status=status, body=text
+        )
+    return FinanceRefused(_reason(text, status), status=status, body=text)
 
 
 def _reason(body: str, status: int) -> str:

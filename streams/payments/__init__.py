@@ -2,5 +2,6 @@
 
 ``events`` turns raw Stripe bytes into a typed :class:`PaymentEvent`; ``settlement`` decides,
 without I/O, what an event does to a payment's settlements (both pure). ``pipeline`` is the
-``payment-settlement`` pipeline that wires them to Kafka, PostgreSQL and the finance ledger.
+``payment-settlement`` pipeline that wires them to Kafka, PostgreSQL and the finance ledger, a
+batch of events at a time; ``booking`` makes a wave's finance calls and records their answers.
 """

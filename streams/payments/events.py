@@ -89,7 +89,11 @@ def payment_key(event: dict[str, Any]) -> str | None:
 
 def parse(raw: bytes) -> PaymentEvent | None:
     """The settlement-relevant view of a Stripe event, or None for types we do not settle."""
-    event = decode(raw)
+    return parse_envelope(decode(raw))
+
+
+def parse_envelope(event: dict[str, Any]) -> PaymentEvent | None:
+    """:func:`parse` of an envelope :func:`decode` already read (a record is decoded once)."""
     event_type = str(event.get("type", ""))
     obj = event.get("data", {}).get("object")
     if not isinstance(obj, dict) or not isinstance(event.get("id"), str):

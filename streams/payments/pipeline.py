@@ -1,53 +1,55 @@
 """The Payment Gateway pipeline: Stripe events (and approvals) to exactly one ledger entry each.
 
 Input: ``payments.stripe.events`` (raw Stripe bytes + ingress headers, keyed by payment) and
-``payments.settlement.commands`` (a person's approve/reject, JSON). The work per record:
+``payments.settlement.commands`` (a person's approve/reject, JSON). Stripe events are handled a
+batch at a time (:meth:`PaymentGateway.events`, the road's batch handler; the per-record
+handler is the same code on a batch of one). Each envelope is parsed once; then, in waves:
 
-1. **Decide, under lock** (one transaction, :meth:`SettlementRepository.begin_event`): store the
-   Stripe event once (``UNIQUE (event_id)``; an event already ``processed_at`` is skipped),
-   ``SELECT … FOR UPDATE`` the settlement row, run the pure state machine
-   (:func:`streams.payments.settlement.decide`), write the new state + audit entry, commit.
-   Duplicates and out-of-order events are absorbed here: the state machine never moves an
-   entry backwards.
-2. **Call finance outside any transaction**, with ``Idempotency-Key`` = the settlement id,
-   which is derived from Stripe's ids, and a body built only from the entry's fixed facts. A
-   crash after finance booked and before step 3 commits leaves the event unprocessed and the
-   entry ``pending``; the redelivered event decides ``SETTLE`` again. That second decision is
-   a *re-post* (the entry was asked before, ``Step.reposting``), so finance is first asked for
-   the entry by settlement id: found → recorded as settled with its reference, no POST; only
-   a 404 sends the POST again, whose key finance answers from its store while it keeps it.
-   Exactly-once therefore holds however late the retry or replay (README, "Exactly once"). A
-   concurrent try of the same key (a retry tier racing the main input) gets 409 and retries.
-3. **Record the answer** (one transaction, :meth:`SettlementRepository.finish`): state
-   (``settled`` + finance reference, or ``failed`` + finance's reason), the attempt with request
-   and response, the event's outcome and the audit entry.
+1. **Decide, under lock** (one transaction, :meth:`SettlementRepository.begin_events`): store
+   the batch's events once (``UNIQUE (event_id)``; an event already ``processed_at`` is
+   skipped), lock the payments and their settlement rows in a fixed order, run the pure state
+   machine (:func:`streams.payments.settlement.decide`) on each event in offset order, write
+   states, outcomes and audit entries, commit. Duplicates and out-of-order events are absorbed
+   here: the state machine never moves an entry backwards. A second booking of one payment in
+   a batch waits for the next wave (see :mod:`sinks.payments.deciding`).
+2. **Call finance outside any transaction** (:mod:`streams.payments.booking`), with
+   ``Idempotency-Key`` = the settlement id, which is derived from Stripe's ids, and a body built
+   only from the entry's fixed facts; the wave's bookings go as one batch request. A crash after
+   finance booked and before step 3 commits leaves the event unprocessed and the entry
+   ``pending``; the redelivered event decides ``SETTLE`` again. That second decision is a
+   *re-post* (``Step.reposting``), so finance is first asked for the entry by settlement id:
+   found → recorded as settled with its reference, no POST; only a 404 sends the POST again.
+   Exactly-once therefore holds however late the retry or replay (README, "Exactly once").
+3. **Record the answers** (one transaction, :meth:`SettlementRepository.record`): states
+   (``settled`` + finance reference, or ``failed`` + finance's reason), the attempts with
+   request and response, the events' outcomes and the audit entries.
 
-Failures ride the road: finance 5xx/timeouts/409 and database trouble raise retryable errors
-(the attempt is logged first), 422 and undecodable input are fatal (dead letter), a finance
-refusal (402, other 4xx) is a business outcome: ``failed`` with the reason, never retried.
-Large charges stop in ``pending_approval``; their ``large_payment`` trigger is published before
-the event is marked processed, so a crash in between publishes it again (its ``dedup_key``
-lets the notification service drop the repeat).
+Failures ride the road, record by record: finance 5xx/timeouts/409 and database trouble are
+retryable errors (the attempt is logged first), 422 and undecodable input are fatal (dead
+letter), a finance refusal (402, other 4xx) is a business outcome: ``failed`` with the reason,
+never retried. Large charges stop in ``pending_approval``; their ``large_payment`` trigger is
+published before the event is marked processed, so a crash in between publishes it again (its
+``dedup_key`` lets the notification service drop the repeat).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from schemas.models import LARGE_PAYMENT, NotificationTrigger
-from sinks.payments.finance import FinanceClient, FinanceReceipt, SettlementRequest
-from sinks.payments.store import Attempt, EventRecord, SettlementRepository, Step
-from sinks.payments.tables import ATTEMPT_FATAL, ATTEMPT_REJECTED, ATTEMPT_RETRY, ATTEMPT_SETTLED
+from sinks.payments.finance import FinanceClient
+from sinks.payments.store import EventRecord, Pending, SettlementRepository, Step
 from streams.payments import metrics
+from streams.payments.booking import Booking, Settler, Waiting, count
 from streams.payments.events import (
     PaymentEvent,
     created_at,
     decode,
-    parse,
     parse_command,
+    parse_envelope,
     payment_key,
 )
 from streams.payments.settlement import (
@@ -59,16 +61,10 @@ from streams.payments.settlement import (
     decide,
 )
 from streams.road import Outcome, Pipeline, RoadRecord
-from streams.road.pipeline import Handler
+from streams.road.pipeline import BatchHandler, Handler
 from streams.triggers import TriggerPublisher
 from synapseops import headers as h
-from synapseops.errors import (
-    FatalError,
-    FinanceRefused,
-    RetryableError,
-    SchemaInvalid,
-    SynapseOpsError,
-)
+from synapseops.errors import SchemaInvalid
 from synapseops.ids import trace_id_of
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -110,6 +106,9 @@ def large_payment_trigger(settlement: Settlement, traceparent: str | None) -> No
     )
 
 
+Answer = Outcome | BaseException
+
+
 class PaymentGateway:
     """The handler of the ``payment-settlement`` pipeline (see the module docstring)."""
 
@@ -122,6 +121,7 @@ class PaymentGateway:
     ) -> None:
         self.repository = repository
         self.finance = finance
+        self.settler = Settler(repository, finance)
         self.triggers = triggers
         self.policy = policy
 
@@ -131,39 +131,92 @@ class PaymentGateway:
         an approval that failed once is still an approval on a retry tier or after a replay."""
         return {STRIPE_EVENT: self.event, SETTLEMENT_COMMAND: self.command}
 
+    @property
+    def batch_handlers(self) -> dict[str, BatchHandler]:
+        return {STRIPE_EVENT: self.events}
+
     async def event(self, record: RoadRecord) -> Outcome:
-        """A Stripe event (raw bytes + ingress headers)."""
-        raw = record.value or b""
-        envelope = decode(raw)
-        payment = parse(raw)
-        stored = event_record(record, envelope, payment)
-        policy = self.policy
+        """A Stripe event (raw bytes + ingress headers): :meth:`events` on a batch of one."""
+        (answer,) = await self.events([record])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
-        def decide_here(current: Settlement | None, refunded_before: int) -> Decision:
-            assert payment is not None
-            return decide(payment, current, policy, refunded_before)
+    async def events(self, records: Sequence[RoadRecord]) -> list[Answer]:
+        """Stripe events of one partition in offset order; one answer per record, in order."""
+        answers: list[Answer | None] = [None] * len(records)
+        pending: list[tuple[int, Pending]] = []
+        for index, record in enumerate(records):
+            try:
+                envelope = decode(record.value or b"")
+                payment = parse_envelope(envelope)
+                pending.append((index, Pending(event_record(record, envelope, payment), payment)))
+            except Exception as exc:  # this record's own failure: dead-lettered alone
+                answers[index] = exc
+        while pending:
+            batch = [item for _, item in pending]
+            try:
+                wave = await asyncio.to_thread(self.repository.begin_events, batch, self.decide)
+            except Exception as exc:
+                for index, _ in pending:
+                    answers[index] = exc
+                break
+            if not wave.decided:
+                raise RuntimeError("a wave decided nothing")  # the first record is never deferred
+            decided = [(pending[j][0], pending[j][1].event, s) for j, s in wave.decided.items()]
+            for index, answer in (await self._conclude(decided)).items():
+                answers[index] = answer
+            pending = [pending[j] for j in wave.deferred]
+        return [a if a is not None else RuntimeError("record left unanswered") for a in answers]
 
-        step = await asyncio.to_thread(self.repository.begin_event, stored, payment, decide_here)
-        if step.duplicate:
-            return Outcome("skipped", f"event {stored.event_id} already processed")
-        decision = step.decision
-        if decision is None or step.settlement is None:
-            return Outcome("skipped", f"{stored.event_type} is not a settlement event")
-        if decision.action is Action.IGNORE:
-            return Outcome("skipped", decision.reason)
-        if decision.action is Action.RECORD:
-            _count(step.settlement)
-            return Outcome("done", f"{decision.settlement_id} {decision.state}")
-        if decision.action is Action.AWAIT_APPROVAL:
-            _count(step.settlement)
-            trigger = large_payment_trigger(step.settlement, stored.traceparent)
-            await self.triggers.publish(
-                trigger, key=step.settlement.payment_id.encode(), traceparent=stored.traceparent
-            )
-            metrics.LARGE_PAYMENT_TRIGGERS.inc()
-            await asyncio.to_thread(self.repository.mark_waiting, stored.event_id)
-            return Outcome("done", f"{decision.settlement_id} waits for approval")
-        return await self._settle(step, stored.event_id, path="direct")
+    def decide(
+        self, payment: PaymentEvent, current: Settlement | None, refunded_before: int
+    ) -> Decision:
+        return decide(payment, current, self.policy, refunded_before)
+
+    async def _conclude(self, decided: list[tuple[int, EventRecord, Step]]) -> dict[int, Answer]:
+        """What the decided events of a wave come to: triggers, finance, the recorded answers."""
+        results: dict[int, Answer] = {}
+        bookings: list[Booking] = []
+        approvals: list[tuple[int, EventRecord, Settlement]] = []
+        for index, stored, step in decided:
+            decision, settlement = step.decision, step.settlement
+            if step.duplicate:
+                results[index] = Outcome("skipped", f"event {stored.event_id} already processed")
+            elif decision is None or settlement is None:
+                results[index] = Outcome(
+                    "skipped", f"{stored.event_type} is not a settlement event"
+                )
+            elif decision.action is Action.IGNORE:
+                results[index] = Outcome("skipped", decision.reason)
+            elif decision.action is Action.RECORD:
+                count(settlement)
+                results[index] = Outcome("done", f"{decision.settlement_id} {decision.state}")
+            elif decision.action is Action.AWAIT_APPROVAL:
+                count(settlement)
+                approvals.append((index, stored, settlement))
+            else:
+                bookings.append(Booking(index, step, stored.event_id, path="direct"))
+        waiting: list[Waiting] = []
+        published = await asyncio.gather(
+            *(self._announce(stored, settlement) for _, stored, settlement in approvals),
+            return_exceptions=True,
+        )
+        for (index, stored, settlement), failure in zip(approvals, published, strict=True):
+            if isinstance(failure, BaseException):
+                results[index] = failure
+            else:
+                lock_key = stored.payment_id or stored.event_id
+                waiting.append(Waiting(index, stored.event_id, settlement.settlement_id, lock_key))
+        if bookings or waiting:
+            results |= await self.settler.settle(bookings, waiting)
+        return results
+
+    async def _announce(self, stored: EventRecord, settlement: Settlement) -> None:
+        trigger = large_payment_trigger(settlement, stored.traceparent)
+        key = settlement.payment_id.encode()
+        await self.triggers.publish(trigger, key=key, traceparent=stored.traceparent)
+        metrics.LARGE_PAYMENT_TRIGGERS.inc()
 
     async def command(self, record: RoadRecord) -> Outcome:
         """A person's approve/reject of a settlement waiting for approval."""
@@ -185,95 +238,12 @@ class PaymentGateway:
         if decision.action is Action.IGNORE:
             return Outcome("skipped", decision.reason)
         if decision.action is Action.RECORD:
-            _count(step.settlement)
+            count(step.settlement)
             return Outcome("done", f"{command.settlement_id} rejected by {command.actor}")
-        return await self._settle(step, None, path="approved")
-
-    async def _settle(self, step: Step, event_id: str | None, *, path: str) -> Outcome:
-        settlement = step.settlement
-        assert settlement is not None
-        request = SettlementRequest(
-            settlement_id=settlement.settlement_id,
-            payment_id=settlement.payment_id,
-            kind=settlement.kind.value,
-            amount=settlement.amount,
-            currency=settlement.currency,
-        )
-        started_at = datetime.now(UTC)
-        started = time.perf_counter()
-        sent: dict[str, Any] = {"idempotency_key": request.settlement_id, "body": request.body()}
-        if step.reposting:
-            sent["looked_up_first"] = f"GET /v1/settlements/{request.settlement_id}"
-
-        def attempt(
-            outcome: str, status: int | None, body: str | None, error: str | None
-        ) -> Attempt:
-            return Attempt(
-                settlement_id=settlement.settlement_id,
-                event_id=event_id,
-                started_at=started_at,
-                duration_ms=int((time.perf_counter() - started) * 1000),
-                request=sent,
-                response_status=status,
-                response_body=body,
-                outcome=outcome,
-                error_class=error,
-            )
-
-        try:
-            receipt: FinanceReceipt = await self._book(request, reposting=step.reposting)
-        except FinanceRefused as exc:
-            metrics.FINANCE_CALLS.labels(ATTEMPT_REJECTED, str(exc.status)).inc()
-            metrics.FINANCE_SECONDS.observe(time.perf_counter() - started)
-            refused = attempt(ATTEMPT_REJECTED, exc.status, exc.body, type(exc).__name__)
-            done = await asyncio.to_thread(self.repository.finish, refused, refusal=exc.reason)
-            _count(done.settlement)
-            return Outcome("rejected", f"finance refused {settlement.settlement_id}: {exc.reason}")
-        except (RetryableError, FatalError) as exc:
-            kind = ATTEMPT_RETRY if isinstance(exc, RetryableError) else ATTEMPT_FATAL
-            status = getattr(exc, "status", None)
-            metrics.FINANCE_CALLS.labels(kind, str(status or "none")).inc()
-            metrics.FINANCE_SECONDS.observe(time.perf_counter() - started)
-            body = getattr(exc, "body", None) or str(exc)
-            await self._log_attempt(attempt(kind, status, body, type(exc).__name__))
-            raise
-        metrics.FINANCE_CALLS.labels(ATTEMPT_SETTLED, str(receipt.status)).inc()
-        metrics.FINANCE_SECONDS.observe(receipt.elapsed_s)
-        booked = attempt(ATTEMPT_SETTLED, receipt.status, receipt.body, None)
-        done = await asyncio.to_thread(self.repository.finish, booked, reference=receipt.reference)
-        if done.newly_settled:
-            _count(done.settlement)
-            metrics.AMOUNT_MINOR.labels(settlement.currency, settlement.kind.value).inc(
-                settlement.amount
-            )
-            if done.received_at is not None:
-                latency = (datetime.now(UTC) - done.received_at).total_seconds()
-                metrics.SETTLEMENT_LATENCY.labels(path).observe(max(latency, 0.0))
-        return Outcome("done", f"{settlement.settlement_id} settled as {receipt.reference}")
-
-    async def _book(self, request: SettlementRequest, *, reposting: bool) -> FinanceReceipt:
-        """POST the booking, unless an earlier call with an unknown outcome already made it:
-        then finance is asked first, so exactly-once never rests on its key retention."""
-        if reposting:
-            found = await self.finance.find(request)
-            if found is not None:
-                log.info(
-                    "settlement found at finance; not posted again",
-                    extra={"settlement_id": request.settlement_id, "reference": found.reference},
-                )
-                return found
-        return await self.finance.settle(request)
-
-    async def _log_attempt(self, attempt: Attempt) -> None:
-        try:
-            await asyncio.to_thread(self.repository.record_attempt, attempt)
-        except SynapseOpsError:
-            # The finance error is what the road must see; a lost log line is not worth more.
-            log.warning(
-                "finance attempt not logged",
-                exc_info=True,
-                extra={"settlement_id": attempt.settlement_id},
-            )
+        (answer,) = (await self.settler.settle([Booking(0, step, None, "approved")])).values()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
 
 def event_record(
@@ -303,12 +273,6 @@ def event_record(
     )
 
 
-def _count(settlement: Settlement) -> None:
-    metrics.SETTLEMENTS.labels(
-        settlement.state.value, settlement.kind.value, settlement.currency
-    ).inc()
-
-
 def build_gateway(settings: Settings, runtime: Runtime) -> PaymentGateway:
     return PaymentGateway(
         SettlementRepository(runtime.engine),
@@ -320,4 +284,11 @@ def build_gateway(settings: Settings, runtime: Runtime) -> PaymentGateway:
 
 def pipelines(runtime: Runtime) -> list[Pipeline]:
     gateway = build_gateway(runtime.settings, runtime)
-    return [Pipeline.declared(PAYMENT_SETTLEMENT, gateway.handlers, runtime.settings)]
+    return [
+        Pipeline.declared(
+            PAYMENT_SETTLEMENT,
+            gateway.handlers,
+            runtime.settings,
+            batch_handlers=gateway.batch_handlers,
+        )
+    ]

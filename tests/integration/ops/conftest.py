@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.databases import fresh_database
 from tests.integration.ops.live_rules import write_live_rules
 from tests.integration.ops.ops_stack import OpsStack
 from tests.integration.ops.prometheus_server import PrometheusServer
-from tests.integration.payments.factory import payments_database
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def ops_stack(
     kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OpsStack]:
     data_dir = tmp_path_factory.mktemp("ops-stack")
-    with payments_database(database_url) as database:
+    with fresh_database(database_url, "t_payments") as database:
         stack = OpsStack(kafka_bootstrap, database, data_dir)
         try:
             yield stack.start()

@@ -24,7 +24,7 @@ from sinks.integration import store
 from sinks.integration.tables import credentials
 from synapseops.errors import CredentialUnreadable
 from synapseops.settings import DatabaseSettings, Settings
-from tests.integration.payments.factory import payments_database
+from tests.integration.databases import fresh_database
 from tests.integration.worker_process import CLI
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def settings_with(url: str, key: str) -> Settings:
 
 @pytest.fixture
 def stored(database_url: str) -> Iterator[tuple[str, sqlalchemy.Engine, dict[str, int]]]:
-    with payments_database(database_url) as url:
+    with fresh_database(database_url, "t_payments") as url:
         engine = sqlalchemy.create_engine(url)
         ids = {
             name: store.create_credential(

@@ -40,9 +40,9 @@ from sandbox.traffic import DemoClient
 from sinks.payments.tables import payment_events
 from synapseops.local.kafka_cluster import LocalCluster
 from synapseops.settings import ApiSettings, KafkaSettings, RetrySettings, Settings
+from tests.integration.databases import fresh_database
 from tests.integration.ops.ops_stack import ServedProcess
 from tests.integration.ops.traffic import wait_until
-from tests.integration.payments.factory import payments_database
 from tests.integration.worker_process import WorkerProcess, free_port
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS
@@ -162,7 +162,7 @@ def test_a_broker_killed_mid_run_loses_nothing_accepted_and_doubles_nothing(
     [config] = [future.result(30) for future in described.values()]
     assert config["min.insync.replicas"].value == "2"
 
-    with payments_database(database_url) as database, SandboxServer() as sandbox:
+    with fresh_database(database_url, "t_payments") as database, SandboxServer() as sandbox:
         api_port = free_port()
         group = f"t-failover-{os.urandom(4).hex()}"
         env = {
