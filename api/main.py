@@ -26,6 +26,8 @@ from sqlalchemy import exc as sa_exc
 from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
+from api.console import mount_console
+from api.console.timing import ServerTimingMiddleware
 from api.metrics import DEAD_LETTER_GAUGES
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
@@ -102,6 +104,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.include_router(api_v1_router)
+    console_sessions = mount_console(app, settings)
 
     roles = route_roles()
     if not dev and app.openapi_url:
@@ -117,9 +120,11 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         roles=roles,
         bootstrap_token=settings.api.token.get_secret_value,
         engine=engine,
+        sessions=console_sessions,
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(ServerTimingMiddleware)
     return app
 
 

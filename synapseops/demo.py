@@ -259,3 +259,12 @@ def order_numbers() -> Iterator[int]:
 def stripe_amount(rng: random.Random) -> int:
     """Mostly ordinary charges; now and then one above the USD approval threshold."""
     return rng.choice([1999, 4500, 12000, 250000]) if rng.random() > 0.05 else 1_250_000
+
+
+# The console's demo logins (dev only, like the dev API token): (name, role, password).
+DEMO_CONSOLE_USERS = (
+    ("admin", "admin", "demo-admin-pass"),
+    ("operator", "operator", "demo-operator-pass"),
+    ("approver", "approver", "demo-approver-pass"),
+    ("viewer", "viewer", "demo-viewer-pass"),
+)

@@ -23,7 +23,9 @@ from api.routes import (
     events,
     flows,
     health,
+    lineage,
     mappings,
+    overview,
     runs,
     settlements,
     stripe_webhooks,
@@ -53,6 +55,8 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
     # approve and reject
     (settlements.router, Access(read=VIEWER, write=APPROVER)),
     (tokens.router, Access(read=ADMIN, write=ADMIN)),
+    (lineage.router, Access(read=VIEWER)),
+    (overview.router, Access(read=VIEWER)),
 )
 
 api_v1_router = APIRouter(
