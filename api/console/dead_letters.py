@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Annotated, Any, cast, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.console.render import PagesDep, UserDep
+from api.console.render import PagesDep, UserDep, as_text, parse_moment
 from api.deps import EngineDep
 from api.routes.dead_letters import ReplayDep, Status, get_dead_letter, list_dead_letters
 from sinks.lineage import trace
@@ -32,13 +32,7 @@ PAGE = 50
 
 
 def _text(encoded: str | None) -> str | None:
-    if encoded is None:
-        return None
-    raw = base64.b64decode(encoded)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"(binary, {len(raw)} bytes)"
+    return as_text(base64.b64decode(encoded)) if encoded is not None else None
 
 
 def _blank(value: str | None) -> str | None:
@@ -63,8 +57,8 @@ async def dead_letter_list(
         "pipeline": _blank(pipeline),
         "error_class": _blank(error_class),
         "key": _blank(key),
-        "since": _moment(since),
-        "until": _moment(until),
+        "since": parse_moment(since),
+        "until": parse_moment(until),
     }
     state = cast(Status, status_) if status_ in get_args(Status) else None
     found = await run_in_threadpool(
@@ -89,15 +83,6 @@ def _older(request: Request, before_id: int | None) -> str | None:
         return None
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("before_id", "part")]
     return f"{request.url.path}?{urlencode([*kept, ('before_id', str(before_id))])}"
-
-
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a time: {text!r}") from exc
 
 
 @router.get("/dead-letters/{dead_letter_id}", response_class=HTMLResponse)

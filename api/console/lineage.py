@@ -12,20 +12,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.console.render import PagesDep, UserDep
+from api.console.render import PagesDep, UserDep, as_text
 from api.deps import EngineDep
 from sinks.lineage import trace
 
 router = APIRouter(include_in_schema=False)
-
-
-def _text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        return f"(binary, {len(raw)} bytes)"
 
 
 @router.get("/lineage/{trace_id}", response_class=HTMLResponse)
@@ -42,7 +33,7 @@ async def lineage_page(
         "lineage.html",
         user,
         trace=found,
-        text=_text,
+        text=as_text,
         effects_runs=[run for run in found.runs if run["status"] == "succeeded"],
         effects_settlements=[s for s in found.settlements if s["state"] == "settled"],
     )

@@ -87,6 +87,26 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def parse_moment(text: str | None) -> datetime | None:
+    """A filter form's time (``datetime-local`` or ISO 8601); 422 when it is none."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a time: {text!r}") from exc
+
+
+def as_text(raw: bytes | None) -> str | None:
+    """Stored bytes for people: UTF-8 text, else how many bytes they are."""
+    if raw is None:
+        return None
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return f"(binary, {len(raw)} bytes)"
+
+
 def _environment(folders: Sequence[Path]) -> Environment:
     env = Environment(
         loader=FileSystemLoader([str(folder) for folder in folders]),

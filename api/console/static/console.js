@@ -160,13 +160,19 @@ const Console = (() => {
       if (!spec.x.length) return;
       const width = Math.max(260, box.clientWidth || 600);
       const bars = spec.kind === "bars" ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
+      const ink = getComputedStyle(document.body).color;
+      const step = spec.x.length > 1 ? spec.x[1] - spec.x[0] : 3600;
       const options = {
         width, height: 240,
-        scales: { x: { time: true }, y: spec.percent ? { range: [0, 100] } : { auto: true } },
-        axes: [{ stroke: getComputedStyle(document.body).color },
-               { stroke: getComputedStyle(document.body).color, values: (u, v) => v.map((n) => spec.percent ? `${n}%` : n.toLocaleString()) }],
+        scales: {
+          x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] },
+          y: spec.percent ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(1, max) * 1.1] },
+        },
+        axes: [{ stroke: ink },
+               { stroke: ink, size: 76, values: (u, v) => v.map((n) => spec.percent ? `${n}%` : n.toLocaleString()) }],
         series: [{}, ...spec.series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2,
-          fill: bars ? palette[i % palette.length] + "55" : undefined, paths: bars, spanGaps: false }))],
+          fill: bars ? palette[i % palette.length] + "55" : undefined, paths: bars,
+          points: { show: !bars }, spanGaps: false }))],
       };
       new uPlot(options, [spec.x, ...spec.series.map((s) => s.values)], box);
     });

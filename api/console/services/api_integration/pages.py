@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.console.render import PagesDep, UserDep
+from api.console.render import PagesDep, UserDep, parse_moment
 from api.deps import EngineDep
 from api.routes import connectors as connector_routes
 from api.routes import credentials as credential_routes
@@ -51,15 +51,6 @@ def success_chart(
     ]
     return {"x": [int(h.timestamp()) for h in axis] if series else [], "series": series,
             "percent": True}  # fmt: skip
-
-
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a time: {text!r}") from exc
 
 
 @router.get("", response_class=HTMLResponse)
@@ -162,8 +153,8 @@ async def run_list(
     flow = int(flow_id) if flow_id and flow_id.isdigit() else None
     state = cast(run_routes.RunStatus, status_) if status_ in RUN_STATUSES else None
     found = await run_in_threadpool(
-        run_routes.list_flow_runs, engine, flow_id=flow, status_=state, since=_moment(since),
-        until=_moment(until), limit=PAGE, before_id=before_id,
+        run_routes.list_flow_runs, engine, flow_id=flow, status_=state, since=parse_moment(since),
+        until=parse_moment(until), limit=PAGE, before_id=before_id,
     )  # fmt: skip
     flows = await run_in_threadpool(flow_routes.list_flows, engine)
     bulk = {k: v for k, v in {"flow_id": flow, "status": state, "since": since or None,

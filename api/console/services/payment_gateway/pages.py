@@ -13,11 +13,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.console.render import ZERO_DECIMAL, PagesDep, UserDep
+from api.console.render import ZERO_DECIMAL, PagesDep, UserDep, parse_moment
 from api.deps import EngineDep
 from api.routes import settlements as api
 from api.routes.dead_letters import ReplayDep, list_dead_letters
@@ -50,7 +50,7 @@ def volume_chart(rows: list[api.DailyVolume], days: int = CHART_DAYS) -> dict[st
         for (currency, state), by_day in sorted(amounts.items())
     ]
     x = [int(datetime.combine(day, time.min, tzinfo=UTC).timestamp()) for day in axis]
-    return {"x": x if series else [], "series": series, "kind": "bars"}
+    return {"x": x if series else [], "series": series}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -80,15 +80,6 @@ async def dashboard(
     )
 
 
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a time: {text!r}") from exc
-
-
 @router.get("/settlements", response_class=HTMLResponse)
 async def settlement_list(
     request: Request,
@@ -108,8 +99,8 @@ async def settlement_list(
         state=cast(api.State, state) if state in STATES else None,
         currency=currency or None,
         payment_id=payment_id or None,
-        since=_moment(since),
-        until=_moment(until),
+        since=parse_moment(since),
+        until=parse_moment(until),
         limit=PAGE,
         offset=offset,
     )
