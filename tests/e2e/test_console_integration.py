@@ -14,32 +14,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import Console
 from tests.e2e.stack import Stack, wait_for
-from tests.fixtures import SAMPLES
-
-ORDER = (SAMPLES / "shopify" / "order.json").read_bytes()
-
-
-def shop_and_erp(stack: Stack, suffix: str) -> dict[str, Any]:
-    """What an admin connected earlier: the shop's webhook, the ERP's order API."""
-    secret = f"shpss_{uuid.uuid4().hex}"
-    signing = stack.post("/api/v1/credentials", {"name": f"shop-sign-{suffix}",
-                         "kind": "signing_secret", "secret": secret})  # fmt: skip
-    stack.post("/api/v1/credentials", {"name": f"erp-token-{suffix}", "kind": "bearer",
-                                       "secret": f"erp-{uuid.uuid4().hex}"})  # fmt: skip
-    shop = stack.post("/api/v1/connectors", {"name": f"shop-{suffix}", "protocol": "webhook"})
-    erp = stack.post("/api/v1/connectors", {"name": f"erp-{suffix}", "protocol": "rest",
-                                            "base_url": stack.sandbox})  # fmt: skip
-    stack.post("/api/v1/endpoints", {"connector_id": shop["id"], "name": "orders/create",
-               "direction": "source", "signature_scheme": "shopify",
-               "secret_credential_id": signing["id"]})  # fmt: skip
-    stack.post("/api/v1/endpoints", {"connector_id": erp["id"], "name": "orders",
-               "direction": "target", "method": "POST", "path": "/erp/api/orders"})  # fmt: skip
-    return {"shop": shop["name"], "erp": erp["name"], "secret": secret, "suffix": suffix}
-
-
-def order(number: int) -> bytes:
-    return ORDER.replace(b'"order_number": 1001', f'"order_number": {number}'.encode(), 1)
-
+from tests.e2e.worlds import ORDER, order, shop_and_erp
 
 LINES = {"source": "order.line_items", "rules": [
     {"target": "sku", "source": "sku", "required": True},

@@ -46,7 +46,8 @@
 
   function input(value, label, cls) {
     const field = document.createElement("input");
-    field.value = value; field.setAttribute("aria-label", label); field.className = cls;
+    field.value = value; field.setAttribute("value", value);
+    field.setAttribute("aria-label", label); field.className = cls;
     field.spellcheck = false;
     return field;
   }
