@@ -11,6 +11,7 @@ query functions as the JSON routes. A service's pages are one package under
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote
 
 import sqlalchemy
@@ -36,7 +37,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 
 
 def mount_console(app: FastAPI, settings: Settings) -> SessionAuth:
-    codec = SessionCodec(signing_key(settings), CookiePolicy.of(settings).max_age_s)
+    codec = SessionCodec(lambda: signing_key(settings), CookiePolicy.of(settings).max_age_s)
 
     def engine() -> sqlalchemy.Engine | None:
         return getattr(app.state, "engine", None)
@@ -44,7 +45,9 @@ def mount_console(app: FastAPI, settings: Settings) -> SessionAuth:
     sessions = SessionAuth(codec, engine)
     nav = [("Home", "/"), *((s.title, s.href) for s in SERVICES), ("Dead letters", "/dead-letters")]
     app.state.console_sessions = sessions
-    app.state.console_pages = Pages([service.templates for service in SERVICES], nav, SERVICES)
+    pages = Pages([service.templates for service in SERVICES], nav, SERVICES)
+    threading.Thread(target=pages.warm, name="console-templates", daemon=True).start()
+    app.state.console_pages = pages
     app.state.console_services = SERVICES
     app.add_exception_handler(LoginRequired, _login_required)
     for router in (login.router, home.router, dead_letters.router, lineage.router):

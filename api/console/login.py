@@ -112,6 +112,10 @@ async def login(
             request, pages, target, "Wrong user name or password.", status.HTTP_401_UNAUTHORIZED
         )
     _failures.pop(name, None)
+    earlier = codec.session_id(request.cookies.get(SESSION_COOKIE))
+    if earlier is not None:
+        # A new login ends the session this browser held: one live session per login.
+        await asyncio.to_thread(end_session, engine, earlier)
     policy = CookiePolicy.of(settings)
     client = request.client.host if request.client else None
     session_id = await asyncio.to_thread(

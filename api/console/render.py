@@ -131,6 +131,12 @@ class Pages:
         self.nav = tuple(nav)
         self.services = tuple(services)
 
+    def warm(self) -> None:
+        """Compile every template once (about half a second in all), so that no visitor's
+        first page pays for it; run in a background thread at mount."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+
     def render(
         self, request: Request, template: str, user: ConsoleUser | None, **context: Any
     ) -> HTMLResponse:

@@ -28,6 +28,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 
 import sqlalchemy
@@ -88,13 +89,27 @@ class CookiePolicy:
 
 
 class SessionCodec:
-    """Signs session ids into cookie values and derives their CSRF tokens (pure)."""
+    """Signs session ids into cookie values and derives their CSRF tokens (pure).
 
-    def __init__(self, key: bytes, max_age_s: int) -> None:
-        self._key = key
+    ``key`` may be a function: the key is then made at first use, so an app built without
+    one (a test of something else, outside dev) starts, and only a login needs it.
+    """
+
+    def __init__(self, key: bytes | Callable[[], bytes], max_age_s: int) -> None:
+        self._make_key = key if callable(key) else (lambda: key)
         self.max_age_s = max_age_s
-        self._sessions = URLSafeTimedSerializer(key, salt="synapseops.console.session")
-        self._login = URLSafeTimedSerializer(key, salt="synapseops.console.login-csrf")
+
+    @cached_property
+    def _key(self) -> bytes:
+        return self._make_key()
+
+    @cached_property
+    def _sessions(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._key, salt="synapseops.console.session")
+
+    @cached_property
+    def _login(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._key, salt="synapseops.console.login-csrf")
 
     @property
     def ttl(self) -> timedelta:

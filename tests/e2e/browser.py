@@ -21,9 +21,15 @@ from synapseops.settings import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = PROJECT_ROOT / ".data" / "test" / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -66,9 +72,11 @@ class Console:
         result: dict[str, Any] = self.page.evaluate(
             """async ([method, path, body, csrf]) => {
                 const headers = {"Content-Type": "application/json"};
-                if (csrf) headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]').content;
-                const r = await fetch(path, {method, headers, credentials: "same-origin",
-                                             body: body === null ? undefined : JSON.stringify(body)});
+                const meta = document.querySelector('meta[name="csrf-token"]');
+                if (csrf) headers["X-CSRF-Token"] = meta.content;
+                const sent = body === null ? undefined : JSON.stringify(body);
+                const init = {method, headers, credentials: "same-origin", body: sent};
+                const r = await fetch(path, init);
                 return {status: r.status, body: await r.text()};
             }""",
             [method, path, body, csrf],

@@ -99,9 +99,12 @@ class Stack:
         response = httpx.post(
             f"{self.api}/webhooks/stripe",
             content=body,
-            headers={"Content-Type": "application/json", "Stripe-Signature": sign_stripe(body, STRIPE_SECRET)},
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign_stripe(body, STRIPE_SECRET),
+            },
             timeout=20,
-        )  # fmt: skip
+        )
         assert response.status_code < 300, response.text
         return event_id
 
@@ -197,8 +200,14 @@ def running_stack(
         for role, password in PASSWORDS.items():
             create_user(engine, name=role, roles=[role], password=password, created_by="e2e")
         api = ApiProcess(env, data_dir / "api.log")
-        worker = WorkerProcess(kafka_bootstrap, url, data_dir, tiers=TIERS, group_id=group,
-                               extra_env={k: v for k, v in env.items() if k.startswith("SYNAPSEOPS_")})  # fmt: skip
+        worker = WorkerProcess(
+            kafka_bootstrap,
+            url,
+            data_dir,
+            tiers=TIERS,
+            group_id=group,
+            extra_env={k: v for k, v in env.items() if k.startswith("SYNAPSEOPS_")},
+        )
         worker.port = worker_port
         worker.base = f"http://127.0.0.1:{worker_port}"
         try:

@@ -16,11 +16,18 @@ from tests.e2e.browser import Console
 from tests.e2e.stack import Stack, wait_for
 from tests.e2e.worlds import ORDER, order, shop_and_erp
 
-LINES = {"source": "order.line_items", "rules": [
-    {"target": "sku", "source": "sku", "required": True},
-    {"target": "quantity", "source": "quantity", "transforms": ["to_int"]},
-    {"target": "unit_price", "source": "price", "transforms": [{"op": "to_decimal", "places": 2}]},
-]}  # fmt: skip
+LINES = {
+    "source": "order.line_items",
+    "rules": [
+        {"target": "sku", "source": "sku", "required": True},
+        {"target": "quantity", "source": "quantity", "transforms": ["to_int"]},
+        {
+            "target": "unit_price",
+            "source": "price",
+            "transforms": [{"op": "to_decimal", "places": 2}],
+        },
+    ],
+}
 MONEY = '{"transforms": ["to_decimal"], "default": "0.00"}'
 
 
@@ -53,8 +60,13 @@ def write_mapping(person: Console, name: str, sample: bytes) -> int:
     add_rule(person, "totals.shipping", "source", "order.shipping_lines[0].price", MONEY)
     add_rule(person, "totals.discount", "source", "order.total_discounts", MONEY)
     # a required value the sample lacks: the error shows on its own row, live
-    total = add_rule(person, "totals.total", "source", "order.grand_total",
-                     '{"required": true, "transforms": ["to_decimal"]}')  # fmt: skip
+    total = add_rule(
+        person,
+        "totals.total",
+        "source",
+        "order.grand_total",
+        '{"required": true, "transforms": ["to_decimal"]}',
+    )
     expect(total).to_have_class(re.compile("has-error"))
     expect(total.locator(".rule-error")).to_contain_text("required value missing")
     person.shot("integration-mapping-editor-error")
@@ -65,10 +77,18 @@ def write_mapping(person: Console, name: str, sample: bytes) -> int:
     expect(page.locator("#preview-state")).to_have_text("every rule applied")
     preview = json.loads(page.locator("#preview-output").inner_text())
     assert preview["external_id"] == "shopify-1001" and preview["currency"] == "USD"
-    assert preview["totals"] == {"subtotal": "398.00", "tax": "11.94", "shipping": "0.00",
-                                 "discount": "0.00", "total": "409.94"}, preview  # fmt: skip
+    assert preview["totals"] == {
+        "subtotal": "398.00",
+        "tax": "11.94",
+        "shipping": "0.00",
+        "discount": "0.00",
+        "total": "409.94",
+    }, preview
     assert [line["sku"] for line in preview["lines"]] == [
-        "IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"]  # fmt: skip
+        "IPOD2008GREEN",
+        "IPOD2008RED",
+        "IPOD2008BLACK",
+    ]
     person.shot("integration-mapping-editor")
     with page.expect_navigation(url=re.compile(r"/mappings/\d+\?version=1")):
         page.click("#save-mapping")
@@ -122,6 +142,10 @@ def test_a_flow_built_in_the_console_delivers_an_order_whose_run_shows_request_a
     admin.open("/services/api-integration")
     expect(page.get_by_role("link", name=f"orders-{world['suffix']}")).to_be_visible()
     admin.shot("integration-dashboard")
-    wait_for("the flow's runs in the summary", lambda: any(
-        f["flow_id"] == flow_id and f["last_hour"]["succeeded"] == 1
-        for f in stack.get("/api/v1/flows/summary")["flows"]))  # fmt: skip
+    wait_for(
+        "the flow's runs in the summary",
+        lambda: any(
+            f["flow_id"] == flow_id and f["last_hour"]["succeeded"] == 1
+            for f in stack.get("/api/v1/flows/summary")["flows"]
+        ),
+    )

@@ -21,8 +21,9 @@ def test_a_viewer_finds_no_mutating_button_and_the_api_refuses_the_calls(
 ) -> None:
     world = shop_and_erp(stack, uuid.uuid4().hex[:6])
     made = flow_via_api(stack, world, broken_rules())
-    stack.send_shopify(world["shop"], "orders/create", order(900_000 + uuid.uuid4().int % 99_999),
-                       world["secret"])  # fmt: skip
+    stack.send_shopify(
+        world["shop"], "orders/create", order(900_000 + uuid.uuid4().int % 99_999), world["secret"]
+    )
     letter = wait_for(
         "a dead letter",
         lambda: stack.get("/api/v1/dead-letters", pipeline=INTEGRATION_DELIVERY, status="dead")[
@@ -33,23 +34,34 @@ def test_a_viewer_finds_no_mutating_button_and_the_api_refuses_the_calls(
     stack.send_stripe(payment, 2_000_000)
     waiting = wait_for(
         "a payment waiting for approval",
-        lambda: [s for s in stack.get("/api/v1/settlements", payment_id=payment)["items"]
-                 if s["state"] == "pending_approval"],
-    )[0]  # fmt: skip
+        lambda: [
+            s
+            for s in stack.get("/api/v1/settlements", payment_id=payment)["items"]
+            if s["state"] == "pending_approval"
+        ],
+    )[0]
     run = stack.get("/api/v1/runs", flow_id=made["flow"]["id"])["items"][0]
     flow, mapping = made["flow"]["id"], made["mapping"]["id"]
     pages = [
-        "/", "/dead-letters", f"/dead-letters/{letter['id']}",
-        "/services/api-integration", "/services/api-integration/flows",
-        f"/services/api-integration/flows/{flow}", "/services/api-integration/flows/new",
-        "/services/api-integration/mappings", f"/services/api-integration/mappings/{mapping}",
-        "/services/api-integration/runs", f"/services/api-integration/runs/{run['id']}",
+        "/",
+        "/dead-letters",
+        f"/dead-letters/{letter['id']}",
+        "/services/api-integration",
+        "/services/api-integration/flows",
+        f"/services/api-integration/flows/{flow}",
+        "/services/api-integration/flows/new",
+        "/services/api-integration/mappings",
+        f"/services/api-integration/mappings/{mapping}",
+        "/services/api-integration/runs",
+        f"/services/api-integration/runs/{run['id']}",
         "/services/api-integration/connections",
-        "/services/payment-gateway", "/services/payment-gateway/settlements",
+        "/services/payment-gateway",
+        "/services/payment-gateway/settlements",
         f"/services/payment-gateway/settlements/{waiting['settlement_id']}",
-        "/services/payment-gateway/failed", "/services/payment-gateway/reconciliation",
+        "/services/payment-gateway/failed",
+        "/services/payment-gateway/reconciliation",
         f"/lineage/{letter['trace_id']}",
-    ]  # fmt: skip
+    ]
     viewer = console("viewer")
     for path in pages:
         response = viewer.open(path)
@@ -60,7 +72,7 @@ def test_a_viewer_finds_no_mutating_button_and_the_api_refuses_the_calls(
     viewer.shot("viewer-settlement-no-buttons")
 
     refused = {
-        ("POST", "/api/v1/dead-letters/replay", '{"ids": [%d]}' % letter["id"]): "operator",
+        ("POST", "/api/v1/dead-letters/replay", json.dumps({"ids": [letter["id"]]})): "operator",
         ("POST", f"/api/v1/dead-letters/{letter['id']}/discard", "null"): "operator",
         ("POST", f"/api/v1/runs/{run['id']}/rerun", "{}"): "operator",
         ("POST", f"/api/v1/settlements/{waiting['settlement_id']}/approve", "{}"): "approver",

@@ -17,18 +17,39 @@ ORDER = (SAMPLES / "shopify" / "order.json").read_bytes()
 def shop_and_erp(stack: Stack, suffix: str) -> dict[str, Any]:
     """What an admin connected earlier: the shop's webhook, the ERP's order API."""
     secret = f"shpss_{uuid.uuid4().hex}"
-    signing = stack.post("/api/v1/credentials", {"name": f"shop-sign-{suffix}",
-                         "kind": "signing_secret", "secret": secret})  # fmt: skip
-    stack.post("/api/v1/credentials", {"name": f"erp-token-{suffix}", "kind": "bearer",
-                                       "secret": f"erp-{uuid.uuid4().hex}"})  # fmt: skip
+    signing = stack.post(
+        "/api/v1/credentials",
+        {"name": f"shop-sign-{suffix}", "kind": "signing_secret", "secret": secret},
+    )
+    stack.post(
+        "/api/v1/credentials",
+        {"name": f"erp-token-{suffix}", "kind": "bearer", "secret": f"erp-{uuid.uuid4().hex}"},
+    )
     shop = stack.post("/api/v1/connectors", {"name": f"shop-{suffix}", "protocol": "webhook"})
-    erp = stack.post("/api/v1/connectors", {"name": f"erp-{suffix}", "protocol": "rest",
-                                            "base_url": stack.sandbox})  # fmt: skip
-    stack.post("/api/v1/endpoints", {"connector_id": shop["id"], "name": "orders/create",
-               "direction": "source", "signature_scheme": "shopify",
-               "secret_credential_id": signing["id"]})  # fmt: skip
-    stack.post("/api/v1/endpoints", {"connector_id": erp["id"], "name": "orders",
-               "direction": "target", "method": "POST", "path": "/erp/api/orders"})  # fmt: skip
+    erp = stack.post(
+        "/api/v1/connectors",
+        {"name": f"erp-{suffix}", "protocol": "rest", "base_url": stack.sandbox},
+    )
+    stack.post(
+        "/api/v1/endpoints",
+        {
+            "connector_id": shop["id"],
+            "name": "orders/create",
+            "direction": "source",
+            "signature_scheme": "shopify",
+            "secret_credential_id": signing["id"],
+        },
+    )
+    stack.post(
+        "/api/v1/endpoints",
+        {
+            "connector_id": erp["id"],
+            "name": "orders",
+            "direction": "target",
+            "method": "POST",
+            "path": "/erp/api/orders",
+        },
+    )
     return {"shop": shop["name"], "erp": erp["name"], "secret": secret, "suffix": suffix}
 
 
@@ -56,8 +77,14 @@ def flow_via_api(stack: Stack, world: dict[str, Any], rules: dict[str, Any]) -> 
     credential = next(
         c for c in stack.get("/api/v1/credentials") if c["name"] == f"erp-token-{world['suffix']}"
     )
-    flow = stack.post("/api/v1/flows", {
-        "name": f"flow-{world['suffix']}", "source_endpoint_id": source["id"],
-        "target_endpoint_id": target["id"], "credential_id": credential["id"],
-        "mapping_id": mapping["id"]})  # fmt: skip
+    flow = stack.post(
+        "/api/v1/flows",
+        {
+            "name": f"flow-{world['suffix']}",
+            "source_endpoint_id": source["id"],
+            "target_endpoint_id": target["id"],
+            "credential_id": credential["id"],
+            "mapping_id": mapping["id"],
+        },
+    )
     return {"flow": flow, "mapping": mapping}
