@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -18,6 +19,7 @@ from synapseops.demo import DemoClient, generic_deliveries, load_samples, order_
 from synapseops.settings import ApiSettings, SandboxSettings, Settings, StripeSettings
 from tests.e2e.browser import Console
 from tests.e2e.stack import API_TOKEN, STRIPE_SECRET, Stack, wait_for
+from tests.e2e.worlds import broken_rules, flow_via_api, order, shop_and_erp
 
 PAYMENTS = 6
 ORDERS = 6
@@ -62,6 +64,12 @@ def test_every_page_renders_with_the_demo_data_and_its_server_time_is_printed(
     stack: Stack, console: Callable[..., Console]
 ) -> None:
     seed_demo_data(stack)
+    if not stack.get("/api/v1/dead-letters", limit=1)["items"]:
+        # One dead letter of its own, when run alone: a flow whose mapping cannot apply.
+        world = shop_and_erp(stack, uuid.uuid4().hex[:6])
+        flow_via_api(stack, world, broken_rules())
+        stack.send_shopify(world["shop"], "orders/create", order(990_001), world["secret"])
+        wait_for("a dead letter", lambda: stack.get("/api/v1/dead-letters", limit=1)["items"])
     admin = console("admin")
     flows = stack.get("/api/v1/flows")
     mappings = stack.get("/api/v1/mappings")
