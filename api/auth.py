@@ -4,7 +4,7 @@ A pure ASGI middleware in front of the app. For a guarded path (everything under
 ``/openapi.json`` too outside dev) it
 
 1. reads ``Authorization: Bearer <token>`` — the bootstrap ``SYNAPSEOPS_API_TOKEN`` (an admin,
-   no database needed) or a named token (:mod:`sinks.principals`) — and answers 401 with the
+   no database needed) or a named token (:mod:`sinks.principals.store`) — and answers 401 with the
    reason and ``WWW-Authenticate: Bearer`` when there is none that holds. It never calls
    ``receive``: a body sent without a valid token is not read, let alone parsed;
 2. leaves the :class:`~synapseops.principals.Principal` in the scope for the routes
@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import RouteRoles
-from sinks.principals import authenticate_token
+from sinks.principals.store import authenticate_token
 from synapseops.errors import DatabaseUnavailable
 from synapseops.logging import get_logger
 from synapseops.principals import Principal, bootstrap_principal, parse_token, same_secret

@@ -3,7 +3,9 @@
 The cap is ``SYNAPSEOPS_API_MAX_BODY_BYTES``. The declared ``Content-Length`` is checked
 first, before a single byte is handed to the app; then the streamed bytes are counted, since a
 chunked request declares nothing and a client may lie. Either way the app's next ``receive``
-raises :class:`BodyTooLarge` — a 413 ``HTTPException`` with the reason — so each route answers
+raises :class:`BodyTooLargeHTTP` — the error tree's
+:class:`~synapseops.errors.BodyTooLarge`, and a 413 ``HTTPException`` with the reason (FastAPI's
+own body parsing turns any other exception into a 400) — so each route answers
 in its own shape (the Stripe ingress with ``{"error": "body_too_large", ...}``, counted in the
 ingress metrics; the management API with ``{"detail": ...}``). Should the exception escape the
 app before it answered, this middleware answers the 413 itself. A route that never reads its
@@ -16,10 +18,14 @@ from fastapi import HTTPException, status
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from synapseops.errors import BodyTooLarge
 
-class BodyTooLarge(HTTPException):
+
+class BodyTooLargeHTTP(BodyTooLarge, HTTPException):
+    """:class:`~synapseops.errors.BodyTooLarge` that FastAPI's body parsing lets through."""
+
     def __init__(self, reason: str) -> None:
-        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, reason)
+        HTTPException.__init__(self, status.HTTP_413_CONTENT_TOO_LARGE, reason)
         self.reason = reason
 
 
@@ -47,12 +53,14 @@ class BodyLimitMiddleware:
         async def counted_receive() -> Message:
             nonlocal received
             if declared is not None and declared > limit:
-                raise BodyTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+                raise BodyTooLargeHTTP(
+                    f"body of {declared} bytes exceeds the limit of {limit} bytes"
+                )
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
+                    raise BodyTooLargeHTTP(f"body exceeds the limit of {limit} bytes")
             return message
 
         async def watched_send(message: Message) -> None:

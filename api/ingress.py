@@ -1,6 +1,6 @@
 """What the generic webhook ingress knows about a request, as pure functions (no I/O).
 
-The route in ``api/routes/webhooks.py`` reads the raw body, calls :func:`describe_event`
+The route in ``api/routes/event_log/webhooks.py`` reads the raw body, calls :func:`describe_event`
 and publishes the *original bytes* with the headers of :func:`kafka_headers`. Keeping the
 decisions here lets them be tested without a server, a broker or a database.
 
@@ -36,11 +36,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from synapseops import headers as kh
 from synapseops.errors import SchemaInvalid, Undecodable
+from synapseops.headers import received_at_now
 from synapseops.ids import child_traceparent
 
 # A source names a URL segment, a metric label and a database value: keep it boring.
@@ -142,11 +142,6 @@ def event_type_from(headers: Mapping[str, str], body: Any) -> str | None:
     return None
 
 
-def received_at_now() -> str:
-    """RFC 3339 UTC with milliseconds, the ``synapseops-received-at`` format."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def describe_event(headers: Mapping[str, str], body: Any) -> InboundEvent:
     """Event id, entity key, type and trace of one request; :class:`SchemaInvalid` if unusable."""
     event_id = event_id_from(headers, body)
@@ -175,18 +170,15 @@ def kafka_headers(
     event: InboundEvent, source: str, http_headers: Mapping[str, str]
 ) -> list[tuple[str, bytes]]:
     """The record headers of ``synapseops/headers.py`` for an accepted event."""
-    content_type = _lowered(http_headers).get("content-type") or DEFAULT_CONTENT_TYPE
-    result: list[tuple[str, bytes]] = [
-        (kh.EVENT_ID, event.event_id.encode()),
-        (kh.SOURCE, source.encode()),
-        (kh.RECEIVED_AT, event.received_at.encode()),
-        (kh.HTTP_HEADERS, kh.http_headers_json(http_headers)),
-        (kh.CONTENT_TYPE, content_type.encode()),
-        (kh.TRACEPARENT, event.traceparent.encode()),
-    ]
-    if event.event_type is not None:
-        result.insert(2, (kh.EVENT_TYPE, event.event_type.encode()))
-    return result
+    return kh.ingress_headers(
+        event_id=event.event_id,
+        source=source,
+        event_type=event.event_type,
+        received_at=event.received_at,
+        http_headers=http_headers,
+        content_type=_lowered(http_headers).get("content-type") or DEFAULT_CONTENT_TYPE,
+        traceparent=event.traceparent,
+    )
 
 
 def body_digest_id(body: bytes) -> str:

@@ -14,6 +14,7 @@ needs a token of any role (machines generate clients from it; people read it in 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,12 +29,13 @@ from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.console import mount_console
 from api.console.timing import ServerTimingMiddleware
-from api.metrics import DEAD_LETTER_GAUGES
+from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
-from synapseops.errors import DatabaseUnavailable, SchemaInvalid
+from synapseops.errors import DatabaseUnavailable, RecordError, SchemaInvalid
 from synapseops.kafka import AsyncProducer
+from synapseops.kafka_lag import CONSUMER_LAG
 from synapseops.logging import get_logger
 from synapseops.principals import Role
 from synapseops.settings import Settings
@@ -65,6 +67,15 @@ async def _value_refused(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _record_error(request: Request, exc: Exception) -> JSONResponse:
+    # Every RecordError leaf names its own status (404 not found, 409 conflict, 422 invalid);
+    # a leaf that knows when to come back (a replay in progress) says so in Retry-After.
+    assert isinstance(exc, RecordError)
+    retry_after = exc.retry_after_s
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+    return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
+
+
 def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +84,9 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         app.state.engine = make_engine(settings)
         DEAD_LETTER_GAUGES.engine = app.state.engine
         DEAD_LETTER_GAUGES.cache_s = settings.observability.dead_letter_gauges_cache_s
+        if owned_producer:  # a caller's producer (unit tests) means no Kafka to read lag from
+            CONSUMER_LAG.watch(settings)
+        count_5xx_from_zero(["stripe", UNKNOWN_CONNECTOR, *settings.ingress.sources])
         log.info(
             "api started",
             extra={"kafka": settings.kafka.bootstrap, "env": settings.env},
@@ -83,6 +97,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             if owned_producer:
                 # close() flushes: records still in flight get their delivery reports.
                 await asyncio.to_thread(app.state.producer.close)
+            CONSUMER_LAG.unwatch(settings)
             if DEAD_LETTER_GAUGES.engine is app.state.engine:
                 DEAD_LETTER_GAUGES.engine = None
             app.state.engine.dispose()
@@ -99,6 +114,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     )
     app.state.settings = settings
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(RecordError, _record_error)
     app.add_exception_handler(SchemaInvalid, _value_refused)
     app.add_exception_handler(sa_exc.DataError, _value_refused)
     for router in PUBLIC_ROUTERS:

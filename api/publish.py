@@ -22,9 +22,9 @@ from typing import Any
 from fastapi import HTTPException, status
 
 from api import metrics
-from api.ingress import received_at_now
 from synapseops import headers as kh
 from synapseops.errors import KafkaRejected, KafkaUnavailable
+from synapseops.headers import received_at_now
 from synapseops.ids import new_id
 from synapseops.kafka import AsyncProducer, Headers
 from synapseops.logging import get_logger
@@ -96,15 +96,14 @@ async def publish_command(
     """Send ``command`` and wait for acks=all; HTTP 503 (with ``Retry-After``) if Kafka does
     not take it. Headers as ingress stamps them (``synapseops/headers.py``), source ``api``."""
     command_id = new_id("cmd")
-    headers = [
-        (kh.EVENT_ID, command_id.encode()),
-        (kh.SOURCE, b"api"),
-        (kh.EVENT_TYPE, command.name.encode()),
-        (kh.RECEIVED_AT, received_at_now().encode()),
-        (kh.CONTENT_TYPE, b"application/json"),
-        (kh.TRACEPARENT, command.traceparent.encode()),
-        (kh.MESSAGE_KIND, command.kind.encode()),
-    ]
+    headers = kh.ingress_headers(
+        event_id=command_id,
+        source="api",
+        event_type=command.name,
+        received_at=received_at_now(),
+        traceparent=command.traceparent,
+    )
+    headers.append((kh.MESSAGE_KIND, command.kind.encode()))
     where = {"command": command.name, "command_id": command_id, "topic": command.topic}
     try:
         partition, offset = await producer.send(

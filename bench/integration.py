@@ -22,10 +22,10 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from sandbox.harness import SandboxServer
-from sinks import integration_store as store
-from sinks.integration_tables import connectors, endpoints, flows
+from sinks.integration import store
+from sinks.integration.tables import connectors, endpoints, flows
 from sinks.migrate import upgrade
-from streams.api_integration import Delivery
+from streams.integration.pipeline import Delivery
 from streams.mapping import compile_mapping, load_payload
 from streams.road import FailureRouter, Outcome, Pipeline, RoadRecord, process
 from synapseops import headers as kh
@@ -37,7 +37,7 @@ from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 EVENTS = 400
 MAPPING_SECONDS = 2.0
 ORDER = PROJECT_ROOT / "samples" / "shopify" / "order.json"
-MAPPING = PROJECT_ROOT / "tests" / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
+MAPPING = PROJECT_ROOT / "tests" / "golden" / "shopify_order_to_erp.mapping.json"
 
 
 def order_text() -> str:

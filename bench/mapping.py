@@ -26,7 +26,7 @@ from typing import Any
 from streams.mapping import compile_mapping, dump_output, load_payload
 from synapseops.settings import PROJECT_ROOT
 
-GOLDEN = PROJECT_ROOT / "tests" / "unit" / "golden"
+GOLDEN = PROJECT_ROOT / "tests" / "golden"
 SAMPLES = PROJECT_ROOT / "samples"
 CASES = {
     "shopify order → ERP order": ("shopify_order_to_erp", "shopify/order.json"),

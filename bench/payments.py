@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from sandbox.harness import SandboxServer
 from synapseops.kafka import consumer_config, producer_config
 from synapseops.settings import RetrySettings, Settings
-from tests.integration.payments_factory import PaymentFactory, payments_database
+from tests.integration.payments.factory import PaymentFactory, payments_database
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS, platform_registry

@@ -34,6 +34,7 @@ from sandbox import (
     salesforce_query,
     teams,
 )
+from sandbox import metrics as sandbox_metrics
 from sandbox.gate import Refusal, TargetGate, answer_refusal
 from sandbox.smtp import SmtpServer
 from sandbox.state import TARGETS, SandboxState
@@ -89,6 +90,7 @@ def create_app(settings: Settings, state: SandboxState | None = None) -> FastAPI
         app.include_router(router)
     app.add_exception_handler(Refusal, answer_refusal)
     app.add_middleware(TargetGate, recorder=state.recorder, faults=state.faults, targets=TARGETS)
+    sandbox_metrics.instrument(app, TARGETS)
     return app
 
 

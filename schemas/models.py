@@ -42,6 +42,7 @@ DEAD_LETTER = "dead_letter"
 LARGE_PAYMENT = "large_payment"
 INTEGRATION_FAILURE = "integration_failure"
 KNOWN_TRIGGER_KINDS = frozenset({DEAD_LETTER, LARGE_PAYMENT, INTEGRATION_FAILURE})
+SUMMARY_MAX_CHARS = 500
 
 # Where a Data Aggregation event came from (data source kinds in docs/ARCHITECTURE.md).
 KNOWN_SOURCE_TYPES = frozenset({"api_polling", "stream", "bulk_upload", "webhook"})
@@ -68,7 +69,7 @@ class NotificationTrigger(_AvroModel):
     kind: Identifier
     pipeline: NonBlank
     subject_id: NonBlank
-    summary: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    summary: Annotated[StrictStr, Field(min_length=1, max_length=SUMMARY_MAX_CHARS)]
     details: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     occurred_at: AwareDatetime
     trace_id: TraceId

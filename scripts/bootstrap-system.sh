@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack needs, only when they are missing:
 # Java 17+ (the Kafka broker), Maven (fetches the broker's jars from Maven Central),
-# PostgreSQL 15 server binaries (the local cluster). Safe to run again; does nothing when all
-# are present. Needs root (or sudo) only when something must be installed.
+# PostgreSQL 15 server binaries (the local cluster), Prometheus with promtool (one Debian
+# package: the ops tests run a real Prometheus and check the alert rules with promtool). Safe
+# to run again; does nothing when all are present. Needs root (or sudo) only when something
+# must be installed.
 set -euo pipefail
 
 need=()
@@ -12,6 +14,9 @@ if ! command -v pg_ctl >/dev/null 2>&1 && [ ! -x /usr/lib/postgresql/15/bin/pg_c
   need+=(postgresql-15)
 fi
 command -v curl >/dev/null 2>&1 || need+=(curl)
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  need+=(prometheus)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -27,5 +32,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian's postgresql package starts a system cluster on 5432; ours runs on its own port and
-# data folder, so the system one is left alone.
+# data folder, so the system one is left alone. Debian's prometheus package likewise may start
+# a system Prometheus on 9090; the tests run their own on a free port and never touch it.
 echo "bootstrap: done"

@@ -1,8 +1,13 @@
-"""The one place a SQLAlchemy engine is built for the product.
+"""The one place a SQLAlchemy engine is built for the product, and the one ``MetaData``.
 
 Every process builds one engine at its edge (``make_engine(settings)``) and passes it down.
 ``pool_pre_ping`` makes a connection that died under us (PostgreSQL restart, failover) get
 replaced on checkout instead of failing the first statement of the next record.
+
+Every service's tables module (``sinks/<service>/tables.py``) hangs its SQLAlchemy Core tables
+off :data:`metadata`. The migrations are the truth for the schema; the tables let code build
+statements without spelling column names as strings, and a test compares the two
+(:func:`sinks.migrate.declared_metadata`).
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Table, create_engine, select
+from sqlalchemy import MetaData, Table, create_engine, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.base import Sink
 from synapseops.errors import DatabaseUnavailable, SchemaInvalid
 from synapseops.settings import Settings
+
+metadata = MetaData()
 
 
 def make_engine(settings: Settings) -> sqlalchemy.Engine:

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from synapseops.errors import OutboundConfigInvalid
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -85,10 +87,6 @@ FORBIDDEN_STATIC_HEADERS = frozenset(
 
 class AddressRefused(Exception):
     """The guard refused every address of a host; :mod:`sinks.http` maps it to the tree."""
-
-
-class OutboundConfigInvalid(ValueError):
-    """A URL or a static header of a connector/endpoint config breaks the rules above."""
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

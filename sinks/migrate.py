@@ -7,15 +7,36 @@ at the repository root points at the same folder for people who run ``alembic`` 
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData
 from sqlalchemy.exc import OperationalError
 
 from synapseops.errors import DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Every module that declares tables (a new service adds its ``sinks/<service>/tables.py``).
+# Named, not imported: this shared module knows no service by import.
+TABLE_MODULES: tuple[str, ...] = (
+    "sinks.event_log.tables",
+    "sinks.dead_letters.tables",
+    "sinks.payments.tables",
+    "sinks.integration.tables",
+    "sinks.principals.tables",
+)
+
+
+def declared_metadata() -> MetaData:
+    """The product's ``MetaData`` with every table of :data:`TABLE_MODULES` on it."""
+    from sinks.db import metadata
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return metadata
 
 
 def alembic_config(database_url: str) -> Config:

@@ -43,9 +43,9 @@ from synapseops.settings import Settings
 log = get_logger(__name__)
 
 SERVICE_MODULES: tuple[str, ...] = (
-    "streams.event_log",
-    "streams.api_integration",
-    "streams.payment_gateway",
+    "streams.event_log.pipeline",
+    "streams.integration.pipeline",
+    "streams.payments.pipeline",
 )
 
 

@@ -17,27 +17,26 @@ The store never stops on a record. A retryable error (database or Kafka down, re
 unreachable) rewinds the record's partition to it and tries again after a backoff, while
 ``poll`` keeps the group membership. Anything else about the record is permanent and the
 partition moves on: a row that cannot be built or that PostgreSQL refuses is stored as
-:func:`~sinks.dead_letters.minimal_row` (raw bytes, headers, the reason); a trigger that
+:func:`~sinks.dead_letters.store.minimal_row` (raw bytes, headers, the reason); a trigger that
 cannot be encoded (schema subject missing, record not fitting the schema) leaves the row
 with the reason in ``store_error`` and the outbox flag unset.
 
-The consumer is confluent-kafka's, run as a supervised task (``run`` until ``stop``; see
-``streams/supervision.py``): its blocking calls run on one dedicated thread (the client is
-not meant to be called from two threads at once), database calls and trigger encoding (a
-registry lookup may block) in the default executor.
+The consumer is the one consumer loop of :mod:`streams.consumer`, run as a supervised task
+(``run`` until ``stop``; see ``streams/supervision.py``): its blocking calls run on its own
+thread, database calls and trigger encoding (a registry lookup may block) in the default
+executor.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from sinks.dead_letters import (
+from sinks.dead_letters.store import (
     DeadLetterRepository,
     DeadRecord,
     StoredDeadLetter,
@@ -45,10 +44,11 @@ from sinks.dead_letters import (
     to_row,
     trigger_record,
 )
+from streams.consumer import ConsumerLoop
 from streams.supervision import failure_reason
+from streams.triggers import TriggerPublisher
 from synapseops import headers as h
 from synapseops.errors import RetryableError
-from synapseops.ids import child_traceparent
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -58,28 +58,9 @@ log = get_logger(__name__)
 
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
-POLL_TIMEOUT_S = 0.5
 
 
-class TriggerEncoder:
-    """``notification_trigger`` records as Avro (Confluent wire format), with the schema ids
-    of the configured store: the registry when ``SYNAPSEOPS_SCHEMA_REGISTRY_URL`` is set,
-    else the schema files. ``encode`` answers from memory once the worker registered the
-    subjects at start; before that it may ask the registry, so async code calls it off the
-    loop (``asyncio.to_thread``)."""
-
-    def __init__(self, settings: Settings) -> None:
-        from schemas.serde import AvroSerde
-        from schemas.store import schema_store
-
-        store = schema_store(settings.schema_registry)
-        self._serde = AvroSerde(store, NOTIFICATION_TRIGGERS.value_schema)
-
-    def encode(self, record: dict[str, Any]) -> bytes:
-        return self._serde.encode(record)
-
-
-class DeadLetterStore:
+class DeadLetterStore(ConsumerLoop):
     """Consumes every pipeline's dead-letter topic into ``dead_letters``: a supervised unit
     (``run`` until ``stop``), or ``start``/``stop`` on a task of its own.
 
@@ -104,12 +85,13 @@ class DeadLetterStore:
         self.producer = producer
         self.trigger_topic = trigger_topic
         self.group_id = group_id or f"{settings.worker.group_id}.dead-letters"
+        config = consumer_config(
+            settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
+        )
+        super().__init__(config, name="dlq-consumer")
         self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
-        self._encoder = TriggerEncoder(settings)
-        self._consumer: Consumer | None = None
-        self._kafka_thread: ThreadPoolExecutor | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._triggers = TriggerPublisher(producer, settings, topic=trigger_topic)
+        self._backoff = BACKOFF_INITIAL_S
         # Records taken from the DLQ topics (stored or found stored) and committed; ``stored``
         # counts the rows this instance created.
         self.handled = 0
@@ -123,80 +105,39 @@ class DeadLetterStore:
 
     async def start(self) -> None:
         """Run :meth:`run` as a task of its own (tests; the worker supervises ``run``)."""
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self.run(), name="dead-letter-store")
+        self.start_task()
 
-    async def stop(self, grace_s: float = 15.0) -> None:
-        """Finish the record in hand, then leave the group. A record not committed by then is
-        read again by whoever gets its partition, and finds its row."""
-        self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
-            except TimeoutError:
-                self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def subscription(self) -> Sequence[str]:
+        return self.topics
 
-    async def run(self) -> None:
-        """Consume until :meth:`stop`; raises only what no record explains (a bug, a fatal
-        client error), for the supervisor to report and restart."""
-        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlq-consumer")
+    async def on_start(self) -> None:
+        await super().on_start()
+        log.info("dead-letter store started", extra={"topics": self.topics})
+
+    async def on_stopped(self) -> None:
+        log.info(
+            "dead-letter store stopped", extra={"handled": self.handled, "stored": self.stored}
+        )
+
+    async def on_message(self, consumer: Consumer, message: Message) -> None:
+        record = self._record(message)
         try:
-            config = consumer_config(
-                self.settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
+            await self.handle(record)
+            offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
+            # A commit lost to a rebalance: its new owner reads the record again and finds
+            # the row (and the flag) already there.
+            await self.call(self.commit, consumer, offsets)
+            self.handled += 1
+            self._backoff = BACKOFF_INITIAL_S
+        except RetryableError as exc:
+            log.warning(
+                "dead letter not stored yet; will retry",
+                extra={**record.log_fields(), "error": failure_reason(exc)},
             )
-            self._consumer = await self._on_kafka_thread(Consumer, config)
-            await self._on_kafka_thread(self._consumer.subscribe, self.topics)
-            log.info("dead-letter store started", extra={"topics": self.topics})
-            await self._consume(self._consumer)
-        finally:
-            if self._consumer is not None:
-                await asyncio.shield(self._on_kafka_thread(self._consumer.close))
-                self._consumer = None
-            self._kafka_thread.shutdown(wait=False)
-            self._kafka_thread = None
-            log.info(
-                "dead-letter store stopped",
-                extra={"handled": self.handled, "stored": self.stored},
-            )
-
-    async def _on_kafka_thread(self, fn: Any, *args: Any) -> Any:
-        assert self._kafka_thread is not None, "run() first"
-        return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
-
-    async def _consume(self, consumer: Consumer) -> None:
-        backoff = BACKOFF_INITIAL_S
-        while not self._stopping.is_set():
-            message: Message | None = await self._on_kafka_thread(consumer.poll, POLL_TIMEOUT_S)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                # Unknown topic (not applied yet), transient broker trouble: the client retries.
-                log.warning("dead-letter consumer error", extra={"error": error.str()})
-                continue
-            record = self._record(message)
-            try:
-                await self.handle(record)
-                await self._on_kafka_thread(self._commit, consumer, record)
-                self.handled += 1
-                backoff = BACKOFF_INITIAL_S
-            except RetryableError as exc:
-                log.warning(
-                    "dead letter not stored yet; will retry",
-                    extra={**record.log_fields(), "error": failure_reason(exc)},
-                )
-                # Read it again on the next poll; the partition does not move past it.
-                await self._on_kafka_thread(self._rewind, consumer, record)
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            # Read it again on the next poll; the partition does not move past it.
+            await self.call(self.rewind, consumer, record.topic, record.partition, record.offset)
+            await self.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
 
     def _record(self, message: Message) -> DeadRecord:
         topic = message.topic() or ""
@@ -251,10 +192,9 @@ class DeadLetterStore:
             return row, await asyncio.to_thread(self.repository.store, row)
 
     async def _publish_trigger(self, record: DeadRecord, row_id: int, row: dict[str, Any]) -> None:
-        trigger = trigger_record(row_id, row)
         try:
             # Off the loop: encoding may ask the schema registry.
-            value = await asyncio.to_thread(self._encoder.encode, trigger)
+            value = await self._triggers.encode_off_loop(trigger_record(row_id, row))
         except RetryableError:
             raise
         except Exception as exc:
@@ -265,40 +205,10 @@ class DeadLetterStore:
             )
             await asyncio.to_thread(self.repository.note_store_error, row_id, reason)
             return
-        await self.producer.send(
-            self.trigger_topic,
-            value,
-            key=record.pipeline.encode(),
-            headers=_trigger_headers(record),
-        )
+        # The trigger continues the dead record's trace, so a notification links to its input.
+        traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
+        await self._triggers.send(value, key=record.pipeline.encode(), traceparent=traceparent)
         await asyncio.to_thread(self.repository.mark_trigger_published, row_id)
-
-    @staticmethod
-    def _commit(consumer: Consumer, record: DeadRecord) -> None:
-        offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # Lost the partition in a rebalance: its new owner reads the record again and
-            # finds the row (and the flag) already there.
-            log.warning(
-                "dead-letter offset not committed", extra={**record.log_fields(), "error": str(exc)}
-            )
-
-    @staticmethod
-    def _rewind(consumer: Consumer, record: DeadRecord) -> None:
-        try:
-            consumer.seek(TopicPartition(record.topic, record.partition, record.offset))
-        except KafkaException as exc:
-            log.warning(
-                "dead-letter rewind failed", extra={**record.log_fields(), "error": str(exc)}
-            )
-
-
-def _trigger_headers(record: DeadRecord) -> list[tuple[str, bytes]]:
-    # The trigger continues the dead record's trace, so a notification links to its input.
-    traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
-    return [(h.TRACEPARENT, child_traceparent(traceparent).encode())]
 
 
 def _as_bytes(value: str | bytes | None) -> bytes | None:

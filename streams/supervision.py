@@ -144,6 +144,7 @@ class Supervisor(Service):
             # Down until its unit runs: a task that never started is not healthy either.
             self.states[spec.name].down_since = time.time()
             TASK_UP.labels(spec.name).set(0)
+            TASK_RESTARTS.labels(spec.name)  # from 0: the first restart is an increase
             keeper = asyncio.create_task(self._keep(spec), name=f"supervise:{spec.name}")
             self._keepers[keeper] = spec.name
         log.info("supervised tasks started", extra={"tasks": [spec.name for spec in self.specs]})

@@ -34,13 +34,23 @@ API Integration adds (on ``integration.events``):
 
 The retry road adds its own headers (``synapseops-attempt`` …); they are listed in
 ``streams/road`` where they are written.
+
+The ingress headers are written in one place and read in one place: :func:`ingress_headers`
+is what every producer onto a pipeline input stamps (the webhook routes, the API's commands,
+the REST pollers, the Kafka-topic forwarders), :class:`IngressHeaders` is how every pipeline
+reads them back (with one fallback each: the received-at time falls back to the record's
+timestamp, the HTTP headers to none).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+from synapseops.errors import SchemaInvalid
 from synapseops.redaction import scrub
 
 EVENT_ID = "synapseops-event-id"
@@ -90,3 +100,129 @@ def http_headers_json(headers: Mapping[str, str]) -> bytes:
     # shapes. Signatures stay: they prove the kept raw bytes, and prove nothing else.
     kept = {k.lower(): scrub(v) for k, v in headers.items() if k.lower() not in SECRET_HTTP_HEADERS}
     return json.dumps(kept, sort_keys=True).encode()
+
+
+def received_at_now() -> str:
+    """RFC 3339 UTC with milliseconds, the ``synapseops-received-at`` format."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ingress_headers(
+    *,
+    event_id: str,
+    source: str,
+    traceparent: str,
+    received_at: str | None = None,
+    event_type: str | None = None,
+    http_headers: Mapping[str, str] | None = None,
+    content_type: str | None = "application/json",
+    connector: str | None = None,
+    endpoint: str | None = None,
+) -> HeaderList:
+    """The ingress headers of one record, in the order every producer writes them.
+
+    ``http_headers`` are the request's, kept as :func:`http_headers_json` keeps them;
+    ``connector``/``endpoint`` route an ``integration.events`` record to its flows;
+    ``content_type=None`` leaves the media type to headers the caller keeps (a forwarded
+    record's own).
+    """
+    result: HeaderList = [(EVENT_ID, event_id.encode()), (SOURCE, source.encode())]
+    if event_type is not None:
+        result.append((EVENT_TYPE, event_type.encode()))
+    if received_at is not None:
+        result.append((RECEIVED_AT, received_at.encode()))
+    if http_headers is not None:
+        result.append((HTTP_HEADERS, http_headers_json(http_headers)))
+    if content_type is not None:
+        result.append((CONTENT_TYPE, content_type.encode()))
+    result.append((TRACEPARENT, traceparent.encode()))
+    if connector is not None:
+        result.append((CONNECTOR, connector.encode()))
+    if endpoint is not None:
+        result.append((ENDPOINT, endpoint.encode()))
+    return result
+
+
+@dataclass(frozen=True)
+class IngressHeaders:
+    """The ingress headers of one consumed record, as text (the last value of a name wins).
+
+    Build with :meth:`read`; ``values`` keeps every header of the record, ingress or not.
+    """
+
+    values: Mapping[str, str]
+
+    @classmethod
+    def read(cls, headers: Iterable[tuple[str, bytes | None]] | None) -> IngressHeaders:
+        return cls(to_map(headers))
+
+    def get(self, name: str) -> str | None:
+        """The header's text, ``None`` when absent or blank."""
+        value = self.values.get(name)
+        return value if value and value.strip() else None
+
+    @property
+    def event_id(self) -> str | None:
+        return self.get(EVENT_ID)
+
+    @property
+    def source(self) -> str | None:
+        return self.get(SOURCE)
+
+    @property
+    def event_type(self) -> str | None:
+        return self.get(EVENT_TYPE)
+
+    @property
+    def traceparent(self) -> str | None:
+        return self.get(TRACEPARENT)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.get(CONTENT_TYPE)
+
+    @property
+    def connector(self) -> str | None:
+        return self.get(CONNECTOR)
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.get(ENDPOINT)
+
+    @property
+    def flow_id(self) -> str | None:
+        return self.get(FLOW_ID)
+
+    def http_headers(self) -> dict[str, Any] | None:
+        """The request's HTTP headers (a JSON object), credentials dropped once more in case
+        a producer other than ingress kept them; ``None`` when absent or not an object."""
+        raw = self.values.get(HTTP_HEADERS)
+        if not raw:
+            return None
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        return {k: v for k, v in parsed.items() if str(k).lower() not in SECRET_HTTP_HEADERS}
+
+    def received_at(self, timestamp_ms: int | None) -> datetime:
+        """When ingress took the record: its ``synapseops-received-at`` (RFC 3339; a time
+        without zone is UTC), else the record's timestamp. :class:`SchemaInvalid` when
+        neither is a usable time (a producer may stamp any int64; past year 9999 it is no
+        time at all)."""
+        text = self.values.get(RECEIVED_AT)
+        if text:
+            try:
+                parsed = datetime.fromisoformat(text.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if timestamp_ms is not None and timestamp_ms > 0:
+            try:
+                return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+            except (ValueError, OverflowError, OSError):
+                pass
+        raise SchemaInvalid(f"no usable {RECEIVED_AT} header and no record timestamp")

@@ -5,12 +5,12 @@ Two kinds of rule, applied in this order:
 1. **Known secret values.** Every secret a process holds is remembered here: the ``SecretStr``
    fields of :class:`~synapseops.settings.Settings` (API token, Stripe webhook secrets, the
    credentials key, the database URL's password — remembered whenever a Settings is built),
-   every credential the process decrypts or encrypts (:mod:`sinks.credentials`), and anything
-   else a module passes to :func:`remember`. A known value is hidden in every spelling a text
-   can carry it in: as is, JSON-escaped or percent-encoded (any mixture, character by
-   character: ``\\u0061``, ``\\"``, ``%2F``, ``+``), and base64 (standard and URL-safe, whole
-   or inside a longer base64 text at any of the three byte alignments, which covers the
-   ``Basic`` header of ``user:pass``).
+   every credential the process decrypts or encrypts (:mod:`sinks.integration.credentials`),
+   and anything else a module passes to :func:`remember`. A known value is hidden in every spelling
+   a text can carry it in: as is, JSON-escaped or percent-encoded (any mixture, character by
+   character: ``\\u0061``, ``\\"``, ``%2F``, ``+``), and base64 (standard and URL-safe, whole or
+   inside a longer base64 text at any of the three byte alignments, which covers the ``Basic``
+   header of ``user:pass``).
 2. **Shapes of secrets nobody told us about**: the values of ``Authorization``, ``Cookie``,
    signature and API-key headers (as ``Name: value`` lines, JSON members or Python reprs),
    ``Bearer``/``Basic`` tokens, ``user:password@`` in URLs, ``token=``-like query parameters,

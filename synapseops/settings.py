@@ -297,7 +297,8 @@ class SupervisionSettings(BaseSettings):
 
 
 class ReplaySettings(BaseSettings):
-    """The lease a running dead-letter replay holds on its Idempotency-Key (sinks/replay.py).
+    """The lease a running dead-letter replay holds on its Idempotency-Key
+    (sinks/dead_letters/replay.py).
 
     The replay renews it every ``heartbeat_s``; a repeat of the request takes over a replay
     whose lease is older than ``lease_s`` (its process died). Six missed renewals: a GC
@@ -326,6 +327,10 @@ class ObservabilitySettings(BaseSettings):
     health_cache_s: float = Field(default=3.0, ge=0)
     # The dead-letter gauges (a GROUP BY over dead_letters) are reused this long per scrape.
     dead_letter_gauges_cache_s: float = Field(default=5.0, ge=0)
+    # Consumer groups whose lag the API's /metrics reads from the broker (synapseops/
+    # kafka_lag.py): comma-separated ids, each with its `<id>.*` groups; empty: the worker's.
+    lag_groups: str = ""
+    lag_cache_s: float = Field(default=5.0, ge=0)
 
 
 class ConsoleSettings(BaseSettings):

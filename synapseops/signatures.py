@@ -27,12 +27,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
-
-class SignatureInvalid(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
+from synapseops.errors import SignatureInvalid
 
 # The schemes a webhook source can choose (``none``: unsigned, chosen explicitly).
 SCHEMES = ("shopify", "standard_webhooks", "hmac_hex", "none")

@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.console import dead_letters, home, lineage, login
-from api.console.render import HERE, LoginRequired, Pages
+from api.console.render import HERE, Pages
 from api.console.services import SERVICES
 from api.console.session import CookiePolicy, SessionAuth, SessionCodec, signing_key
+from synapseops.errors import LoginRequired
 from synapseops.settings import Settings
 
 STATIC_PATH = "/console/static"

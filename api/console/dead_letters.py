@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.console.render import PagesDep, UserDep, as_text, parse_moment
 from api.deps import EngineDep
 from api.routes.dead_letters import ReplayDep, Status, get_dead_letter, list_dead_letters
-from sinks.lineage import trace
+from sinks.views.lineage import trace
 from topics.registry import PIPELINE_INPUTS
 
 router = APIRouter(include_in_schema=False)

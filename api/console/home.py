@@ -19,7 +19,7 @@ from api.console.registry import HomeCard, ServicePages
 from api.console.render import PagesDep, UserDep
 from api.deps import EngineDep, SettingsDep
 from api.routes.health import health_probe
-from api.routes.overview import overview
+from api.routes.views.overview import overview
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
 

@@ -1,6 +1,6 @@
 """``/lineage/{trace_id}``: one trace from the raw input to every effect, as one page.
 
-Reads :func:`sinks.lineage.trace`, the function behind ``GET /api/v1/lineage/{trace_id}``.
+Reads :func:`sinks.views.lineage.trace`, the function behind ``GET /api/v1/lineage/{trace_id}``.
 Every effect the console shows (a Run, a settlement, a dead letter) links here by its trace.
 """
 
@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.console.render import PagesDep, UserDep, as_text
 from api.deps import EngineDep
-from sinks.lineage import trace
+from sinks.views.lineage import trace
 
 router = APIRouter(include_in_schema=False)
 

@@ -1,6 +1,6 @@
 """``/login`` and ``/logout``: a console user's session begins and ends here.
 
-Login checks the form's CSRF double submit, then the password (:func:`sinks.users.
+Login checks the form's CSRF double submit, then the password (:func:`sinks.principals.users.
 verify_password`, argon2id), then starts a *new* session (a fresh id at every login, so a
 session id planted before login is worth nothing) and sets its signed cookie. A wrong name or
 password answers the same 401 page with the same text. Failed logins per name are slowed
@@ -25,7 +25,7 @@ from api.console.session import (
     SessionAuth,
 )
 from api.deps import EngineDep, SettingsDep
-from sinks.users import end_session, start_session, verify_password
+from sinks.principals.users import end_session, start_session, verify_password
 from synapseops.logging import get_logger
 
 router = APIRouter(include_in_schema=False)

@@ -3,7 +3,10 @@
 A service's pages are one package under ``api/console/services/`` that exports a
 :class:`ServicePages`; ``api/console/services/__init__.py`` lists them (one line each). The
 console mounts each router, puts the service in the navigation and asks it for its home card.
-Its templates live in the package's own ``templates/`` folder (named ``<slug>/...``).
+The package is named by the service as in every other layer (``payments``, ``integration``;
+``crm``, ``aggregation``, ``notifications`` to come), and so is its templates folder
+(``api/console/services/<service>/templates/<service>/...``); the URL keeps the product's
+name (``/services/payment-gateway``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class HomeCard:
 
 @dataclass(frozen=True)
 class ServicePages:
+    service: str  # the service's name in every layer: its package and its templates folder
     slug: str  # the URL segment: /services/<slug>
     title: str
     router: APIRouter

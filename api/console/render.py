@@ -24,17 +24,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.console.registry import ServicePages
 from api.console.session import SESSION_COOKIE, SessionAuth
+from synapseops.errors import LoginRequired
 from synapseops.principals import Principal, Role
 
 HERE = Path(__file__).resolve().parent
 ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
-
-
-class LoginRequired(Exception):
-    """Raised by :func:`console_user`; the app answers a redirect to the login page."""
-
-    def __init__(self, next_path: str) -> None:
-        self.next_path = next_path
 
 
 @dataclass(frozen=True)

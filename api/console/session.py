@@ -2,7 +2,7 @@
 
 The cookie ``synapseops_session`` holds a session id signed with itsdangerous (HMAC-SHA256,
 timestamped: a cookie older than the session lifetime is refused before any database read).
-The id finds a ``console_sessions`` row (:mod:`sinks.users`), which is the truth: logout,
+The id finds a ``console_sessions`` row (:mod:`sinks.principals.users`), which is the truth: logout,
 disabling the user or a new password end it. Cookie flags: ``HttpOnly``, ``SameSite=Lax``
 (a link from a Slack message to ``/dead-letters/42`` still arrives logged in), ``Secure``
 outside dev, ``Max-Age`` the session lifetime; a login always makes a new id.
@@ -28,15 +28,15 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import timedelta
+from functools import cached_property
 
 import sqlalchemy
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.types import Scope
 
 from api.auth import Refused
-from sinks.users import session_principal
+from sinks.principals.users import session_principal
 from synapseops.errors import ConfigurationError, DatabaseUnavailable
 from synapseops.logging import get_logger
 from synapseops.principals import Principal
@@ -58,7 +58,7 @@ def signing_key(settings: Settings) -> bytes:
     configured = settings.console.session_secret
     if configured is not None and configured.get_secret_value():
         return configured.get_secret_value().encode()
-    from sinks.credentials import dev_key
+    from sinks.integration.credentials import dev_key
 
     source = settings.credentials_key.get_secret_value() if settings.credentials_key else ""
     keys = [part.strip() for part in source.split(",") if part.strip()]

@@ -15,24 +15,19 @@ from fastapi import APIRouter
 from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
-from api.routes import (
-    connector_webhooks,
+from api.routes import dead_letters, health, tokens
+from api.routes.event_log import events, webhooks
+from api.routes.integration import (
+    INTEGRATION_ROUTERS,
     connectors,
     credentials,
-    dead_letters,
-    events,
     flows,
-    health,
-    lineage,
     mappings,
-    overview,
     runs,
-    settlements,
-    stripe_webhooks,
-    tokens,
-    webhooks,
 )
-from api.routes.integration import INTEGRATION_ROUTERS
+from api.routes.integration import webhooks as connector_webhooks
+from api.routes.payments import settlements, stripe_webhooks
+from api.routes.views import lineage, overview
 from synapseops.principals import Role
 
 VIEWER, OPERATOR, APPROVER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN

@@ -1,8 +1,8 @@
 """``/api/v1/dead-letters``: list, inspect, replay and discard dead letters.
 
 Reads come from PostgreSQL (the ``dead_letters`` table the dead-letter store fills); a replay
-produces each record back into its pipeline through :mod:`sinks.replay`, the same code the
-``synapseops replay`` command runs. The read routes are plain ``def`` (FastAPI's threadpool
+produces each record back into its pipeline through :mod:`sinks.dead_letters.replay`, the same code
+the ``synapseops replay`` command runs. The read routes are plain ``def`` (FastAPI's threadpool
 keeps psycopg2 off the event loop); the replay is ``async`` because it awaits each delivery.
 """
 
@@ -17,24 +17,20 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, ProducerDep, SettingsDep
-from sinks.dead_letter_tables import DEAD
-from sinks.replay import (
+from sinks.dead_letters.replay import (
     DEFAULT_RATE_PER_S,
     DeadLetterFilter,
     DeadLetterReplay,
-    EmptyFilter,
-    ReplayInProgress,
-    ReplayKeyReused,
-    ReplayLeaseLost,
     pipelines_for,
 )
+from sinks.dead_letters.tables import DEAD
 from topics.registry import PipelineSpec
 
 router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
 
 MAX_PAGE = 500
 MAX_RATE_PER_S = 10_000.0
-# The values of sinks.dead_letter_tables.STATUSES (a Literal cannot be built from a tuple).
+# The values of sinks.dead_letters.tables.STATUSES (a Literal cannot be built from a tuple).
 Status = Literal["dead", "replayed", "discarded"]
 
 
@@ -182,22 +178,16 @@ async def replay_dead_letters(
     lease is stale); with another filter it is refused. ``dry_run`` counts what would be
     sent."""
     criteria = DeadLetterFilter.model_validate(body.model_dump(include=_FILTER_FIELDS))
-    try:
-        result = await replay.replay(
-            criteria,
-            dry_run=body.dry_run,
-            rate_per_s=body.rate_per_s,
-            idempotency_key=idempotency_key,
-            requested_by="api",
-            producer=producer,
-        )
-    except (EmptyFilter, ReplayKeyReused) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except ReplayInProgress as exc:
-        retry_after = {"Retry-After": str(int(exc.retry_after_s + 0.999))}
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=retry_after) from exc
-    except ReplayLeaseLost as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    # EmptyFilter / ReplayKeyReused (422), ReplayInProgress (409, Retry-After) and
+    # ReplayLeaseLost (409) are RecordErrors: api/main.py answers them.
+    result = await replay.replay(
+        criteria,
+        dry_run=body.dry_run,
+        rate_per_s=body.rate_per_s,
+        idempotency_key=idempotency_key,
+        requested_by="api",
+        producer=producer,
+    )
     return ReplayResponse(**result.as_json())
 
 
@@ -207,10 +197,7 @@ async def replay_dead_letters(
     responses={422: {"description": "no criterion given, or an invalid one"}},
 )
 def discard_dead_letters(body: DeadLetterFilter, replay: ReplayDep) -> DiscardResponse:
-    try:
-        ids = replay.discard(body)
-    except EmptyFilter as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    ids = replay.discard(body)  # EmptyFilter: 422 (a RecordError)
     return DiscardResponse(discarded=len(ids), ids=ids)
 
 

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep, PrincipalDep
-from api.routes.records import record_errors
-from sinks import principals as store
+from sinks.principals import store
 from synapseops.principals import NAME_PATTERN, Role
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -73,14 +72,13 @@ _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such (li
 def create_token(
     body: TokenCreate, engine: EngineDep, principal: PrincipalDep, response: Response
 ) -> TokenCreated:
-    with record_errors():
-        row, minted = store.create_token(
-            engine,
-            name=body.name,
-            roles=body.roles,
-            created_by=principal.actor,
-            expires_at=body.expires_at,
-        )
+    row, minted = store.create_token(
+        engine,
+        name=body.name,
+        roles=body.roles,
+        created_by=principal.actor,
+        expires_at=body.expires_at,
+    )
     response.headers["Cache-Control"] = "no-store"
     return TokenCreated.model_validate({**row, "token": minted.token})
 
@@ -93,12 +91,10 @@ def list_tokens(engine: EngineDep, include_revoked: bool = False) -> list[TokenP
 
 @router.get("/{token_id}", responses=_NOT_FOUND)
 def get_token(token_id: TokenId, engine: EngineDep) -> TokenPublic:
-    with record_errors():
-        return TokenPublic.model_validate(store.get_token(engine, token_id))
+    return TokenPublic.model_validate(store.get_token(engine, token_id))
 
 
 @router.delete("/{token_id}", responses=_NOT_FOUND, summary="Revoke a token (the row stays)")
 def revoke_token(token_id: TokenId, engine: EngineDep, principal: PrincipalDep) -> TokenPublic:
-    with record_errors():
-        row = store.revoke_token(engine, token_id, by=principal.actor, by_name=False)
+    row = store.revoke_token(engine, token_id, by=principal.actor, by_name=False)
     return TokenPublic.model_validate(row)

@@ -16,7 +16,7 @@ from pathlib import Path
 from streams.mapping import compile_mapping, dump_output, load_payload
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPING = ROOT / "tests" / "unit" / "golden" / "shopify_order_to_erp.mapping.json"
+MAPPING = ROOT / "tests" / "golden" / "shopify_order_to_erp.mapping.json"
 SAMPLE_ORDER = ROOT / "samples" / "shopify" / "order.json"
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from sinks.tables import metadata
+from sinks.migrate import declared_metadata
 
 config = context.config
-target_metadata = metadata
+target_metadata = declared_metadata()
 
 
 def _url() -> str:

@@ -9,5 +9,5 @@
 - :mod:`streams.integration.kafka_source` — a flow whose source is a Kafka topic, forwarded
   onto ``integration.events`` with the flow's headers.
 
-The pipeline that wires them to the road is :mod:`streams.api_integration`.
+The pipeline that wires them to the road is :mod:`streams.integration.pipeline`.
 """

@@ -56,7 +56,8 @@ def source_event(record: RoadRecord) -> SourceEvent:
 
     Raises :class:`SchemaInvalid` without an event id, connector or endpoint header.
     """
-    found = kh.to_map(record.headers)
+    ingress = kh.IngressHeaders.read(record.headers)
+    found = ingress.values
     missing = [name for name in (kh.EVENT_ID, kh.CONNECTOR, kh.ENDPOINT) if not found.get(name)]
     if missing:
         raise SchemaInvalid(f"integration event without header(s) {', '.join(missing)}")
@@ -66,9 +67,9 @@ def source_event(record: RoadRecord) -> SourceEvent:
         endpoint=found[kh.ENDPOINT],
         body=record.value or b"",
         entity_key=record.key.decode("utf-8", "replace") if record.key else None,
-        event_type=found.get(kh.EVENT_TYPE) or None,
-        traceparent=found.get(kh.TRACEPARENT) or None,
-        flow_id=found.get(kh.FLOW_ID) or None,
+        event_type=ingress.event_type,
+        traceparent=ingress.traceparent,
+        flow_id=ingress.flow_id,
         headers={k: v for k, v in found.items() if k not in ROAD_HEADERS},
     )
 

@@ -21,7 +21,8 @@ retried after a backoff (doubling to :data:`MAX_BACKOFF_S`), and every other top
 partition keeps flowing. A record refused for good (a :class:`~synapseops.errors.FatalError`)
 goes to ``integration-delivery.dlq`` with its routing headers and the reason, like any poison
 record, and its partition moves on. The forwarder is a supervised task
-(``streams/supervision.py``): ``run`` until ``stop``.
+(``streams/supervision.py``) on the one consumer loop of :mod:`streams.consumer`: ``run``
+until ``stop``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from streams.consumer import ConsumerLoop
 from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
 from streams.integration.source_config import reserved_topics
 from streams.integration.topic_sources import (
@@ -45,7 +45,7 @@ from streams.integration.topic_sources import (
     topic_sources,
 )
 from streams.road.record import RoadRecord
-from synapseops.errors import FatalError, KafkaUnavailable, SynapseOpsError
+from synapseops.errors import FatalError, SynapseOpsError
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -72,7 +72,7 @@ class Hold:
     delay: float
 
 
-class KafkaSourceForwarder:
+class KafkaSourceForwarder(ConsumerLoop):
     """Forwards the records of every Kafka-topic source onto ``integration.events``."""
 
     def __init__(
@@ -82,68 +82,35 @@ class KafkaSourceForwarder:
         self.engine = engine
         self.producer = producer
         self.group_id = f"{settings.worker.group_id}.integration-sources"
+        super().__init__(consumer_config(settings.kafka, self.group_id), name="kafka-source")
         self.reserved = reserved_topics(settings)
         registry = platform_registry(settings.retry.delays)
         self.dlq_topic = registry.pipelines[INTEGRATION_DELIVERY].dlq_topic
-        self._stopping = asyncio.Event()
-        self._executor: ThreadPoolExecutor | None = None
         self._held: dict[Partition, Hold] = {}
         self._misconfigured = MisconfiguredSources("kafka")
+        self._sources: dict[str, list[TopicSource]] = {}
+        self._listed_at = -REFRESH_S
         self.forwarded = 0
 
-    async def stop(self) -> None:
-        self._stopping.set()
+    # ---- on the consumer loop (streams.consumer) ------------------------------------------
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        assert self._executor is not None
+    async def before_poll(self) -> None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        if loop.time() - self._listed_at >= REFRESH_S:
+            self._listed_at = loop.time()
+            fresh = await self._read_sources(self._sources)
+            if self.consumer is None or sorted(fresh) != sorted(self._sources):
+                await self.close_consumer()
+                self._held.clear()
+                if fresh:
+                    await self.subscribe(sorted(fresh))
+                    log.info("kafka sources subscribed", extra={"topics": sorted(fresh)})
+            self._sources = fresh
+        if self.consumer is not None:
+            await self.call(self._unblock_due, self.consumer)
 
-    async def run(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-source")
-        consumer: Consumer | None = None
-        sources: dict[str, list[TopicSource]] = {}
-        listed_at = -REFRESH_S
-        loop = asyncio.get_running_loop()
-        try:
-            while not self._stopping.is_set():
-                if loop.time() - listed_at >= REFRESH_S:
-                    listed_at = loop.time()
-                    fresh = await self._read_sources(sources)
-                    if consumer is None or sorted(fresh) != sorted(sources):
-                        if consumer is not None:
-                            await self._call(consumer.close)
-                            consumer = None
-                        self._held.clear()
-                        if fresh:
-                            consumer = await self._subscribe(sorted(fresh))
-                    sources = fresh
-                if consumer is None:
-                    await self._sleep(POLL_S)
-                    continue
-                await self._call(self._unblock_due, consumer)
-                message: Message | None = await self._call(consumer.poll, POLL_S)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.fatal():
-                        raise KafkaUnavailable(f"kafka source consumer failed: {error.str()}")
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("kafka source consumer error", extra={"error": error.str()})
-                    continue
-                await self._forward_contained(consumer, message, sources)
-        finally:
-            if consumer is not None:
-                await asyncio.shield(self._call(consumer.close))
-            self._executor.shutdown(wait=False)
-            self._executor = None
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+    async def on_message(self, consumer: Consumer, message: Message) -> None:
+        await self._forward_contained(consumer, message, self._sources)
 
     async def _read_sources(
         self, known: dict[str, list[TopicSource]]
@@ -156,16 +123,7 @@ class KafkaSourceForwarder:
         self._misconfigured.report(invalid)
         return fresh
 
-    async def _subscribe(self, topics: list[str]) -> Consumer:
-        config = consumer_config(self.settings.kafka, self.group_id)
-        consumer: Consumer = await self._call(Consumer, config)
-        await self._call(
-            consumer.subscribe, topics, on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        log.info("kafka sources subscribed", extra={"topics": topics})
-        return consumer
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # A partition (re)gained starts from its committed offset; no hold carries over, and
         # librdkafka may remember a pause across a revoke and a re-assign.
         consumer.assign(partitions)
@@ -176,7 +134,7 @@ class KafkaSourceForwarder:
         except KafkaException as exc:
             log.debug("resume on assign refused", extra={"error": str(exc)})
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._held.pop((tp.topic, tp.partition), None)
 
@@ -216,7 +174,7 @@ class KafkaSourceForwarder:
         except Exception as exc:
             delay = min(held.delay * 2, MAX_BACKOFF_S) if held is not None else FIRST_BACKOFF_S
             self._held[where] = Hold(record.offset, time.monotonic() + delay, delay)
-            await self._call(consumer.pause, [TopicPartition(record.topic, record.partition)])
+            await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
             SOURCE_FAILURES.labels("kafka", "forward_failed").inc()
             log.warning(
                 "kafka source record not forwarded; its partition waits and retries",
@@ -269,9 +227,6 @@ class KafkaSourceForwarder:
         await self._commit(consumer, record)
 
     async def _commit(self, consumer: Consumer, record: RoadRecord) -> None:
+        # A commit lost to a rebalance only means the record is forwarded again.
         offset = TopicPartition(record.topic, record.partition, record.offset + 1)
-        try:
-            await self._call(consumer.commit, offsets=[offset], asynchronous=False)
-        except KafkaException as exc:
-            # A commit lost to a rebalance only means the record is forwarded again.
-            log.warning("kafka source commit failed", extra={"error": str(exc)})
+        await self.call(self.commit, consumer, [offset])

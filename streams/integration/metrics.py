@@ -21,6 +21,10 @@ SOURCE_FAILURES = Counter(
     "kind (rest, kafka) and reason (invalid_config, poll_failed, forward_failed)",
     ["kind", "reason"],
 )
+# Every series from 0 at start: one born at 1 by its first failure reads as no increase.
+for _kind, _reason in (("rest", "invalid_config"), ("rest", "poll_failed"),
+                       ("kafka", "invalid_config"), ("kafka", "forward_failed")):  # fmt: skip
+    SOURCE_FAILURES.labels(_kind, _reason)
 
 
 class MisconfiguredSources:

@@ -35,11 +35,11 @@ from urllib.parse import urlencode
 import sqlalchemy
 from sqlalchemy import select, update
 
-from sinks.credentials import auth_headers
 from sinks.db import database_errors
 from sinks.http import HttpTarget
-from sinks.integration_store import load_credential
-from sinks.integration_tables import connectors, endpoints, flows
+from sinks.integration.credentials import auth_headers
+from sinks.integration.store import load_credential
+from sinks.integration.tables import connectors, endpoints, flows
 from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
 from streams.integration.source_config import (
     PollConfig,
@@ -329,19 +329,20 @@ class RestPoller:
         finally:
             await target.aclose()
         items, next_cursor = read_page(load_payload(response.body), config, cursor)
+        received_at = kh.received_at_now()
         for item in items:
             await self.producer.send(
                 INTEGRATION_EVENTS.name,
                 item.body,
                 key=item.entity_key.encode(),
-                headers=[
-                    (kh.EVENT_ID, item.event_id.encode()),
-                    (kh.SOURCE, source.connector.encode()),
-                    (kh.CONNECTOR, source.connector.encode()),
-                    (kh.ENDPOINT, source.endpoint.encode()),
-                    (kh.CONTENT_TYPE, b"application/json"),
-                    (kh.TRACEPARENT, new_traceparent().encode()),
-                ],
+                headers=kh.ingress_headers(
+                    event_id=item.event_id,
+                    source=source.connector,
+                    received_at=received_at,
+                    traceparent=new_traceparent(),
+                    connector=source.connector,
+                    endpoint=source.endpoint,
+                ),
             )
         if next_cursor != cursor:
             await asyncio.to_thread(save_cursor, self.engine, source.endpoint_id, next_cursor)

@@ -13,7 +13,7 @@ import sqlalchemy
 from sqlalchemy import select
 
 from sinks.db import database_errors
-from sinks.integration_tables import connectors, endpoints, flows
+from sinks.integration.tables import connectors, endpoints, flows
 from streams.integration.source_config import (
     KafkaSourceConfig,
     ReservedTopics,
@@ -90,11 +90,14 @@ def forwarded_headers(record: RoadRecord, source: TopicSource) -> list[tuple[str
     traceparent = child_traceparent(foreign_trace.decode("latin-1") if foreign_trace else None)
     return [
         *kept,
-        (kh.TRACEPARENT, traceparent.encode()),
-        (kh.EVENT_ID, event_id.encode()),
-        (kh.SOURCE, source.connector.encode()),
-        (kh.CONNECTOR, source.connector.encode()),
-        (kh.ENDPOINT, source.endpoint.encode()),
+        *kh.ingress_headers(
+            event_id=event_id,
+            source=source.connector,
+            traceparent=traceparent,
+            content_type=None,  # the record's own, kept above
+            connector=source.connector,
+            endpoint=source.endpoint,
+        ),
     ]
 
 

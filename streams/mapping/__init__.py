@@ -19,11 +19,12 @@ from streams.mapping.engine import (
     apply_mapping,
     compile_mapping,
 )
-from streams.mapping.errors import MappingFailed, MappingSpecInvalid, RuleError
+from streams.mapping.errors import RuleError
 from streams.mapping.money import currency_exponent
 from streams.mapping.paths import resolve
 from streams.mapping.payload import dump_output, jsonable, load_payload
 from streams.mapping.rules import MappingSpec, mapping_json_schema
+from synapseops.errors import MappingFailed, MappingSpecInvalid
 
 __all__ = [
     "CompiledMapping",

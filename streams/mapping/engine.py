@@ -29,12 +29,13 @@ from pydantic import ValidationError
 
 from streams.mapping import rules
 from streams.mapping.conditions import compile_condition
-from streams.mapping.errors import MappingFailed, MappingSpecInvalid, RuleError, spec_problems
+from streams.mapping.errors import RuleError, spec_problems
 from streams.mapping.failures import Context, Failed, RuleName
 from streams.mapping.paths import MISSING, compile_reader, parse_source, parse_target
 from streams.mapping.payload import decimal_text
 from streams.mapping.scalars import TransformFailed
 from streams.mapping.values import constant, finish, finisher, producer, step_failed, steps
+from synapseops.errors import MappingFailed, MappingSpecInvalid
 
 Write = Callable[[Any, Any, dict[str, Any], list[RuleError], Context], None]
 """``write(root, item, out, errors, context)``: put the rule's field into ``out``, or raise

@@ -21,7 +21,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from streams.mapping.payload import jsonable
-from synapseops.errors import FatalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,22 +50,6 @@ class RuleError:
             "value": jsonable(self.value),
             "source": self.source,
         }
-
-
-class MappingSpecInvalid(FatalError):
-    """The rule JSON cannot be compiled; ``problems`` has one message per problem."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
-
-
-class MappingFailed(FatalError):
-    """A payload broke one or more rules (raised by ``MappingResult.raise_for_errors``)."""
-
-    def __init__(self, errors: Sequence[RuleError]) -> None:
-        super().__init__("; ".join(error.message for error in errors))
-        self.errors = list(errors)
 
 
 def spec_problems(raw: Any, exc: ValidationError) -> list[str]:

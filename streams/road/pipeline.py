@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -49,6 +49,11 @@ class Outcome:
 
 
 Handler = Callable[[RoadRecord], Awaitable[Outcome]]
+# The batch contract (see :mod:`streams.road.batch`): records of ONE kind from ONE partition, in
+# offset order; one answer per record, in the same order — its Outcome, or the exception that
+# record failed with (classified and routed exactly as a raised one). Raising instead fails
+# no record: the road falls back to the per-record handler for each of them.
+BatchHandler = Callable[[Sequence[RoadRecord]], Awaitable[Sequence["Outcome | BaseException"]]]
 Classifier = Callable[[BaseException], str]
 
 
@@ -62,12 +67,15 @@ class Pipeline:
     :class:`~synapseops.errors.RetryableError` / :class:`~synapseops.errors.FatalError` /
     :class:`~synapseops.errors.BusinessRejection` (or returns ``Outcome("rejected")``).
     ``max_retry_after_s`` caps how long a ``Retry-After`` may hold a record.
+    ``batch_handlers`` (a subset of the kinds) take a run of records at once; the per-record
+    handler of the same kind stays the fallback for a batch that raised.
     """
 
     name: str
     spec: PipelineSpec
     handlers: Mapping[str, Handler]
     input_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
     classify: Classifier = field(default=errors.classify)
     jitter: float = 0.2
     max_retry_after_s: float = 3600.0
@@ -75,6 +83,10 @@ class Pipeline:
     def __post_init__(self) -> None:
         if not self.handlers:
             raise errors.ConfigurationError(f"pipeline {self.name} has no handler")
+        if extra := set(self.batch_handlers) - set(self.handlers):
+            raise errors.ConfigurationError(
+                f"pipeline {self.name}: batch handlers for {sorted(extra)} without a handler"
+            )
 
     @classmethod
     def declared(
@@ -83,6 +95,7 @@ class Pipeline:
         handlers: Mapping[str, Handler],
         settings: Settings,
         classify: Classifier = errors.classify,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
     ) -> Pipeline:
         """The pipeline ``name`` as the platform's topic registry declares it, with a handler
         for each kind its inputs carry (and none for a kind they do not)."""
@@ -105,6 +118,7 @@ class Pipeline:
             spec=spec,
             handlers=dict(handlers),
             input_kinds=input_kinds,
+            batch_handlers=dict(batch_handlers or {}),
             classify=classify,
             jitter=settings.retry.jitter,
             max_retry_after_s=settings.retry.max_retry_after_s,
@@ -125,7 +139,8 @@ class Pipeline:
         return await self.handlers[self.kind_of(record)](record)
 
 
-def _kind_of(pipeline: Pipeline, exc: BaseException) -> str:
+def failure_kind(pipeline: Pipeline, exc: BaseException) -> str:
+    """``retryable``, ``rejected`` or ``fatal`` for ``exc`` (a broken classifier → fatal)."""
     try:
         kind = pipeline.classify(exc)
     except Exception:  # a broken classifier must not lose the record: treat it as fatal
@@ -150,18 +165,19 @@ async def process(pipeline: Pipeline, record: RoadRecord, router: FailureRouter)
         # Shutting down is not a failure of the record: it stays uncommitted and is redone.
         raise
     except BaseException as exc:
-        kind = _kind_of(pipeline, exc)
+        kind = failure_kind(pipeline, exc)
         if kind == "rejected":
             result = Outcome("rejected", str(exc))
         else:
-            result = await _route_until_durable(pipeline, record, exc, kind, router)
-    _observe(pipeline, result, time.monotonic() - started)
+            result = await route_until_durable(pipeline, record, exc, kind, router)
+    observe(pipeline, result, time.monotonic() - started)
     return result
 
 
-async def _route_until_durable(
+async def route_until_durable(
     pipeline: Pipeline, record: RoadRecord, exc: BaseException, kind: str, router: FailureRouter
 ) -> Hop:
+    """Hand ``record`` to its next hop, trying again while the broker is away; the hop."""
     backoff = ROUTE_BACKOFF_INITIAL_S
     while True:
         try:
@@ -176,7 +192,8 @@ async def _route_until_durable(
             backoff = min(backoff * 2, ROUTE_BACKOFF_MAX_S)
 
 
-def _observe(pipeline: Pipeline, result: Outcome | Hop, seconds: float) -> None:
+def observe(pipeline: Pipeline, result: Outcome | Hop, seconds: float) -> None:
+    """Count one record's result and its processing time."""
     if isinstance(result, Hop):
         outcome = "dead" if result.dead else "retry"
     else:

@@ -1,14 +1,22 @@
-"""One Kafka record as the road sees it, independent of Faust and confluent-kafka types."""
+"""One Kafka record as the road sees it, independent of Faust and confluent-kafka types.
+
+Pure logic reads records (a pipeline's handler takes one), so this module imports no Kafka
+client: a confluent ``Message`` is only an annotation here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from typing import TYPE_CHECKING, Any
 
 from streams.road.headers import FailureHistory
+
+if TYPE_CHECKING:
+    from confluent_kafka import Message
+
+# confluent_kafka.TIMESTAMP_NOT_AVAILABLE (a unit test keeps the two equal).
+TIMESTAMP_NOT_AVAILABLE = 0
 
 HeaderValue = str | bytes | None
 RawHeaders = Iterable[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None

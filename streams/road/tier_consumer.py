@@ -1,10 +1,8 @@
 """A retry tier's consumer: holds each record until it is due, then runs it through its pipeline.
 
 One :class:`TierConsumer` per retry-tier topic, plus one for the pipeline's parking topic, each
-an asyncio task inside the worker's loop. The confluent-kafka consumer is not thread-safe and
-its calls block, so every call on it runs in the consumer's own single-thread executor: the
-calls are serialised and the loop is free. Rebalance callbacks run inside ``poll`` on that
-thread while the task awaits the poll, so the task's state is never touched by two threads.
+a supervised unit inside the worker's loop, run by the one consumer loop of
+:mod:`streams.consumer` (its own thread, rebalance callbacks on it, shielded close).
 
 Holding without stalling. A consumer keeps up to ``capacity`` not-yet-due records per
 partition in memory; when a partition holds that many it is paused, the rest of the consumer
@@ -47,24 +45,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from streams.consumer import ConsumerLoop
 from streams.road import metrics
 from streams.road.holds import Holds
 from streams.road.pipeline import Pipeline, process
 from streams.road.record import RoadRecord
 from streams.road.router import FailureRouter
-from synapseops.errors import KafkaUnavailable
 from synapseops.kafka import consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import KafkaSettings
 
 log = get_logger(__name__)
 
-T = TypeVar("T")
 Partition = tuple[str, int]
 
 # Longest a poll may block: bounds how late a stop or a resume can be noticed.
@@ -78,7 +74,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class TierConsumer:
+class TierConsumer(ConsumerLoop):
     """Consumes ``pipeline``'s retry tier ``tier`` (0-based), or its parking topic when
     ``tier`` is None; group ``<group>.<pipeline>.tiers``."""
 
@@ -103,7 +99,7 @@ class TierConsumer:
         self.group_id = pipeline.tier_group(worker_group)
         self._router = router
         self._clock_ms = clock_ms
-        self._config = consumer_config(
+        config = consumer_config(
             kafka,
             self.group_id,
             # Other tiers of the pipeline share the group: cooperative rebalancing keeps one
@@ -122,63 +118,39 @@ class TierConsumer:
                 "auto.offset.reset": "earliest",
             },
         )
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tier-{self.topic}")
-        self._consumer: Consumer | None = None
+        super().__init__(config, name=f"tier-{self.topic}")
         self._holds = Holds(PARKING_CAPACITY, PARKING_MAX_BYTES) if parking else Holds(capacity=1)
         self._uncommitted: dict[Partition, int] = {}  # partition → offset, not yet committed
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Set once the group gave this consumer its first partitions (tests wait on it).
         self.assigned = asyncio.Event()
 
-    # ---- lifecycle --------------------------------------------------------------------
+    # ---- lifecycle (the loop itself is streams.consumer's) ------------------------------
 
     def start(self) -> asyncio.Task[None]:
         """Run :meth:`run` as a task of the running loop and return it."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self.run(), name=f"tier-consumer:{self.topic}"
-            )
-        return self._task
+        return self.start_task()
 
-    async def stop(self, grace_s: float = 15.0) -> None:
-        """Finish the record in hand, leave the group and close. Uncommitted records are read
-        again by whoever gets their partition."""
-        self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
-            except TimeoutError:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
-
-    async def run(self) -> None:
+    async def on_start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        consumer = await self._call(Consumer, self._config)
-        self._consumer = consumer
-        try:
-            await self._call(
-                consumer.subscribe,
-                [self.topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
-            )
-            log.info("tier consumer started", extra=self._where())
-            while not self._stopping.is_set():
-                await self._run_due(consumer)
-                message = await self._call(consumer.poll, self._poll_timeout())
-                if self._uncommitted:
-                    await self._call(self._commit_uncommitted, consumer)
-                if message is not None:
-                    await self._handle(consumer, message)
-        finally:
-            # Shielded: a cancelled task still leaves the group cleanly instead of holding its
-            # partitions until the session times out.
-            await asyncio.shield(self._call(consumer.close))
-            self._executor.shutdown(wait=False)
-            log.info("tier consumer stopped", extra=self._where())
+        await self.subscribe([self.topic])
+        log.info("tier consumer started", extra=self._where())
+
+    async def on_stopped(self) -> None:
+        log.info("tier consumer stopped", extra=self._where())
+
+    async def before_poll(self) -> None:
+        await self._run_due()
+
+    def poll_timeout(self) -> float:
+        return self._poll_timeout()
+
+    async def after_poll(self, consumer: Consumer) -> None:
+        if self._uncommitted:
+            await self.call(self._commit_uncommitted, consumer)
+
+    async def on_message(self, consumer: Consumer, message: Message) -> None:
+        await self._handle(consumer, message)
 
     # ---- the hold ---------------------------------------------------------------------
 
@@ -188,16 +160,15 @@ class TierConsumer:
             return MAX_POLL_S
         return min(MAX_POLL_S, max(0.0, (earliest - self._clock_ms()) / 1000))
 
-    async def _run_due(self, consumer: Consumer) -> None:
+    async def _run_due(self) -> None:
         """Run every held record that is due (earliest first)."""
+        consumer = self.consumer
+        if consumer is None:
+            return
         for record, due_ms in self._holds.due(self._clock_ms()):
             await self._run(consumer, record, due_ms)
 
     async def _handle(self, consumer: Consumer, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            self._on_error(error)
-            return
         record = RoadRecord.from_confluent(message)
         if not self._holds.take(record):
             # Fetched before its paused partition stopped: read again once it resumes.
@@ -205,7 +176,7 @@ class TierConsumer:
         due_ms = record.history.not_before_ms or 0
         if due_ms > self._clock_ms():
             if self._holds.hold(record, due_ms):
-                await self._call(consumer.pause, [TopicPartition(record.topic, record.partition)])
+                await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
             return
         await self._run(consumer, record, due_ms)
 
@@ -216,9 +187,9 @@ class TierConsumer:
         await process(self.pipeline, record, self._router)
         finished = self._holds.finish(record)
         self._uncommitted[(record.topic, record.partition)] = finished.commit_offset
-        await self._call(self._commit_uncommitted, consumer)
+        await self.call(self._commit_uncommitted, consumer)
         if finished.resume_at is not None:
-            await self._call(self._resume, consumer, record, finished.resume_at)
+            await self.call(self._resume, consumer, record, finished.resume_at)
 
     def _resume(self, consumer: Consumer, record: RoadRecord, offset: int) -> None:
         # Seek before resuming: whatever was fetched while the partition was being paused was
@@ -247,24 +218,15 @@ class TierConsumer:
             for (topic, partition), offset in self._uncommitted.items()
             if wanted is None or (topic, partition) in wanted
         ]
-        if not pending:
-            return
-        try:
-            consumer.commit(offsets=pending, asynchronous=False)
-        except KafkaException as exc:
-            log.warning(
-                "commit refused; kept for the next try",
-                extra=self._where()
-                | {"partitions": [tp.partition for tp in pending], "error": str(exc)},
-            )
-            return
+        if not pending or not self.commit(consumer, pending):
+            return  # a refused commit stays pending: tried again after the next poll
         for tp in pending:
             if self._uncommitted.get((tp.topic, tp.partition)) == tp.offset:
                 del self._uncommitted[(tp.topic, tp.partition)]
 
     # ---- rebalance and errors ---------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
         # librdkafka may remember a pause across a revoke and a later re-assign; a new
         # partition has no hold here, so it must flow.
@@ -276,7 +238,7 @@ class TierConsumer:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.assigned.set)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # A revoked partition's hold is its next owner's business: it reads from the committed
         # offset, which is at or before the held head.
         # Still a member of this generation here: the last chance to commit what is done.
@@ -290,16 +252,7 @@ class TierConsumer:
             extra=self._where() | {"partitions": [tp.partition for tp in partitions]},
         )
 
-    def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaUnavailable(f"tier consumer of {self.topic} failed: {error.str()}")
-        log.warning("tier consumer error", extra=self._where() | {"error": error.str()})
-
     # ---- helpers ----------------------------------------------------------------------
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     def _where(self) -> dict[str, object]:
         return {"pipeline": self.pipeline.name, "topic": self.topic, "group": self.group_id}

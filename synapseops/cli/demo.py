@@ -1,12 +1,12 @@
 """``synapseops demo`` (a burst of sample traffic, what arrived, where to look) and
 ``synapseops traffic`` (steady sample traffic until stopped; ``demo`` starts it in the
-background, ``synapseops down`` stops it)."""
+background, ``synapseops down`` stops it). The senders are the sandbox's
+(:mod:`sandbox.traffic`); this module only drives them and shows what arrived."""
 
 from __future__ import annotations
 
 import itertools
 import random
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +36,8 @@ def demo(
     traffic: bool = typer.Option(True, help="start steady sample traffic in the background"),
 ) -> None:
     """Send real sample payloads to three services, wait for their effects, print where to look."""
-    from synapseops.demo import (
+    from sandbox.traffic import (
+        DEMO_CONSOLE_USERS,
         DemoClient,
         generic_deliveries,
         load_samples,
@@ -78,7 +79,7 @@ def demo(
     _where(console, settings, traffic)
     from synapseops.cli.users import ensure_demo_users
 
-    logins = ensure_demo_users(settings)
+    logins = ensure_demo_users(settings, DEMO_CONSOLE_USERS)
     console.print(f"\n[bold]Console[/bold]  {settings.api.url}/   (dev logins:)")
     for name, role, password in logins:
         console.print(f"  {role:<9} user [bold]{name}[/bold]  password [bold]{password}[/bold]")
@@ -160,49 +161,9 @@ def traffic(
     rate: float = typer.Option(1.0, help="deliveries per second"),
 ) -> None:
     """Send sample traffic to the running API until stopped (SIGTERM / Ctrl-C)."""
-    from prometheus_client import Counter, start_http_server
+    from sandbox.traffic import run_traffic
 
-    from synapseops.demo import DemoClient, load_samples, order_numbers, stripe_amount
-    from synapseops.ids import new_id
-    from synapseops.logging import configure_logging, get_logger
-
-    settings = Settings()
-    configure_logging("traffic", settings.log_level)
-    log = get_logger("synapseops.traffic")
-    sent = Counter("synapseops_demo_traffic_total", "Demo deliveries sent", ["kind", "status"])
-    start_http_server(settings.demo.traffic_port, addr=settings.demo.traffic_host)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    samples = load_samples()
-    numbers = order_numbers()
-    rng = random.Random()
-    with httpx.Client(timeout=15.0) as http:
-        client = DemoClient(settings, http)
-        client.ensure_flow()
-        tick = 0
-        while not stopping:
-            kind = ("generic", "stripe", "shopify")[tick % 3]
-            try:
-                if kind == "generic":
-                    sample = samples[tick % len(samples)]
-                    response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
-                elif kind == "stripe":
-                    response = client.send_stripe(client.stripe_event(stripe_amount(rng))[1])
-                else:
-                    number = next(numbers)
-                    response = client.send_shopify(client.shopify_order(number), f"demo-{number}")
-                sent.labels(kind, str(response.status_code)).inc()
-            except httpx.TransportError as exc:
-                sent.labels(kind, "unreachable").inc()
-                log.warning("the API did not answer", extra={"kind": kind, "error": str(exc)})
-            tick += 1
-            time.sleep(1.0 / rate)
-    log.info("traffic stopped", extra={"ticks": tick})
+    run_traffic(Settings(), rate)
 
 
 def register(app: typer.Typer) -> None:

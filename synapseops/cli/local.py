@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
 from synapseops.cli.stack import command_settings, reported_errors, status_table
 
-kafka = typer.Typer(no_args_is_help=True, help="The project's own Kafka broker (KRaft, one node).")
+kafka = typer.Typer(
+    no_args_is_help=True,
+    help="The project's own Kafka: one KRaft node, or a cluster of several (--brokers 3).",
+)
 db = typer.Typer(no_args_is_help=True, help="The local PostgreSQL cluster and the migrations.")
+
+Brokers = Annotated[
+    int,
+    typer.Option(
+        "--brokers",
+        help="1: one combined broker+controller node; 3 (or 5): a cluster of that many "
+        "combined nodes with replication 3 and min.insync.replicas 2, for trying failover.",
+    ),
+]
 
 
 @kafka.command("fetch")
@@ -22,31 +36,56 @@ def kafka_fetch() -> None:
 
 
 @kafka.command("start")
-def kafka_start() -> None:
-    """Start the broker detached and wait until it answers (a running broker is reused)."""
+def kafka_start(brokers: Brokers = 1) -> None:
+    """Start the broker (or the cluster) detached and wait until it answers; what runs is
+    reused."""
     from synapseops.local.kafka_broker import LocalBroker
+    from synapseops.local.kafka_cluster import LocalCluster
 
     with reported_errors():
-        broker = LocalBroker(command_settings())
-        broker.start()
-        _print_row("kafka", broker.pid(), broker.healthy())
+        settings = command_settings()
+        if brokers == 1:
+            broker = LocalBroker(settings)
+            broker.start()
+            _print_rows([{"name": "kafka", "pid": broker.pid(), "healthy": broker.healthy()}])
+            return
+        cluster = LocalCluster(settings, brokers)
+        cluster.start()
+        # The table on stderr: stdout holds the settings a shell sources to use the cluster.
+        _print_rows(cluster.status(), stderr=True)
+        for name, value in cluster.environment().items():
+            typer.echo(f"{name}={value}")
 
 
 @kafka.command("stop")
 def kafka_stop() -> None:
-    """Stop the broker of this data folder (a clean shutdown)."""
+    """Stop the broker of this data folder, and its cluster's nodes (clean shutdowns)."""
     from synapseops.local.kafka_broker import LocalBroker
+    from synapseops.local.kafka_cluster import LocalCluster
 
     with reported_errors():
-        LocalBroker(command_settings()).stop()
+        settings = command_settings()
+        cluster = LocalCluster.recorded(settings)
+        if cluster is not None:
+            cluster.stop()
+        LocalBroker(settings).stop()
 
 
 @kafka.command("status")
 def kafka_status() -> None:
+    """The broker of this data folder, or each node of its cluster."""
     from synapseops.local.kafka_broker import LocalBroker
+    from synapseops.local.kafka_cluster import LocalCluster
 
-    broker = LocalBroker(command_settings())
-    _print_row("kafka", broker.pid(), broker.healthy())
+    settings = command_settings()
+    broker = LocalBroker(settings)
+    rows: list[dict[str, object]] = [
+        {"name": "kafka", "pid": broker.pid(), "healthy": broker.healthy()}
+    ]
+    cluster = LocalCluster.recorded(settings)
+    if cluster is not None and broker.pid() is None:
+        rows = cluster.status()
+    _print_rows(rows)
 
 
 @db.command("start")
@@ -93,7 +132,11 @@ def db_url() -> None:
 
 
 def _print_row(name: str, pid: int | None, healthy: bool) -> None:
-    Console().print(status_table([{"name": name, "pid": pid, "healthy": healthy}]))
+    _print_rows([{"name": name, "pid": pid, "healthy": healthy}])
+
+
+def _print_rows(rows: list[dict[str, object]], *, stderr: bool = False) -> None:
+    Console(stderr=stderr).print(status_table(rows))
 
 
 def register(app: typer.Typer) -> None:

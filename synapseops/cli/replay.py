@@ -1,7 +1,7 @@
 """``synapseops replay``: send dead letters back into their pipelines from the shell.
 
-The same :mod:`sinks.replay` logic as ``POST /api/v1/dead-letters/replay``, run directly
-against PostgreSQL and Kafka (no API process needed). A big replay shows a progress bar.
+The same :mod:`sinks.dead_letters.replay` logic as ``POST /api/v1/dead-letters/replay``, run
+directly against PostgreSQL and Kafka (no API process needed). A big replay shows a progress bar.
 """
 
 from __future__ import annotations
@@ -88,13 +88,8 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Replay dead letters (status ``dead``) matching every given filter."""
-    from sinks.replay import (
-        DeadLetterFilter,
-        EmptyFilter,
-        ReplayInProgress,
-        ReplayKeyReused,
-        ReplayLeaseLost,
-    )
+    from sinks.dead_letters.replay import DeadLetterFilter
+    from synapseops.errors import EmptyFilter, ReplayInProgress, ReplayKeyReused, ReplayLeaseLost
 
     settings = Settings()
     configure_logging("replay", "WARNING")
@@ -146,7 +141,7 @@ async def _run(
     console: Console,
 ) -> dict[str, Any]:
     from sinks.db import make_engine
-    from sinks.replay import DeadLetterReplay, pipelines_for
+    from sinks.dead_letters.replay import DeadLetterReplay, pipelines_for
     from synapseops.kafka import AsyncProducer
 
     engine = make_engine(settings)

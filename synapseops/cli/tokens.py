@@ -1,6 +1,6 @@
 """``synapseops tokens create|list|revoke``: named API tokens with roles, from the shell.
 
-The same store as ``/api/v1/tokens`` (:mod:`sinks.principals`), run directly against
+The same store as ``/api/v1/tokens`` (:mod:`sinks.principals.store`), run directly against
 PostgreSQL: no API process or admin token needed, so it is also how the first named tokens
 come to exist. ``create`` prints the token once, alone on stdout (``--json``: one object);
 the store keeps only its digest.
@@ -75,9 +75,8 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="print the new token as JSON")] = False,
 ) -> None:
     """Create a token; prints it once (store it now: it cannot be shown again)."""
-    from sinks.integration_store import RecordConflict
-    from sinks.principals import create_token
-    from synapseops.errors import DatabaseUnavailable
+    from sinks.principals.store import create_token
+    from synapseops.errors import DatabaseUnavailable, RecordConflict
 
     if not re.match(NAME_PATTERN, name):
         raise typer.BadParameter(f"name must match {NAME_PATTERN}")
@@ -107,7 +106,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """The named tokens (never their secrets)."""
-    from sinks.principals import list_tokens
+    from sinks.principals.store import list_tokens
     from synapseops.errors import DatabaseUnavailable
 
     engine = _engine()
@@ -132,9 +131,8 @@ def revoke(
     token: Annotated[str, typer.Argument(help="the token's id or its name")],
 ) -> None:
     """Revoke a live token at once (the row stays for the audit trail)."""
-    from sinks.integration_store import RecordNotFound
-    from sinks.principals import revoke_token
-    from synapseops.errors import DatabaseUnavailable
+    from sinks.principals.store import revoke_token
+    from synapseops.errors import DatabaseUnavailable, RecordNotFound
 
     engine = _engine()
     try:

@@ -1,6 +1,7 @@
 """``synapseops users create|list|disable|passwd``: the people of the web console, from the shell.
 
-The same store as the console's login (:mod:`sinks.users`), run directly against PostgreSQL.
+The same store as the console's login (:mod:`sinks.principals.users`), run directly against
+PostgreSQL.
 Passwords are read from a prompt (twice, not echoed) or, for scripts, from stdin with
 ``--password-stdin``; never from an argument (it would sit in the shell history and ``ps``).
 ``disable`` and ``passwd`` end every open session of the user at once.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -52,9 +54,8 @@ def create(
     ] = False,
 ) -> None:
     """Create a console user with roles."""
-    from sinks.integration_store import RecordConflict, RecordInvalid
-    from sinks.users import create_user
-    from synapseops.errors import DatabaseUnavailable
+    from sinks.principals.users import create_user
+    from synapseops.errors import DatabaseUnavailable, RecordConflict, RecordInvalid
 
     name = name.strip().lower()
     if not re.match(NAME_PATTERN, name):
@@ -76,7 +77,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """The console users (never their password digests)."""
-    from sinks.users import list_users
+    from sinks.principals.users import list_users
     from synapseops.errors import DatabaseUnavailable
 
     engine = _engine()
@@ -99,9 +100,8 @@ def list_(
 @users_app.command("disable")
 def disable(name: Annotated[str, typer.Argument(help="the user's name")]) -> None:
     """Disable a user: its sessions end at once (the row stays for the audit trail)."""
-    from sinks.integration_store import RecordNotFound
-    from sinks.users import disable_user
-    from synapseops.errors import DatabaseUnavailable
+    from sinks.principals.users import disable_user
+    from synapseops.errors import DatabaseUnavailable, RecordNotFound
 
     engine = _engine()
     try:
@@ -121,9 +121,8 @@ def passwd(
     ] = False,
 ) -> None:
     """Set a new password; every open session of the user ends."""
-    from sinks.integration_store import RecordInvalid, RecordNotFound
-    from sinks.users import set_password
-    from synapseops.errors import DatabaseUnavailable
+    from sinks.principals.users import set_password
+    from synapseops.errors import DatabaseUnavailable, RecordInvalid, RecordNotFound
 
     password = _password(password_stdin)
     engine = _engine()
@@ -140,22 +139,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-def ensure_demo_users(settings: Any) -> list[tuple[str, str, str]]:
-    """Create the demo's console logins that are missing (dev only); they, for printing."""
+def ensure_demo_users(
+    settings: Any, logins: Iterable[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """Create the demo's console ``logins`` (name, role, password) that are missing (dev only);
+    they, for printing. The demo passes the sandbox's (the kernel never imports it)."""
     from sinks.db import make_engine
-    from sinks.integration_store import RecordConflict
-    from sinks.users import create_user
-    from synapseops.demo import DEMO_CONSOLE_USERS
+    from sinks.principals.users import create_user
+    from synapseops.errors import RecordConflict
 
     if settings.env != "dev":
         return []
+    demo_logins = list(logins)
     engine = make_engine(settings)
     try:
-        for name, role, password in DEMO_CONSOLE_USERS:
+        for name, role, password in demo_logins:
             try:
                 create_user(engine, name=name, roles=[role], password=password, created_by="demo")
             except RecordConflict:
                 pass  # made by an earlier demo (its password may have been changed since)
     finally:
         engine.dispose()
-    return list(DEMO_CONSOLE_USERS)
+    return demo_logins

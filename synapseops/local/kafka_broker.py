@@ -91,35 +91,61 @@ def render_pom(version: str) -> str:
     return POM_TEMPLATE.format(dependencies=dependencies)
 
 
-def render_server_properties(settings: Settings, log_dir: Path) -> str:
-    kafka = settings.kafka
-    host, port, controller = kafka.host, kafka.port, kafka.controller_port
+def render_node_properties(
+    *,
+    node_id: int,
+    host: str,
+    port: int,
+    controller_port: int,
+    voters: str,
+    log_dir: Path,
+    replication: int = 1,
+    min_insync: int = 1,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """One combined broker+controller KRaft node of a static quorum (``voters``:
+    ``id@host:port,...``); ``replication`` and ``min_insync`` for the internal topics and
+    for topics created without their own."""
     lines = [
-        "# Rendered by synapseops.local.kafka_broker from Settings; edits are overwritten.",
+        "# Rendered by synapseops.local from Settings; edits are overwritten.",
         "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@{host}:{controller}",
-        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={voters}",
+        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         f"advertised.listeners=PLAINTEXT://{host}:{port}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         f"log.dirs={log_dir}",
         "num.partitions=1",
-        # One node: every internal topic has exactly one replica.
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "default.replication.factor=1",
-        "min.insync.replicas=1",
+        f"offsets.topic.replication.factor={replication}",
+        f"transaction.state.log.replication.factor={replication}",
+        f"transaction.state.log.min.isr={min_insync}",
+        f"share.coordinator.state.topic.replication.factor={replication}",
+        f"share.coordinator.state.topic.min.isr={min_insync}",
+        f"default.replication.factor={replication}",
+        f"min.insync.replicas={min_insync}",
         # A lone consumer should not wait 3 s for companions that never come.
         "group.initial.rebalance.delay.ms=0",
         # Topics come from the registry (`synapseops topics apply`), never from a typo.
         "auto.create.topics.enable=false",
+        *extra,
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_server_properties(settings: Settings, log_dir: Path) -> str:
+    """The single node: every internal topic has exactly one replica."""
+    kafka = settings.kafka
+    host, controller = kafka.host, kafka.controller_port
+    return render_node_properties(
+        node_id=1,
+        host=host,
+        port=kafka.port,
+        controller_port=controller,
+        voters=f"1@{host}:{controller}",
+        log_dir=log_dir,
+    )
 
 
 def parse_java_major(version_output: str) -> int | None:
@@ -217,19 +243,27 @@ class LocalBroker:
     def formatted(self) -> bool:
         return (self.log_dir / "meta.properties").exists()
 
+    def properties(self) -> str:
+        """The ``server.properties`` this broker runs with."""
+        return render_server_properties(self.settings, self.log_dir)
+
     def write_config(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(render_server_properties(self.settings, self.log_dir))
+        self.server_properties.write_text(self.properties())
         self.log4j_config.write_text(LOG4J2_YAML)
 
-    def format(self) -> None:
-        """Format the storage once; existing data (topics, offsets) is never formatted again."""
+    def new_cluster_id(self) -> str:
+        return self._run_tool(self._java(), "random-uuid").strip().splitlines()[-1]
+
+    def format(self, cluster_id: str | None = None) -> None:
+        """Format the storage once (with ``cluster_id``, or a new one); existing data (topics,
+        offsets) is never formatted again."""
         self.write_config()
         if self.formatted:
             return
         java = self._java()
         self.fetch()
-        cluster_id = self._run_tool(java, "random-uuid").strip().splitlines()[-1]
+        cluster_id = cluster_id or self.new_cluster_id()
         self._run_tool(java, "format", "-t", cluster_id, "-c", str(self.server_properties))
         log.info("formatted kafka storage in %s (cluster %s)", self.log_dir, cluster_id)
 

@@ -29,11 +29,11 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from sandbox.harness import SandboxServer
-from sinks.users import create_user
+from sinks.principals.users import create_user
 from synapseops.settings import DatabaseSettings, RetrySettings, Settings
 from synapseops.signatures import sign_stripe
 from tests.integration.databases import fresh_database
-from tests.integration.test_payments_chaos import start_groups_at_end
+from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import CLI, WorkerProcess, free_port
 from topics.admin import apply_topics
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 from pydantic import SecretStr
 
-from synapseops.demo import DemoClient, generic_deliveries, load_samples, order_numbers
+from sandbox.traffic import DemoClient, generic_deliveries, load_samples, order_numbers
 from synapseops.settings import ApiSettings, SandboxSettings, Settings, StripeSettings
 from tests.e2e.browser import Console
 from tests.e2e.stack import API_TOKEN, STRIPE_SECRET, Stack, wait_for

@@ -16,8 +16,8 @@ from sqlalchemy import event
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.dead_letter_metrics import DeadLetterGauges
-from sinks.dead_letter_tables import dead_letters
+from sinks.dead_letters.metrics import DeadLetterGauges
+from sinks.dead_letters.tables import dead_letters
 from synapseops.settings import DatabaseSettings, ObservabilitySettings, Settings
 from tests.integration.databases import fresh_database
 

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from api.main import create_app
 from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
-from sinks.dead_letter_tables import dead_letters
-from sinks.integration_tables import SUCCEEDED
-from sinks.payment_tables import settlement_attempts, settlements
+from sinks.dead_letters.tables import dead_letters
+from sinks.integration.tables import SUCCEEDED
+from sinks.payments.tables import settlement_attempts, settlements
 from synapseops.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -37,7 +37,7 @@ from synapseops.settings import (
     Settings,
 )
 from synapseops.signatures import sign_stripe
-from tests.integration.integration_world import (
+from tests.integration.integration.world import (
     MAPPING,
     erp_orders,
     make_flow,
@@ -47,8 +47,8 @@ from tests.integration.integration_world import (
     shopify_sign,
     world_context,
 )
-from tests.integration.payments_factory import PaymentFactory, payments_database
-from tests.integration.test_payments_chaos import start_groups_at_end
+from tests.integration.payments.factory import PaymentFactory, payments_database
+from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, PAYMENT_SETTLEMENT

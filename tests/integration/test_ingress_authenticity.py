@@ -28,12 +28,12 @@ from pydantic import SecretStr
 from api.ingress import body_digest_id
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.integration_tables import connectors, endpoints
+from sinks.integration.tables import connectors, endpoints
 from sinks.migrate import alembic_config, upgrade
 from synapseops.settings import ApiSettings, DatabaseSettings, IngressSettings, Settings, SourceAuth
 from synapseops.signatures import sign_hmac_hex, sign_standard_webhooks
 from tests.integration.databases import fresh_database
-from tests.integration.integration_world import end_offsets, read_at
+from tests.integration.integration.world import end_offsets, read_at
 from topics.admin import apply_topics
 from topics.registry import INBOUND_EVENTS, INTEGRATION_EVENTS
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from api.main import create_app
 from api.server import serving_in_thread
-from sinks.principal_tables import principals
+from sinks.principals.tables import principals
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from tests.integration.databases import fresh_database
 from topics.admin import apply_topics

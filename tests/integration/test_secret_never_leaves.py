@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from api.ingress import body_digest_id
-from sinks.dead_letter_tables import dead_letters
-from sinks.integration_tables import runs
+from sinks.dead_letters.tables import dead_letters
+from sinks.integration.tables import runs
 from synapseops.kafka import consumer_config
 from synapseops.local.postgres import find_bindir
 from synapseops.settings import PROJECT_ROOT, DatabaseSettings, Settings

@@ -6,13 +6,8 @@ import ipaddress
 
 import pytest
 
-from sinks.http_guard import (
-    OutboundConfigInvalid,
-    OutboundPolicy,
-    check_outbound_config,
-    is_internal,
-    parse_allow_entry,
-)
+from sinks.http_guard import OutboundPolicy, check_outbound_config, is_internal, parse_allow_entry
+from synapseops.errors import OutboundConfigInvalid
 from synapseops.settings import HttpSettings, SandboxSettings, Settings
 
 

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from sinks.credentials import remember_credential
+from sinks.integration.credentials import remember_credential
 from synapseops import redaction
 from synapseops.logging import JsonFormatter, ScrubFilter
 from synapseops.redaction import HIDDEN, scrub, scrub_bytes, scrub_document, scrub_headers

@@ -24,10 +24,9 @@ from api.ingress import (
     without_headers,
 )
 from synapseops import headers as kh
-from synapseops.errors import SchemaInvalid
+from synapseops.errors import SchemaInvalid, SignatureInvalid
 from synapseops.principals import parse_token
 from synapseops.signatures import (
-    SignatureInvalid,
     sign_hmac_hex,
     sign_standard_webhooks,
     sign_stripe,
@@ -310,7 +309,7 @@ def test_record_readers_raise_only_the_road_errors(
     timestamp: int | None,
     present: bool,
 ) -> None:
-    from streams.event_log import to_row
+    from streams.event_log.rows import to_row
     from streams.integration.delivery import source_event
     from streams.road.record import RoadRecord
     from synapseops.errors import Undecodable

@@ -10,7 +10,7 @@ import pytest
 import stripe
 
 from synapseops import signatures
-from synapseops.signatures import SignatureInvalid
+from synapseops.errors import SignatureInvalid
 from tests.fixtures import SAMPLES
 
 FIXTURES = SAMPLES

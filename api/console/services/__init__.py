@@ -7,10 +7,10 @@ a :class:`~api.console.registry.ServicePages`).
 from __future__ import annotations
 
 from api.console.registry import ServicePages
-from api.console.services.api_integration import PAGES as API_INTEGRATION
-from api.console.services.payment_gateway import PAGES as PAYMENT_GATEWAY
+from api.console.services.integration import PAGES as INTEGRATION
+from api.console.services.payments import PAGES as PAYMENTS
 
 SERVICES: tuple[ServicePages, ...] = (
-    API_INTEGRATION,
-    PAYMENT_GATEWAY,
+    INTEGRATION,
+    PAYMENTS,
 )

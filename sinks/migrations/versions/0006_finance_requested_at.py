@@ -1,7 +1,7 @@
 """settlements.finance_requested_at: when finance was first asked to book the entry
 
 A booking of an entry that has it is a re-post: the earlier call's outcome is unknown, so the
-gateway looks the entry up at finance before posting again (sinks/finance.py), instead of
+gateway looks the entry up at finance before posting again (sinks/payments/finance.py), instead of
 trusting finance to still hold the Idempotency-Key. Entries asked before this migration are
 recognised by their audit trail.
 

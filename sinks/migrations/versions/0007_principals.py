@@ -1,6 +1,6 @@
 """principals: named API tokens with roles (and, later, console users); webhook sources choose
 
-- ``principals`` (see ``sinks/principal_tables.py``): kind token|user, roles, the token's
+- ``principals`` (see ``sinks/principals/tables.py``): kind token|user, roles, the token's
   public id and the SHA-256 digest of its secret, revocation kept for the audit trail;
 - ``endpoints.signature_scheme`` loses its ``'none'`` default: NULL means "not chosen", and
   the webhook ingress refuses such an endpoint. A ``'none'`` that only came from the old

@@ -1,0 +1,1 @@
+"""Event log routes: the generic ingress ``/webhooks/events/{source}`` and ``/api/v1/events``."""

@@ -1,0 +1,1 @@
+"""Payment Gateway routes: the Stripe webhook and ``/api/v1/settlements``."""

@@ -1,0 +1,116 @@
+"""Re-encrypting every stored credential under the first credentials key (a key rotation).
+
+``SYNAPSEOPS_CREDENTIALS_KEY`` holds one or more Fernet keys (``new,old``): the first
+encrypts, every one decrypts (:mod:`sinks.integration.credentials`). Rotating the key is therefore:
+
+1. put the new key first, keep the old one after it, on every process, and restart them
+   (every credential still opens: nothing stops);
+2. :func:`rotate_credentials_key` (``synapseops credentials rotate-key``) re-encrypts each
+   credential that is not under the first key yet;
+3. once it reports none left under an old key and none unreadable, drop the old key.
+
+Each credential is rewritten in its own transaction, and only if its ciphertext is still
+the one that was read: a secret rotated through the API meanwhile (already under the first
+key) is left as it is. The clear text never leaves this module (never logged or returned);
+a credential no configured key opens is reported by id and name, and left untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select, update
+
+from sinks.db import database_errors
+from sinks.integration.tables import credentials
+from synapseops.errors import ConfigurationError
+from synapseops.logging import get_logger
+from synapseops.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class KeyRotation:
+    """What a rotation did (or, with ``dry_run``, would do)."""
+
+    rotated: list[str] = field(default_factory=list)  # were under an older key
+    current: list[str] = field(default_factory=list)  # already under the first key
+    unreadable: list[str] = field(default_factory=list)  # no configured key opens them
+    changed_meanwhile: list[str] = field(default_factory=list)  # rewritten by someone else
+
+    @property
+    def complete(self) -> bool:
+        """Whether the old keys may now be dropped."""
+        return not self.unreadable and not self.changed_meanwhile
+
+
+def configured_keys(settings: Settings) -> list[Fernet]:
+    """The Fernet keys of ``SYNAPSEOPS_CREDENTIALS_KEY``, first (encrypting) one first."""
+    configured = settings.credentials_key
+    parts = configured.get_secret_value().split(",") if configured is not None else []
+    keys = [part.strip() for part in parts if part.strip()]
+    if not keys:
+        raise ConfigurationError(
+            "SYNAPSEOPS_CREDENTIALS_KEY is not set: nothing to rotate to (put the new key "
+            "first and the old one after it, comma-separated)"
+        )
+    try:
+        return [Fernet(key) for key in keys]
+    except (ValueError, TypeError) as exc:
+        # cryptography's message does not echo the key.
+        raise ConfigurationError(f"SYNAPSEOPS_CREDENTIALS_KEY is not a Fernet key: {exc}") from exc
+
+
+def rotate_credentials_key(
+    engine: sqlalchemy.Engine, settings: Settings, *, dry_run: bool = False
+) -> KeyRotation:
+    """Re-encrypt every credential under the first configured key (see the module doc)."""
+    keys = configured_keys(settings)
+    first, every = keys[0], MultiFernet(keys)
+    report = KeyRotation()
+    with database_errors("read credentials"), engine.connect() as conn:
+        rows = conn.execute(
+            select(credentials.c.id, credentials.c.name, credentials.c.ciphertext).order_by(
+                credentials.c.id
+            )
+        ).all()
+    for row in rows:
+        label = f"{row.id}:{row.name}"
+        ciphertext = bytes(row.ciphertext)
+        try:
+            first.decrypt(ciphertext)
+            report.current.append(label)
+            continue
+        except InvalidToken:
+            pass
+        try:
+            fresh = every.rotate(ciphertext)
+        except InvalidToken:
+            report.unreadable.append(label)
+            log.error("credential opens with no configured key", extra={"credential": label})
+            continue
+        if dry_run:
+            report.rotated.append(label)
+            continue
+        statement = (
+            update(credentials)
+            .where(credentials.c.id == row.id, credentials.c.ciphertext == ciphertext)
+            .values(ciphertext=fresh)
+        )
+        with database_errors("re-encrypt credential"), engine.begin() as conn:
+            written = conn.execute(statement).rowcount
+        (report.rotated if written else report.changed_meanwhile).append(label)
+    log.info(
+        "credentials key rotation",
+        extra={
+            "dry_run": dry_run,
+            "rotated": len(report.rotated),
+            "current": len(report.current),
+            "unreadable": len(report.unreadable),
+            "changed_meanwhile": len(report.changed_meanwhile),
+        },
+    )
+    return report

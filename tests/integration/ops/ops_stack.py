@@ -1,0 +1,222 @@
+"""A whole running stack for the ops tests: the real API, worker and sandbox as subprocesses.
+
+On the session's broker and PostgreSQL server, with a database of its own (the dead-letter
+gauges count the whole ``dead_letters`` table: other tests' rows must not show) and a worker
+group of its own that starts at the topics' ends (other tests' records are not its work).
+Every process runs ``synapseops <process>`` exactly as a user would, on free ports, with
+1-second caches (dead-letter gauges, consumer lag, health) so a scrape sees a change within
+a scrape or two, and retry tiers of 1, 2 and 3 s.
+
+:meth:`OpsStack.targets` is what Prometheus scrapes, keyed by the ``process`` label of the
+jobs in ``deploy/prometheus/prometheus.yml``. A new process (the warehouse ``loader``) is one
+more :class:`ServedProcess` here and one more entry there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from synapseops.kafka import consumer_config
+from synapseops.settings import (
+    ApiSettings,
+    KafkaSettings,
+    RetrySettings,
+    SandboxSettings,
+    Settings,
+)
+from tests.integration.worker_process import CLI, WorkerProcess, free_port
+from topics.admin import apply_topics
+from topics.registry import platform_registry
+
+TIERS = "1s,2s,3s"
+HEALTHY_WITHIN_S = 60.0
+
+
+class ServedProcess:
+    """``synapseops <command>`` as a subprocess, healthy once ``health_path`` answers 200."""
+
+    def __init__(
+        self, command: str, port: int, env: Mapping[str, str], log_path: Path, health_path: str
+    ) -> None:
+        self.command = command
+        self.port = port
+        self.address = f"127.0.0.1:{port}"
+        self.env = dict(env)
+        self.log_path = log_path
+        self.health_url = f"http://{self.address}{health_path}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(CLI), self.command], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + HEALTHY_WITHIN_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.command} exited: {self.log_tail()}")
+            try:
+                if httpx.get(self.health_url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{self.command} never answered {self.health_url} with 200: {self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def worker_group_topics(group: str) -> dict[str, list[str]]:
+    """Each consumer group a worker of ``group`` commits with, and the topics it reads
+    (streams/bootstrap.py): agents the inputs, tiers their pipeline's tiers and parking, the
+    dead-letter store every dead-letter topic."""
+    registry = platform_registry(RetrySettings(tiers=TIERS).delays)
+    pipelines = registry.pipelines.values()
+    groups = {
+        group: sorted({topic for spec in pipelines for topic in spec.inputs}),
+        f"{group}.dead-letters": sorted(spec.dlq_topic for spec in pipelines),
+    }
+    for spec in pipelines:
+        groups[f"{group}.{spec.name}.tiers"] = [*spec.retry_topics, spec.parking_topic]
+    return groups
+
+
+def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Sequence[str]]) -> None:
+    """Commit each group's topics at their ends before its first member runs: what other tests
+    left there is not this worker's work, and a group only commits on what it reads."""
+    probe = Consumer(consumer_config(kafka, f"probe-{uuid4().hex[:8]}"))
+    try:
+        existing = probe.list_topics(timeout=10).topics
+        ends = {
+            topic: [
+                TopicPartition(topic, partition, _end(probe, topic, partition))
+                for partition in existing[topic].partitions
+            ]
+            for topic in {topic for topics in groups.values() for topic in topics}
+        }
+    finally:
+        probe.close()
+    for group, topics in groups.items():
+        consumer = Consumer(consumer_config(kafka, group))
+        consumer.commit(offsets=[tp for topic in topics for tp in ends[topic]], asynchronous=False)
+        consumer.close()
+
+
+def _end(probe: Consumer, topic: str, partition: int) -> int:
+    deadline = time.monotonic() + 30  # a topic created a moment ago may have no leader yet
+    while True:
+        try:
+            return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+class OpsStack:
+    """Sandbox, worker and API of one test module (see the module doc)."""
+
+    def __init__(self, kafka_bootstrap: str, database_url: str, data_dir: Path) -> None:
+        self.kafka = KafkaSettings(bootstrap=kafka_bootstrap)
+        self.group = f"t-ops-{uuid4().hex[:8]}"
+        self.data_dir = data_dir
+        self.database_url = database_url
+        api_port, sandbox_port, smtp_port = free_port(), free_port(), free_port()
+        own = {
+            "SYNAPSEOPS_ENV": "dev",
+            "SYNAPSEOPS_LOG_LEVEL": "WARNING",
+            "SYNAPSEOPS_DATA_DIR": str(data_dir),
+            "SYNAPSEOPS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "SYNAPSEOPS_DATABASE_URL": database_url,
+            "SYNAPSEOPS_WORKER_GROUP_ID": self.group,
+            "SYNAPSEOPS_API_PORT": str(api_port),
+            "SYNAPSEOPS_SANDBOX_PORT": str(sandbox_port),
+            "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(smtp_port),
+            "SYNAPSEOPS_PAYMENTS_FINANCE_URL": f"http://127.0.0.1:{sandbox_port}/finance",
+            "SYNAPSEOPS_RETRY_TIERS": TIERS,
+            "SYNAPSEOPS_OBSERVABILITY_DEAD_LETTER_GAUGES_CACHE_S": "1",
+            "SYNAPSEOPS_OBSERVABILITY_LAG_CACHE_S": "1",
+            "SYNAPSEOPS_OBSERVABILITY_HEALTH_CACHE_S": "1",
+            # A task that dies stays down 2-4 s between restarts: several scrapes see it.
+            "SYNAPSEOPS_SUPERVISION_BACKOFF_INITIAL_S": "2",
+            "SYNAPSEOPS_SUPERVISION_BACKOFF_MAX_S": "4",
+        }
+        self.env = {**os.environ, **own}
+        self.settings = Settings(
+            env="dev",
+            kafka=self.kafka,
+            api=ApiSettings(port=api_port),
+            sandbox=SandboxSettings(port=sandbox_port, smtp_port=smtp_port),
+        )
+        self.sandbox = ServedProcess(
+            "sandbox", sandbox_port, self.env, data_dir / "sandbox.log", "/metrics"
+        )
+        self.api = ServedProcess("api", api_port, self.env, data_dir / "api.log", "/health")
+        self.worker = WorkerProcess(
+            kafka_bootstrap,
+            database_url,
+            data_dir,
+            tiers=TIERS,
+            group_id=self.group,
+            extra_env=own,
+        )
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.sandbox.address}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api.address}"
+
+    def targets(self) -> dict[str, list[str]]:
+        """``{process label: [host:port]}`` of what runs (deploy/prometheus/prometheus.yml)."""
+        return {
+            "api": [self.api.address],
+            "worker": [f"127.0.0.1:{self.worker.port}"],
+            "sandbox": [self.sandbox.address],
+        }
+
+    def start(self) -> OpsStack:
+        apply_topics(self.settings.model_copy(update={"retry": RetrySettings(tiers=TIERS)}))
+        start_groups_at_end(self.kafka, worker_group_topics(self.group))
+        self.sandbox.start()
+        self.worker.start()
+        self.api.start()
+        self.sandbox.wait_healthy()
+        self.worker.wait_healthy()
+        self.api.wait_healthy()
+        return self
+
+    def stop(self) -> None:
+        for process in (self.api, self.worker, self.sandbox):
+            process.stop()
+
+    def restart_worker(self) -> None:
+        if self.worker.process is None or self.worker.process.poll() is not None:
+            self.worker.start()
+        self.worker.wait_healthy()
