@@ -28,7 +28,6 @@ from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.console import mount_console
-from api.console.timing import ServerTimingMiddleware
 from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
@@ -140,7 +139,6 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(ServerTimingMiddleware)
     return app
 
 

@@ -9,7 +9,6 @@ Passwords are read from a prompt (twice, not echoed) or, for scripts, from stdin
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterable
@@ -18,9 +17,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from synapseops.cli.tokens import _actor, _engine, _fail
+from synapseops.cli.tokens import _actor, _engine, _fail, _print_rows
 from synapseops.principals import NAME_PATTERN, Role
 
 users_app = typer.Typer(no_args_is_help=True, help="People who log in to the web console.")
@@ -87,14 +85,7 @@ def list_(
         raise _fail(exc) from None
     finally:
         engine.dispose()
-    if as_json:
-        typer.echo(json.dumps([_jsonable(row) for row in rows]))
-        return
-    table = Table(*_COLUMNS, title="console users")
-    for row in rows:
-        values = {**row, "roles": ",".join(row["roles"])}
-        table.add_row(*(str(values[c]) if values[c] is not None else "" for c in _COLUMNS))
-    Console().print(table)
+    _print_rows(rows, _COLUMNS, "console users", as_json=as_json, jsonable=_jsonable)
 
 
 @users_app.command("disable")

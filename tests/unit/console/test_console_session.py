@@ -130,3 +130,13 @@ def test_a_session_without_its_csrf_header_is_refused_before_any_lookup() -> Non
     with pytest.raises(Refused) as ended:
         asyncio.run(auth(scope))
     assert ended.value.status_code == 401 and looked_up == ["s1"]
+
+
+@pytest.mark.parametrize("path", ["/login", "/health", "/api/v1/events", "/no-such-page"])
+def test_every_answer_carries_its_server_time_pages_refusals_and_404s_alike(path: str) -> None:
+    app = create_app(settings(), producer=RecordingProducer())
+    with TestClient(app) as client:
+        answer = client.get(path, follow_redirects=False)
+    timing = answer.headers.get("server-timing", "")
+    assert timing.startswith("app;dur="), (answer.status_code, dict(answer.headers))
+    assert float(timing.removeprefix("app;dur=")) >= 0
