@@ -1,7 +1,5 @@
 """Read-side queries across services for the console's home page and ``/api/v1/overview``.
 
-- :func:`dead_letters_by_pipeline`: per pipeline, how many dead letters wait (status
-  ``dead``), the oldest and newest of them, and the error classes among them;
 - :func:`recent_outcomes`: per pipeline, what its records ended as over a recent window
   (runs by status, settlements by state, stored generic events).
 
@@ -11,43 +9,17 @@ Blocking psycopg2 I/O: call from a thread. Errors through :func:`sinks.db.databa
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy
 from sqlalchemy import func, select
 
 from sinks.db import database_errors
-from sinks.dead_letters.tables import DEAD, dead_letters
 from sinks.event_log.tables import inbound_events
 from sinks.integration.tables import runs
 from sinks.payments.tables import settlements
 from topics.registry import EVENT_LOG, INTEGRATION_DELIVERY, PAYMENT_SETTLEMENT
 
 RECENT = timedelta(hours=1)
-
-
-def dead_letters_by_pipeline(engine: sqlalchemy.Engine) -> list[dict[str, Any]]:
-    """``[{pipeline, waiting, oldest_dead_at, newest_dead_at, error_classes}]``, most first."""
-    c = dead_letters.c
-    statement = (
-        select(
-            c.pipeline,
-            func.count().label("waiting"),
-            func.min(c.dead_at).label("oldest_dead_at"),
-            func.max(c.dead_at).label("newest_dead_at"),
-            func.array_agg(func.distinct(func.coalesce(c.error_class, "unknown"))).label(
-                "error_classes"
-            ),
-        )
-        .where(c.status == DEAD)
-        .group_by(c.pipeline)
-        .order_by(func.count().desc(), c.pipeline)
-    )
-    with database_errors("dead letters by pipeline"), engine.connect() as conn:
-        return [
-            {**row, "waiting": int(row["waiting"]), "error_classes": sorted(row["error_classes"])}
-            for row in conn.execute(statement).mappings()
-        ]
 
 
 def recent_outcomes(

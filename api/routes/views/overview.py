@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 
 from api.deps import EngineDep
+from sinks.dead_letters.queries import dead_letters_by_pipeline
 from sinks.payments import queries as settlement_queries
-from sinks.views.overview import dead_letters_by_pipeline, recent_outcomes
+from sinks.views.overview import recent_outcomes
 
 router = APIRouter(prefix="/overview", tags=["overview"])
 

@@ -14,6 +14,7 @@ import sqlalchemy
 
 from api.main import create_app
 from api.server import serving_in_thread
+from sinks.dead_letters.queries import waiting
 from sinks.dead_letters.tables import dead_letters
 from sinks.event_log.tables import inbound_events
 from synapseops.settings import Settings
@@ -99,6 +100,9 @@ def test_the_overview_counts_waiting_dead_letters_by_pipeline_with_the_oldest(
     oldest = datetime.fromisoformat(row["oldest_dead_at"])
     assert timedelta(seconds=590) < datetime.now(UTC) - oldest < timedelta(seconds=900)
     assert body["approvals_waiting"] == 0
+    # a service's home card asks for its own pipeline only: the same count
+    assert waiting(world["engine"], pipeline) == 2
+    assert waiting(world["engine"], f"{pipeline}-none") == 0
 
 
 def test_dead_letters_are_found_by_their_kafka_key(world: dict[str, Any]) -> None:

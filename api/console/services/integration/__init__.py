@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from api.console.registry import HomeCard, ServicePages, Tab
 from api.console.services.integration import mappings, pages
 from api.console.services.integration.pages import BASE
+from sinks.dead_letters.queries import waiting as dead_letters_waiting
 from sinks.integration.run_queries import flow_summary
-from sinks.views.overview import dead_letters_by_pipeline
 from topics.registry import INTEGRATION_DELIVERY
 
 router = APIRouter()
@@ -24,14 +24,7 @@ def home_card(engine: sqlalchemy.Engine) -> HomeCard:
     hour = [flow["last_hour"] for flow in summary["flows"]]
     succeeded = sum(w["succeeded"] for w in hour)
     finished = succeeded + sum(w["failed"] + w["dead"] for w in hour)
-    dead = next(
-        (
-            r["waiting"]
-            for r in dead_letters_by_pipeline(engine)
-            if r["pipeline"] == INTEGRATION_DELIVERY
-        ),
-        0,
-    )
+    dead = dead_letters_waiting(engine, INTEGRATION_DELIVERY)
     rate = f"{100 * succeeded / finished:.0f}%" if finished else "—"
     if dead:
         status = "bad"

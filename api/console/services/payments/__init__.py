@@ -9,8 +9,8 @@ import sqlalchemy
 
 from api.console.registry import HomeCard, ServicePages, Tab
 from api.console.services.payments.pages import BASE, router
+from sinks.dead_letters.queries import waiting as dead_letters_waiting
 from sinks.payments import queries
-from sinks.views.overview import dead_letters_by_pipeline
 from topics.registry import PAYMENT_SETTLEMENT
 
 
@@ -20,14 +20,7 @@ def home_card(engine: sqlalchemy.Engine) -> HomeCard:
     by_state: dict[str, int] = {}
     for row in rows:
         by_state[row["state"]] = by_state.get(row["state"], 0) + row["count"]
-    dead = next(
-        (
-            r["waiting"]
-            for r in dead_letters_by_pipeline(engine)
-            if r["pipeline"] == PAYMENT_SETTLEMENT
-        ),
-        0,
-    )
+    dead = dead_letters_waiting(engine, PAYMENT_SETTLEMENT)
     waiting = by_state.get("pending_approval", 0)
     status = "bad" if dead else "warn" if waiting or by_state.get("failed") else "ok"
     if not rows and not dead:
