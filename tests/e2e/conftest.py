@@ -24,9 +24,19 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.e2e)
+    """Mark the browser tests, and run them after every other test of the session.
+
+    Their session fixtures live until the session ends: the stack's API and worker, and
+    Playwright's sync driver, which keeps an event loop running in the main thread (any
+    ``asyncio.run`` of a later test would fail with "cannot be called from a running event
+    loop"). Last, they start only when nothing else is left to disturb. The order among
+    them stays as collected.
+    """
+    browser = [item for item in items if item.path.is_relative_to(HERE)]
+    for item in browser:
+        item.add_marker(pytest.mark.e2e)
+    others = [item for item in items if not item.path.is_relative_to(HERE)]
+    items[:] = others + browser
 
 
 @pytest.fixture(scope="session")
