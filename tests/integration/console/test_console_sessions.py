@@ -224,14 +224,18 @@ def test_logout_a_second_login_disable_and_passwd_each_end_a_session(
 def test_a_session_expires_after_its_lifetime(
     settings: Settings, kafka_bootstrap: str, console_db: str
 ) -> None:
-    short = app_settings(settings, console_db, session_hours=1 / 3600)  # one second
+    # Long enough for a login and one read on a loaded machine (one second was not, with the
+    # whole suite on two busy cores), then waited out from the moment the login answered.
+    lifetime_s = 6
+    short = app_settings(settings, console_db, session_hours=lifetime_s / 3600)
     with serving_in_thread(create_app(short)) as base:
         _, cookie, _ = log_in(base, "viewer")
+        logged_in = time.monotonic()
         assert (
             httpx.get(f"{base}/api/v1/overview", cookies={"synapseops_session": cookie}).status_code
             == 200
         )
-        time.sleep(2.2)
+        time.sleep(max(0.0, logged_in + lifetime_s + 0.5 - time.monotonic()))
         late = httpx.get(f"{base}/api/v1/overview", cookies={"synapseops_session": cookie})
         assert late.status_code == 401 and "log in again" in late.json()["detail"]
         page = httpx.get(f"{base}/", cookies={"synapseops_session": cookie})
