@@ -25,7 +25,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from sandbox.harness import SandboxServer
 from synapseops.kafka import consumer_config, producer_config
 from synapseops.settings import RetrySettings, Settings
-from tests.integration.payments.factory import PaymentFactory, payments_database
+from tests.integration.databases import fresh_database
+from tests.integration.payments.factory import PaymentFactory
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS, platform_registry
@@ -115,7 +116,7 @@ def run() -> None:
     group = f"bench-payments-{uuid4().hex[:8]}"
     _start_at_end(settings, group)
     with (
-        payments_database(base.database_url) as database,
+        fresh_database(base.database_url, "t_payments") as database,
         SandboxServer() as sandbox,
         TemporaryDirectory() as data_dir,
     ):

@@ -10,6 +10,9 @@ gives, per order, when its first try reached the ERP:
 - healthy-path throughput = first tries that succeeded / span of all first tries;
 - tier delay error = the worker's ``synapseops_road_tier_hold_lag_seconds`` (start minus
   not-before), p50/p99 estimated from the histogram buckets.
+
+Before those rounds, :mod:`bench.road_throughput` prints the road alone: records/s of a
+trivial pipeline, one worker, with the per-record agent of old and the micro-batch one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from bench import road_throughput
 from bench.integration import make_flow, order_text
 from sandbox.harness import SandboxServer, free_port
 from sinks.migrate import upgrade
@@ -245,6 +249,8 @@ def _accepted(sandbox_url: str, marker: str) -> int:
 
 
 def run() -> None:
+    # First the road alone (a trivial pipeline, before/after micro-batches), then the flow.
+    road_throughput.run()
     base = Settings()
     name = f"bench_road_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(make_url(base.database_url), isolation_level="AUTOCOMMIT")

@@ -1,8 +1,14 @@
 """The one place a SQLAlchemy engine is built for the product, and the one ``MetaData``.
 
 Every process builds one engine at its edge (``make_engine(settings)``) and passes it down.
-``pool_pre_ping`` makes a connection that died under us (PostgreSQL restart, failover) get
-replaced on checkout instead of failing the first statement of the next record.
+
+No ``pool_pre_ping``: it costs a round trip on every checkout, i.e. on every transaction of
+every batch. A connection that died under us (PostgreSQL restarted, a failover) fails its
+next statement instead — a disconnect, which :func:`database_errors` calls
+:class:`DatabaseUnavailable` (the road retries it) and on which SQLAlchemy invalidates the
+whole pool, so every other connection opened before it is replaced at its next checkout: one
+failed statement per restart, not one per pooled connection. ``pool_recycle`` replaces a
+connection an idle-timeout in between (a proxy, a firewall) may have cut silently.
 
 Every service's tables module (``sinks/<service>/tables.py``) hangs its SQLAlchemy Core tables
 off :data:`metadata`. The migrations are the truth for the schema; the tables let code build
@@ -27,11 +33,13 @@ from synapseops.settings import Settings
 
 metadata = MetaData()
 
+POOL_RECYCLE_S = 1800
+
 
 def make_engine(settings: Settings) -> sqlalchemy.Engine:
     return create_engine(
         settings.database_url,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
         pool_size=settings.database.pool_size,
         # A worker's executor threads plus the API's requests may briefly exceed the pool.
         max_overflow=settings.database.pool_size,

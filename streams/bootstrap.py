@@ -16,8 +16,9 @@ says which is down and why, metrics count it). A module's ``services`` may only 
 stop things: a :class:`mode.Service` with a ``Service.task`` of its own is refused, because
 such a task that raised would crash the worker instead of being restarted.
 
-Agents run with ``concurrency=1`` on purpose: with more, Faust can commit the offset of a record
-that is still in flight (faust-streaming #606), which the commit discipline forbids.
+Agents (:mod:`streams.road.agent`) run one actor per assigned partition, never several on one
+partition: with more, Faust can commit the offset of a record that is still in flight
+(faust-streaming #606), which the commit discipline forbids.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import faust
 import sqlalchemy
 from mode import Service
 
 from streams.dead_letters import DeadLetterStore
-from streams.road import FailureRouter, Pipeline, RoadRecord, TierConsumer, process
+from streams.road import FailureRouter, Pipeline, TierConsumer
 from streams.supervision import TaskSpec
 from synapseops.errors import ConfigurationError
 from synapseops.kafka import AsyncProducer
@@ -115,14 +115,17 @@ def _refuse_unsupervised(module: str, service: Service) -> None:
 
 
 def road_tasks(runtime: Runtime, pipelines: Sequence[Pipeline]) -> list[TaskSpec]:
-    """One supervised task per retry tier of each pipeline, and the dead-letter store."""
+    """One supervised task per retry tier of each pipeline and one for its parking topic
+    (records whose ``Retry-After`` outlasts every tier wait there), and the dead-letter store."""
     settings = runtime.settings
     specs: list[TaskSpec] = []
     for pipeline in pipelines:
-        for tier in range(len(pipeline.spec.retry_delays)):
+        tiers: list[int | None] = [*range(len(pipeline.spec.retry_delays)), None]
+        for tier in tiers:
+            topic = pipeline.spec.retry_topic(tier) if tier is not None else None
             specs.append(
                 TaskSpec(
-                    f"tier:{pipeline.spec.retry_topic(tier)}",
+                    f"tier:{topic or pipeline.spec.parking_topic}",
                     _tier_factory(runtime, pipeline, tier),
                 )
             )
@@ -138,28 +141,12 @@ def road_tasks(runtime: Runtime, pipelines: Sequence[Pipeline]) -> list[TaskSpec
     return specs
 
 
-def _tier_factory(runtime: Runtime, pipeline: Pipeline, tier: int) -> Callable[[], TierConsumer]:
+def _tier_factory(
+    runtime: Runtime, pipeline: Pipeline, tier: int | None
+) -> Callable[[], TierConsumer]:
     kafka, group = runtime.settings.kafka, runtime.settings.worker.group_id
-    return lambda: TierConsumer(pipeline, tier, runtime.router, kafka, group)
-
-
-def attach_pipeline(app: faust.App, pipeline: Pipeline, router: FailureRouter) -> None:
-    """One Faust agent over the pipeline's inputs; every record goes through the road."""
-    source = app.topic(
-        *pipeline.spec.inputs,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    async def run(stream: faust.StreamT[bytes]) -> None:
-        # events(), not values: headers and coordinates travel with the record. Faust acks an
-        # event when the loop asks for the next one, i.e. after process() made it durable.
-        async for event in stream.events():
-            await process(pipeline, RoadRecord.from_faust(event), router)
-
-    app.agent(source, name=f"road.{pipeline.name}", concurrency=1)(run)
+    size = runtime.settings.road.batch_size
+    return lambda: TierConsumer(pipeline, tier, runtime.router, kafka, group, batch_size=size)
 
 
 class SharedProducer(Service):

@@ -16,11 +16,13 @@ do with a record; how a consumer lives is the same for all, and is this class:
   consumer (closed shielded, so a cancelled task still leaves its group cleanly instead of
   holding its partitions until the session times out). :meth:`start_task` runs it as a task
   of its own instead (tests).
-- **the loop.** ``before_poll`` (run what is due), ``poll`` (:meth:`poll_timeout`),
-  ``after_poll`` (commit what is pending), then the message: a client error goes to
-  :meth:`on_error` (fatal → :class:`~synapseops.errors.KafkaUnavailable`, the supervisor
-  restarts the unit; end of partition is ignored; anything else is logged), a record to
-  :meth:`on_message`. A subclass without a subscription yet (no topics to read) polls nothing.
+- **the loop.** ``before_poll`` (run what is due), ``poll`` (:meth:`poll_timeout`; then what
+  else is fetched already, up to ``batch_size``), ``after_poll`` (commit what is pending),
+  then the messages: a client error goes to :meth:`on_error` (fatal →
+  :class:`~synapseops.errors.KafkaUnavailable`, the supervisor restarts the unit; end of
+  partition is ignored; anything else is logged), the records to :meth:`on_messages` (by
+  default :meth:`on_message` each; a subclass handling a batch at once commits once for it).
+  A subclass without a subscription yet (no topics to read) polls nothing.
 - **commit and rewind.** :meth:`commit` commits offsets synchronously and says whether the
   group took them (a rebalance may refuse: the caller keeps them or lets the partition's next
   owner redo the record); :meth:`rewind` seeks a partition back to a record.
@@ -58,9 +60,10 @@ class ConsumerLoop:
     :meth:`subscription`).
     """
 
-    def __init__(self, config: Mapping[str, Any], *, name: str) -> None:
+    def __init__(self, config: Mapping[str, Any], *, name: str, batch_size: int = 1) -> None:
         self._config = dict(config)
         self.name = name
+        self.batch_size = batch_size
         self._executor: ThreadPoolExecutor | None = None
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
@@ -93,6 +96,13 @@ class ConsumerLoop:
     async def on_message(self, consumer: Consumer, message: Message) -> None:
         """One record (never a client error: those go to :meth:`on_error`)."""
         raise NotImplementedError
+
+    async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
+        """The records of one poll, in the order the client gave them (per partition, offset
+        order); by default :meth:`on_message` each. A subclass that handles them together
+        (and commits once) overrides this."""
+        for message in messages:
+            await self.on_message(consumer, message)
 
     def on_error(self, error: KafkaError) -> None:
         """A client error in place of a message: fatal ends the unit, the rest is logged."""
@@ -203,20 +213,33 @@ class ConsumerLoop:
                 if consumer is None:
                     await self.sleep(self.poll_timeout())
                     continue
-                message: Message | None = await self.call(consumer.poll, self.poll_timeout())
+                taken = await self.call(self._take, consumer, self.poll_timeout())
                 await self.after_poll(consumer)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    self.on_error(error)
-                    continue
-                await self.on_message(consumer, message)
+                records = []
+                for message in taken:
+                    error = message.error()
+                    if error is not None:
+                        self.on_error(error)
+                    else:
+                        records.append(message)
+                if records:
+                    await self.on_messages(consumer, records)
         finally:
             await self.close_consumer()
             self._executor.shutdown(wait=False)
             self._executor = None
             await self.on_stopped()
+
+    def _take(self, consumer: Consumer, timeout: float) -> list[Message]:
+        """Wait up to ``timeout`` for one message, then take what else is already fetched, up
+        to :attr:`batch_size` in all (blocking: on the consumer's thread). ``consume`` alone
+        would wait for a full batch; a record must not wait for records that are not there."""
+        first = consumer.poll(timeout)
+        if first is None:
+            return []
+        if self.batch_size <= 1:
+            return [first]
+        return [first, *consumer.consume(self.batch_size - 1, 0)]
 
     def start_task(self) -> asyncio.Task[None]:
         """Run :meth:`run` as a task of the running loop (tests; the worker supervises it)."""

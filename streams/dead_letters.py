@@ -1,13 +1,14 @@
 """The dead-letter consumer: every ``<pipeline>.dlq`` topic into the ``dead_letters`` table.
 
-For each record, in this order (an outbox, so a crash anywhere loses nothing and doubles
-nothing):
+For each batch of records (one poll's worth), in this order (an outbox, so a crash anywhere
+loses nothing and doubles nothing):
 
-1. insert its row ``ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO NOTHING``;
-2. if the row's trigger is still owed (a new row, or one whose trigger a crash interrupted),
-   publish a ``dead_letter`` notification trigger and await its ``acks=all`` delivery;
-3. set ``trigger_published_at``;
-4. only then commit the record's offset.
+1. insert its rows in one transaction ``ON CONFLICT DO NOTHING`` (DLQ coordinates, failure);
+2. for each row whose trigger is still owed (a new row, or one whose trigger a crash
+   interrupted), publish a ``dead_letter`` notification trigger — all at once — and await
+   their ``acks=all`` deliveries;
+3. set ``trigger_published_at`` of those rows (one statement);
+4. only then commit the batch's offsets (one commit).
 
 A redelivered record (or a second copy of the same failure) therefore finds its row and, at
 most, publishes a trigger it still owes (the trigger's ``dedup_key`` lets the notification
@@ -48,7 +49,7 @@ from streams.consumer import ConsumerLoop
 from streams.supervision import failure_reason
 from streams.triggers import TriggerPublisher
 from synapseops import headers as h
-from synapseops.errors import RetryableError
+from synapseops.errors import RetryableError, SchemaInvalid
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -88,7 +89,7 @@ class DeadLetterStore(ConsumerLoop):
         config = consumer_config(
             settings.kafka, self.group_id, **{"client.id": "synapseops-dead-letters"}
         )
-        super().__init__(config, name="dlq-consumer")
+        super().__init__(config, name="dlq-consumer", batch_size=settings.road.batch_size)
         self._pipeline_of = {spec.dlq_topic: name for name, spec in pipelines.items()}
         self._triggers = TriggerPublisher(producer, settings, topic=trigger_topic)
         self._backoff = BACKOFF_INITIAL_S
@@ -119,23 +120,24 @@ class DeadLetterStore(ConsumerLoop):
             "dead-letter store stopped", extra={"handled": self.handled, "stored": self.stored}
         )
 
-    async def on_message(self, consumer: Consumer, message: Message) -> None:
-        record = self._record(message)
+    async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
+        records = [self._record(message) for message in messages]
         try:
-            await self.handle(record)
-            offsets = [TopicPartition(record.topic, record.partition, record.offset + 1)]
-            # A commit lost to a rebalance: its new owner reads the record again and finds
-            # the row (and the flag) already there.
-            await self.call(self.commit, consumer, offsets)
-            self.handled += 1
+            await self.handle_many(records)
+            # One commit for the batch. A commit lost to a rebalance: the new owner reads the
+            # records again and finds the rows (and the flags) already there.
+            await self.call(self.commit, consumer, _next_offsets(records))
+            self.handled += len(records)
             self._backoff = BACKOFF_INITIAL_S
         except RetryableError as exc:
             log.warning(
-                "dead letter not stored yet; will retry",
-                extra={**record.log_fields(), "error": failure_reason(exc)},
+                "dead letters not stored yet; will retry",
+                extra=records[0].log_fields()
+                | {"batch": len(records), "error": failure_reason(exc)},
             )
-            # Read it again on the next poll; the partition does not move past it.
-            await self.call(self.rewind, consumer, record.topic, record.partition, record.offset)
+            # Read them again on the next poll; no partition moves past its first record.
+            for (topic, partition), offset in _first_offsets(records).items():
+                await self.call(self.rewind, consumer, topic, partition, offset)
             await self.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
 
@@ -175,6 +177,52 @@ class DeadLetterStore(ConsumerLoop):
             await self._publish_trigger(record, stored.id, row)
         return stored.id
 
+    async def handle_many(self, records: Sequence[DeadRecord]) -> list[int]:
+        """:meth:`handle` for a batch: its rows in one transaction, the triggers owed sent
+        together, their flags set in one statement; the rows' ids, in order.
+
+        A batch of one, and a batch PostgreSQL refuses a row of (the transaction wrote
+        nothing), go record by record through :meth:`handle`, where a refused row is stored
+        minimally by itself. Raises what :meth:`handle` raises.
+        """
+        if len(records) == 1:
+            return [await self.handle(records[0])]
+        rows = [self._row(record) for record in records]
+        try:
+            stored = await asyncio.to_thread(self.repository.store_many, rows)
+        except SchemaInvalid:
+            return [await self.handle(record) for record in records]
+        owed: dict[int, tuple[DeadRecord, dict[str, Any]]] = {}
+        for record, row, found in zip(records, rows, stored, strict=True):
+            if found.created:
+                self.stored += 1
+                log.info("dead letter stored", extra={**record.log_fields(), "id": found.id})
+            if found.trigger_pending:
+                owed.setdefault(found.id, (record, row))  # two copies of a failure: one trigger
+        sent = await asyncio.gather(
+            *(self._send_trigger(record, row_id, row) for row_id, (record, row) in owed.items()),
+            return_exceptions=True,
+        )
+        published = [row_id for row_id, ok in zip(owed, sent, strict=True) if ok is True]
+        await asyncio.to_thread(self.repository.mark_triggers_published, published)
+        for failure in sent:
+            if isinstance(failure, BaseException):
+                raise failure
+        return [found.id for found in stored]
+
+    def _row(self, record: DeadRecord) -> dict[str, Any]:
+        try:
+            return to_row(record)
+        except Exception as exc:
+            return self._minimal(record, exc)
+
+    def _minimal(self, record: DeadRecord, exc: Exception) -> dict[str, Any]:
+        # Unreadable times, numbers PostgreSQL will not hold, data it refuses: keep what came
+        # (the bytes and headers) and why, and let the partition move on.
+        reason = failure_reason(exc)
+        log.warning("dead letter stored minimally", extra={**record.log_fields(), "reason": reason})
+        return minimal_row(record, reason)
+
     async def _store(self, record: DeadRecord) -> tuple[dict[str, Any], StoredDeadLetter]:
         try:
             row = to_row(record)
@@ -182,16 +230,15 @@ class DeadLetterStore(ConsumerLoop):
         except RetryableError:
             raise
         except Exception as exc:
-            # Unreadable times, numbers PostgreSQL will not hold, data it refuses: keep what
-            # came (the bytes and headers) and why, and let the partition move on.
-            reason = failure_reason(exc)
-            log.warning(
-                "dead letter stored minimally", extra={**record.log_fields(), "reason": reason}
-            )
-            row = minimal_row(record, reason)
+            row = self._minimal(record, exc)
             return row, await asyncio.to_thread(self.repository.store, row)
 
     async def _publish_trigger(self, record: DeadRecord, row_id: int, row: dict[str, Any]) -> None:
+        if await self._send_trigger(record, row_id, row):
+            await asyncio.to_thread(self.repository.mark_trigger_published, row_id)
+
+    async def _send_trigger(self, record: DeadRecord, row_id: int, row: dict[str, Any]) -> bool:
+        """Publish the row's trigger; ``False`` when it cannot be encoded (noted on the row)."""
         try:
             # Off the loop: encoding may ask the schema registry.
             value = await self._triggers.encode_off_loop(trigger_record(row_id, row))
@@ -204,11 +251,26 @@ class DeadLetterStore(ConsumerLoop):
                 "dead-letter trigger not published", extra={**record.log_fields(), "reason": reason}
             )
             await asyncio.to_thread(self.repository.note_store_error, row_id, reason)
-            return
+            return False
         # The trigger continues the dead record's trace, so a notification links to its input.
         traceparent = h.to_map(record.headers).get(h.TRACEPARENT)
         await self._triggers.send(value, key=record.pipeline.encode(), traceparent=traceparent)
-        await asyncio.to_thread(self.repository.mark_trigger_published, row_id)
+        return True
+
+
+def _next_offsets(records: Sequence[DeadRecord]) -> list[TopicPartition]:
+    """The offset after the last record of each partition of ``records``."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = record.offset + 1
+    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in last.items()]
+
+
+def _first_offsets(records: Sequence[DeadRecord]) -> dict[tuple[str, int], int]:
+    first: dict[tuple[str, int], int] = {}
+    for record in records:
+        first.setdefault((record.topic, record.partition), record.offset)
+    return first
 
 
 def _as_bytes(value: str | bytes | None) -> bytes | None:

@@ -1,12 +1,12 @@
 """``synapseops worker``: one place that wires the worker process together.
 
 Topics applied, schemas registered (with a registry) → engine → runtime (producer, failure
-router) → Faust app with one road agent per pipeline; every background task — retry-tier
-consumers, the dead-letter store, the modules' own (pollers, forwarders) — under one
-supervisor (streams/bootstrap.py, streams/supervision.py) → health server, which reports the
-app and every supervised task → run until SIGTERM/SIGINT. Faust's worker runs the loop and
-its signal handlers; it is told to leave our JSON logging alone and not to parse
-``sys.argv``.
+router) → Faust app with one road agent per pipeline (an actor per partition, micro-batches
+of records); every background task — retry-tier consumers, the dead-letter store, the
+modules' own (pollers, forwarders) — under one supervisor (streams/bootstrap.py,
+streams/supervision.py) → health server, which reports the app and every supervised task →
+run until SIGTERM/SIGINT. Faust's worker runs the loop and its signal handlers; it is told to
+leave our JSON logging alone and not to parse ``sys.argv``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import sqlalchemy
 from schemas.store import register_schemas
 from sinks.db import make_engine
 from streams.app import create_app
-from streams.bootstrap import Runtime, SharedProducer, attach_pipeline, load_services, road_tasks
+from streams.bootstrap import Runtime, SharedProducer, load_services, road_tasks
 from streams.health import HealthServer
+from streams.road.agent import attach_pipeline
 from streams.supervision import Supervisor
 from synapseops.errors import ConfigurationError
 from synapseops.logging import get_logger
@@ -52,7 +53,7 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
     runtime = Runtime.build(settings, engine)
     loaded = load_services(runtime)
     for pipeline in loaded.pipelines:
-        attach_pipeline(app, pipeline, runtime.router)
+        attach_pipeline(app, pipeline, runtime.router, settings.road)
     supervisor = Supervisor(
         [*road_tasks(runtime, loaded.pipelines), *loaded.tasks], settings.supervision
     )

@@ -278,6 +278,16 @@ class WorkerSettings(BaseSettings):
         return frozenset(part.strip() for part in self.pipelines.split(",") if part.strip())
 
 
+class RoadSettings(BaseSettings):
+    """How a pipeline's agent takes its input (streams/bootstrap.py): per assigned partition,
+    batches of up to ``batch_size`` records, or whatever came within ``batch_within_ms``."""
+
+    model_config = _section("SYNAPSEOPS_ROAD_")
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    batch_within_ms: float = Field(default=5.0, gt=0, le=10_000)
+
+
 class SupervisionSettings(BaseSettings):
     """How the worker restarts a background task that died (streams/supervision.py)."""
 
@@ -366,6 +376,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    road: RoadSettings = Field(default_factory=RoadSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -21,16 +21,17 @@ is refused up front with a :class:`ConfigurationError` that says which setting t
 Nothing here deletes a topic. ``list_topics`` gives declared vs actual, one row per topic,
 with ``extra`` rows for undeclared topics in a namespace the registry owns (a retry tier left
 behind by changed delays, for instance). The comparison is pure functions over plain data
-(:func:`compare`, :func:`topic_drift`); only the two entry points talk to the broker.
+(:mod:`topics.drift`); only the two entry points here talk to the broker.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -49,95 +50,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from synapseops.errors import ConfigurationError, KafkaUnavailable
 from synapseops.kafka import create_admin
 from synapseops.settings import Settings
+from topics.drift import ActualTopic, TopicDrift, TopicRow, compare
 from topics.registry import TopicRegistry, TopicSpec, platform_registry
 
 log = logging.getLogger(__name__)
-TopicStatus = Literal["in_sync", "drift", "missing", "extra"]
-
-
-@dataclass(frozen=True)
-class ActualTopic:
-    """A topic as the broker has it (configs: at least every key some declaration owns)."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    configs: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ConfigDrift:
-    key: str
-    declared: str
-    actual: str | None
-
-
-@dataclass(frozen=True)
-class TopicDrift:
-    name: str
-    declared_partitions: int
-    actual_partitions: int
-    declared_replication: int
-    actual_replication: int
-    configs: tuple[ConfigDrift, ...] = ()
-
-    @property
-    def partitions_short(self) -> bool:
-        return self.actual_partitions < self.declared_partitions
-
-    @property
-    def in_sync(self) -> bool:
-        return (
-            self.actual_partitions == self.declared_partitions
-            and self.actual_replication == self.declared_replication
-            and not self.configs
-        )
-
-    @property
-    def replication_differs(self) -> bool:
-        return self.actual_replication != self.declared_replication
-
-    def describe(self) -> list[str]:
-        """One human-readable line per difference."""
-        lines = []
-        if self.actual_partitions != self.declared_partitions:
-            lines.append(
-                f"partitions {self.actual_partitions}, declared {self.declared_partitions}"
-            )
-        if self.replication_differs:
-            lines.append(
-                f"replication factor {self.actual_replication}, "
-                f"declared {self.declared_replication} ({REPLICATION_FIX})"
-            )
-        lines.extend(f"{c.key}={c.actual}, declared {c.declared}" for c in self.configs)
-        return lines
-
-
-# Kafka has no "alter replication factor": replicas change only through a reassignment.
-REPLICATION_FIX = (
-    "not changed by apply: move replicas with kafka-reassign-partitions.sh --execute and a "
-    "plan listing the new replicas of each partition, or change "
-    "SYNAPSEOPS_KAFKA_REPLICATION_FACTOR to what the cluster has"
-)
-
-
-@dataclass(frozen=True)
-class TopicRow:
-    """One line of ``topics list``: a declared topic, an undeclared one, or both sides."""
-
-    name: str
-    status: TopicStatus
-    declared: TopicSpec | None
-    actual: ActualTopic | None
-    drift: TopicDrift | None = None
-
-    @property
-    def declared_partitions(self) -> int | None:
-        return self.declared.partitions if self.declared else None
-
-    @property
-    def actual_partitions(self) -> int | None:
-        return self.actual.partitions if self.actual else None
 
 
 @dataclass
@@ -152,65 +68,6 @@ class ApplyReport:
     @property
     def ok(self) -> bool:
         return not self.drift
-
-
-# ---- pure comparison ---------------------------------------------------------------------
-
-
-def _normalise(value: str | None) -> str | None:
-    # List-valued configs (cleanup.policy) come back in any order: "compact,delete".
-    if value is None:
-        return None
-    return ",".join(sorted(part.strip() for part in value.split(",")))
-
-
-def config_drift(declared: Mapping[str, str], actual: Mapping[str, str]) -> tuple[ConfigDrift, ...]:
-    """Declared keys whose actual value differs; keys the declaration does not own are ignored."""
-    return tuple(
-        ConfigDrift(key, value, actual.get(key))
-        for key, value in sorted(declared.items())
-        if _normalise(actual.get(key)) != _normalise(value)
-    )
-
-
-def topic_drift(spec: TopicSpec, actual: ActualTopic) -> TopicDrift:
-    """How ``actual`` differs from ``spec``; a spec naming no replication factor has no opinion
-    on it (the entry points below always fill it in from the settings first)."""
-    declared_replication = spec.replication_factor or actual.replication_factor
-    return TopicDrift(
-        name=spec.name,
-        declared_partitions=spec.partitions,
-        actual_partitions=actual.partitions,
-        declared_replication=declared_replication,
-        actual_replication=actual.replication_factor,
-        configs=config_drift(spec.configs(), actual.configs),
-    )
-
-
-def namespaces(specs: Iterable[TopicSpec]) -> frozenset[str]:
-    """Name prefixes the registry owns: the first dotted segment of each declared name."""
-    return frozenset(spec.name.split(".", 1)[0] + "." for spec in specs)
-
-
-def compare(
-    specs: Iterable[TopicSpec], actual: Mapping[str, ActualTopic], *, include_extra: bool = True
-) -> list[TopicRow]:
-    """Declared vs actual, sorted by name. ``extra``: undeclared, in a namespace we own."""
-    declared = {spec.name: spec for spec in specs}
-    rows = []
-    for name, spec in declared.items():
-        topic = actual.get(name)
-        if topic is None:
-            rows.append(TopicRow(name, "missing", spec, None))
-            continue
-        drift = topic_drift(spec, topic)
-        rows.append(TopicRow(name, "in_sync" if drift.in_sync else "drift", spec, topic, drift))
-    if include_extra:
-        owned = namespaces(declared.values())
-        for name, topic in actual.items():
-            if name not in declared and name.startswith(tuple(owned)):
-                rows.append(TopicRow(name, "extra", None, topic))
-    return sorted(rows, key=lambda row: row.name)
 
 
 # ---- the broker side -----------------------------------------------------------------------
@@ -305,7 +162,43 @@ def _create(admin: AdminClient, specs: list[TopicSpec], brokers: int, timeout: f
             raise KafkaUnavailable(f"kafka admin: creating {name} timed out") from exc
         log.info("topic created", extra={"topic": name})
         created.append(name)
+    _await_leaders(
+        admin, {spec.name: spec.partitions for spec in specs if spec.name in created}, timeout
+    )
     return created
+
+
+def _await_leaders(admin: AdminClient, expected: Mapping[str, int], timeout: float) -> None:
+    """Wait until every created topic has a leader for each of its partitions.
+
+    CreateTopics answers once the controller has recorded the topic, before the broker has
+    elected its leaders; until then a client asking for the topic (an offset lookup, a first
+    produce) is told "unknown partition" or "not leader". Right after a broker starts this
+    lasts long enough for the next step to trip on it, so ``apply`` returns only once the
+    topics can be used."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(expected)
+    while waiting:
+        try:
+            metadata = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"kafka admin: listing topics failed: {exc.args[0]}") from exc
+        for name, partitions in list(waiting.items()):
+            meta = metadata.topics.get(name)
+            if (
+                meta is not None
+                and meta.error is None
+                and len(meta.partitions) == partitions
+                and all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
+            ):
+                del waiting[name]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaUnavailable(
+                f"kafka admin: created topics have no leader yet: {sorted(waiting)[:5]}"
+            )
+        time.sleep(0.1)
 
 
 def apply_topics(

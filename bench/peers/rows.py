@@ -3,7 +3,7 @@ own group and writes its own output topic.
 
 A row is a label and a ``start(context) -> Popen`` function; the harness measures the process
 it gets back and verifies the output topic. Adding a peer is one such function. A row whose
-peer does not exist yet raises :class:`NotBuilt`, and the table says so instead of a figure.
+peer does not exist raises :class:`NotBuilt`, and the table says so instead of a figure.
 """
 
 from __future__ import annotations
@@ -83,17 +83,11 @@ def quixstreams_app(ctx: RowContext) -> subprocess.Popen[bytes]:
 
 
 def synapseops_flow(ctx: RowContext) -> subprocess.Popen[bytes]:
-    """The product itself: a Kafka → Kafka flow through the whole road.
-
-    To build once a connector of kind ``kafka`` can be a flow's target: in a throwaway database
-    (``ctx.database_url``) create a Kafka-sourced endpoint on ``ctx.input_topic``, a ``kafka``
-    target producing to ``ctx.output_topic`` keyed by the mapped ``source_order_id``, the golden
-    mapping (``work.MAPPING``) and the flow; then start ``synapseops worker`` as
-    ``tests/integration/worker_process.py`` does (``SYNAPSEOPS_WORKER_GROUP_ID=ctx.group``,
-    only the pipelines the flow needs) and return its process. Its output values must be the
-    engine's bytes exactly, like every other row's.
-    """
-    raise NotBuilt("not built yet (a kafka connector as a flow target, issue 10 item 5)")
+    """The product itself: a Kafka → Kafka flow through the whole road, in a throwaway database
+    on ``ctx.database_url``'s server (``bench.peers.synapseops_peer``)."""
+    argv = [sys.executable, "-m", "bench.peers.synapseops_peer", *_peer_args(ctx)]
+    argv += ["--database-url", ctx.database_url, "--work-dir", str(ctx.work_dir / "worker")]
+    return _spawn(ctx, argv)
 
 
 LINGER = ("--conf", "producer_linger=0.005", "--conf", "producer_max_batch_size=262144")

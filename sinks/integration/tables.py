@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the API Integration service, matching migration ``0004``.
+"""SQLAlchemy Core tables of the API Integration service, matching migrations ``0004``-``0009``.
 
 ::
 
@@ -248,4 +248,15 @@ runs = Table(
         unique=True,
         postgresql_where=text("status = 'succeeded'"),
     ),
+)
+
+# One row (id 1): the flow configuration's version, bumped by triggers on every write to
+# connectors, endpoints (not a poller's cursor), credentials, mappings, mapping_versions and
+# flows (migration 0009). The delivery worker's flow catalog compares it once per batch.
+integration_config = Table(
+    "integration_config",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
+    CheckConstraint("id = 1", name="ck_integration_config_one_row"),
 )

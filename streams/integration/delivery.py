@@ -37,7 +37,9 @@ _RESERVED_HEADERS = frozenset({"idempotency-key", "traceparent", "content-type"}
 
 @dataclass(frozen=True)
 class SourceEvent:
-    """One source event as the delivery pipeline knows it (the body stays raw bytes)."""
+    """One source event, the body raw bytes exactly as received: what the delivery pipeline
+    reads off a record (:func:`source_event`), what a Run keeps for re-runs and what a re-run
+    reads back (:func:`sinks.integration.runs.load_source`) — one record under one name."""
 
     event_id: str
     connector: str
@@ -49,6 +51,11 @@ class SourceEvent:
     # Set when the record is meant for one flow only (Kafka-topic sources, re-runs).
     flow_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_type(self) -> str | None:
+        """The body's media type as the source gave it (``None`` when it gave none)."""
+        return self.headers.get(kh.CONTENT_TYPE)
 
 
 def source_event(record: RoadRecord) -> SourceEvent:

@@ -12,8 +12,9 @@ cannot forge an attempt count, a kind, an event id or trace state. The forwarder
 own: the connector/endpoint headers, a trace continued from a valid foreign ``traceparent``
 (as the HTTP ingress does), and the event id — the value of the endpoint's
 ``event_id_header`` when configured and present, else ``<topic>/<partition>/<offset>`` —
-stable, so a record forwarded twice after a crash is absorbed downstream. The offset is
-committed only after the forwarded copy is durable.
+stable, so a record forwarded twice after a crash is absorbed downstream. A poll's records
+are forwarded together (produced at once, awaited once per partition) and their offsets
+committed once, only after every forwarded copy is durable.
 
 Errors are contained per partition: a record that cannot be forwarded for a reason that may
 pass (Kafka unavailable, anything unforeseen) stays uncommitted, its partition is paused and
@@ -36,7 +37,6 @@ import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.consumer import ConsumerLoop
-from streams.integration.metrics import SOURCE_FAILURES, MisconfiguredSources
 from streams.integration.source_config import reserved_topics
 from streams.integration.topic_sources import (
     TopicSource,
@@ -45,8 +45,9 @@ from streams.integration.topic_sources import (
     topic_sources,
 )
 from streams.road.record import RoadRecord
+from streams.source_metrics import SOURCE_FAILURES, MisconfiguredSources
 from synapseops.errors import FatalError, SynapseOpsError
-from synapseops.kafka import AsyncProducer, consumer_config
+from synapseops.kafka import AsyncProducer, Outgoing, consumer_config
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS, platform_registry
@@ -82,7 +83,11 @@ class KafkaSourceForwarder(ConsumerLoop):
         self.engine = engine
         self.producer = producer
         self.group_id = f"{settings.worker.group_id}.integration-sources"
-        super().__init__(consumer_config(settings.kafka, self.group_id), name="kafka-source")
+        super().__init__(
+            consumer_config(settings.kafka, self.group_id),
+            name="kafka-source",
+            batch_size=settings.road.batch_size,
+        )
         self.reserved = reserved_topics(settings)
         registry = platform_registry(settings.retry.delays)
         self.dlq_topic = registry.pipelines[INTEGRATION_DELIVERY].dlq_topic
@@ -109,8 +114,20 @@ class KafkaSourceForwarder(ConsumerLoop):
         if self.consumer is not None:
             await self.call(self._unblock_due, self.consumer)
 
-    async def on_message(self, consumer: Consumer, message: Message) -> None:
-        await self._forward_contained(consumer, message, self._sources)
+    async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
+        runs: dict[Partition, list[RoadRecord]] = {}
+        for message in messages:
+            record = RoadRecord.from_confluent(message)
+            runs.setdefault((record.topic, record.partition), []).append(record)
+        offsets = []
+        for records in runs.values():
+            upto = await self._forward_run(consumer, records, self._sources)
+            if upto is not None:
+                offsets.append(TopicPartition(records[0].topic, records[0].partition, upto))
+        if offsets:
+            # One commit for the batch; a commit lost to a rebalance only means the records
+            # are forwarded again (their event ids are stable: absorbed downstream).
+            await self.call(self.commit, consumer, offsets)
 
     async def _read_sources(
         self, known: dict[str, list[TopicSource]]
@@ -155,60 +172,78 @@ class KafkaSourceForwarder(ConsumerLoop):
                 continue
             hold.retry_at = None
 
-    async def _forward_contained(
-        self, consumer: Consumer, message: Message, sources: Mapping[str, list[TopicSource]]
-    ) -> None:
-        """Forward one record; a failure holds back only its own partition."""
-        record = RoadRecord.from_confluent(message)
-        where = (record.topic, record.partition)
+    async def _forward_run(
+        self,
+        consumer: Consumer,
+        records: list[RoadRecord],
+        sources: Mapping[str, list[TopicSource]],
+    ) -> int | None:
+        """Forward one partition's records (all produced at once, awaited once); the offset
+        its partition may be committed to, ``None`` if not past any. The first record that
+        could not be forwarded holds back its partition, and only its own (module docstring).
+        """
+        where = (records[0].topic, records[0].partition)
         held = self._held.get(where)
         if held is not None and held.retry_at is not None:
-            return  # fetched before the pause took effect; read again once resumed
-        try:
+            return None  # fetched before the pause took effect; read again once resumed
+        targets = sources.get(records[0].topic, [])
+        outgoing: list[Outgoing] = []
+        for record in records:
+            outgoing += [
+                Outgoing(INTEGRATION_EVENTS.name, record.value, record.key, headers)
+                for headers in (forwarded_headers(record, source) for source in targets)
+            ]
+        answers = await self.producer.send_many(outgoing)
+        upto = None
+        for index, record in enumerate(records):
+            mine = answers[index * len(targets) : (index + 1) * len(targets)]
+            failures = [answer for answer in mine if isinstance(answer, BaseException)]
             try:
-                await self._forward(consumer, record, sources)
-            except FatalError as exc:
-                await self._dead_letter(consumer, record, sources, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            delay = min(held.delay * 2, MAX_BACKOFF_S) if held is not None else FIRST_BACKOFF_S
-            self._held[where] = Hold(record.offset, time.monotonic() + delay, delay)
-            await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
-            SOURCE_FAILURES.labels("kafka", "forward_failed").inc()
-            log.warning(
-                "kafka source record not forwarded; its partition waits and retries",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "endpoints": [s.endpoint for s in sources.get(record.topic, [])],
-                    "retry_in_s": delay,
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
-            )
-            return
+                if failures and not isinstance(failures[0], FatalError):
+                    raise failures[0]
+                if failures:
+                    await self._dead_letter(record, sources, failures[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._hold(consumer, record, held, exc, targets)
+                return upto
+            upto = record.offset + 1
+            self.forwarded += 1
         self._held.pop(where, None)
+        return upto
 
-    async def _forward(
-        self, consumer: Consumer, record: RoadRecord, sources: Mapping[str, list[TopicSource]]
-    ) -> None:
-        for source in sources.get(record.topic, []):
-            await self.producer.send(
-                INTEGRATION_EVENTS.name,
-                record.value,
-                key=record.key,
-                headers=forwarded_headers(record, source),
-            )
-        await self._commit(consumer, record)
-        self.forwarded += 1
-
-    async def _dead_letter(
+    async def _hold(
         self,
         consumer: Consumer,
         record: RoadRecord,
+        held: Hold | None,
+        exc: Exception,
+        targets: list[TopicSource],
+    ) -> None:
+        delay = min(held.delay * 2, MAX_BACKOFF_S) if held is not None else FIRST_BACKOFF_S
+        self._held[(record.topic, record.partition)] = Hold(
+            record.offset, time.monotonic() + delay, delay
+        )
+        await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
+        SOURCE_FAILURES.labels("kafka", "forward_failed").inc()
+        log.warning(
+            "kafka source record not forwarded; its partition waits and retries",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "endpoints": [s.endpoint for s in targets],
+                "retry_in_s": delay,
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+
+    async def _dead_letter(
+        self,
+        record: RoadRecord,
         sources: Mapping[str, list[TopicSource]],
-        exc: FatalError,
+        exc: BaseException,
     ) -> None:
         """The record as a dead letter of the delivery pipeline (one per endpoint reading it,
         with that endpoint's routing headers, so a replay delivers it to its flows)."""
@@ -224,9 +259,3 @@ class KafkaSourceForwarder(ConsumerLoop):
                 "error": f"{type(exc).__name__}: {exc}",
             },
         )
-        await self._commit(consumer, record)
-
-    async def _commit(self, consumer: Consumer, record: RoadRecord) -> None:
-        # A commit lost to a rebalance only means the record is forwarded again.
-        offset = TopicPartition(record.topic, record.partition, record.offset + 1)
-        await self.call(self.commit, consumer, [offset])

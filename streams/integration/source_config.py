@@ -30,6 +30,16 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 Scalar = str | int | float | bool
 
 
+def checked_path(value: str | None) -> str | None:
+    """``value`` when it is a path of the mapping language (or ``None``); else ValueError."""
+    if value is not None:
+        try:
+            parse_source(value)
+        except PathSyntaxError as exc:
+            raise ValueError(str(exc)) from exc
+    return value
+
+
 class PollConfig(BaseModel):
     """How a polled REST source reads its answers (see ``streams/integration/poller.py``)."""
 
@@ -46,12 +56,7 @@ class PollConfig(BaseModel):
     @field_validator("items_path", "next_cursor_path", "item_id_path", "entity_key_path")
     @classmethod
     def _a_path(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_source(value)
-            except PathSyntaxError as exc:
-                raise ValueError(str(exc)) from exc
-        return value
+        return checked_path(value)
 
     @property
     def key_path(self) -> str:

@@ -10,10 +10,8 @@ import traceback
 from dataclasses import dataclass
 
 import sqlalchemy
-from sqlalchemy import select
 
-from sinks.db import database_errors
-from sinks.integration.tables import connectors, endpoints, flows
+from sinks.integration.sources import enabled_source_endpoints
 from streams.integration.source_config import (
     KafkaSourceConfig,
     ReservedTopics,
@@ -42,33 +40,15 @@ def topic_sources(
 ) -> tuple[dict[str, list[TopicSource]], dict[str, list[str]]]:
     """Topic → the valid source endpoints reading it (with at least one enabled flow), and
     ``connector/endpoint`` → the problems of each invalid one (skipped)."""
-    statement = (
-        select(
-            endpoints.c.name,
-            endpoints.c.direction,
-            endpoints.c.kafka_topic,
-            endpoints.c.config,
-            connectors.c.name.label("connector"),
-        )
-        .join(connectors, connectors.c.id == endpoints.c.connector_id)
-        .where(
-            connectors.c.protocol == "kafka",
-            endpoints.c.direction == "source",
-            # Without a topic there is nothing to read (records may be produced for it
-            # directly); a named topic is checked below.
-            endpoints.c.kafka_topic.is_not(None),
-            select(flows.c.id)
-            .where(flows.c.source_endpoint_id == endpoints.c.id, flows.c.enabled)
-            .exists(),
-        )
-    )
-    with database_errors("read kafka sources"), engine.connect() as conn:
-        rows = conn.execute(statement).mappings().all()
     found: dict[str, list[TopicSource]] = {}
     invalid: dict[str, list[str]] = {}
-    for row in rows:
+    for row in enabled_source_endpoints(engine, "kafka"):
+        if row["kafka_topic"] is None:
+            # Without a topic there is nothing to read (records may be produced for it
+            # directly); a named topic is checked below.
+            continue
         where = f"{row['connector']}/{row['name']}"
-        problems = source_endpoint_problems("kafka", dict(row), reserved)
+        problems = source_endpoint_problems("kafka", row, reserved)
         if problems:
             invalid[where] = problems
             continue

@@ -7,8 +7,8 @@ stays between them) and gives each run to that kind's batch handler, or record b
 its per-record handler when it has none. The batch handler answers one
 :class:`~streams.road.pipeline.Outcome` or exception per record. Failures are classified like
 raised ones and handed to the router together (one flush: the produces are in flight at once
-and awaited together), so :func:`process_batch` returns when every failed record is durable on
-its next hop — then, and only then, may the caller commit past the batch.
+and awaited together, once per batch), so :func:`process_batch` returns when every failed
+record is durable on its next hop — then, and only then, may the caller commit past the batch.
 
 A record that fails alone fails alone: a batch handler that *raises* (rather than answering)
 fails no record; the road runs each record of that run through the per-record handler, so a
@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streams.road.pipeline import (
+    BatchHandler,
     Outcome,
     Pipeline,
     failure_kind,
     observe,
-    process,
     route_until_durable,
 )
 from streams.road.record import RoadRecord
@@ -63,25 +63,47 @@ async def process_batch(
     pipeline: Pipeline, records: Sequence[RoadRecord], router: FailureRouter
 ) -> list[Outcome | Hop]:
     """One result per record of ``records`` (an :class:`Outcome`, or the :class:`Hop` it was
-    durably handed to), in order. Like :func:`process`, only cancellation escapes."""
-    results: list[Outcome | Hop] = []
+    durably handed to), in order. Like :func:`process`, only cancellation escapes.
+
+    Every failure of the batch — of any run, batch handler or per-record handler alike — is
+    routed at the end, all hand-offs in flight at once and awaited together.
+    """
+    answers: list[Answer] = []
     for kind, run in runs_of(pipeline, records):
-        batch = pipeline.batch_handlers.get(kind) if kind is not None else None
-        if batch is None:
-            for record in run:
-                results.append(await process(pipeline, record, router))
-            continue
-        results.extend(await _process_run(pipeline, run, router))
-    return results
+        handler = pipeline.batch_handlers.get(kind) if kind is not None else None
+        if handler is None:
+            answers.extend(await _one_by_one(pipeline, run))
+        else:
+            answers.extend(await _batch_answers(pipeline, handler, run))
+    return await _settle(pipeline, records, answers, router)
 
 
-async def _process_run(
-    pipeline: Pipeline, run: list[RoadRecord], router: FailureRouter
-) -> list[Outcome | Hop]:
-    kind = pipeline.kind_of(run[0])
+# What a record's handling came to (an Outcome or the exception it failed with), and the
+# seconds it took.
+Answer = tuple["Outcome | BaseException", float]
+
+
+async def _one_by_one(pipeline: Pipeline, run: Sequence[RoadRecord]) -> list[Answer]:
+    answers: list[Answer] = []
+    for record in run:
+        started = time.monotonic()
+        answer: Outcome | BaseException
+        try:
+            answer = await pipeline.handle(record)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise  # shutting down: nothing of the batch is committed, all of it is redone
+        except BaseException as exc:
+            answer = exc
+        answers.append((answer, time.monotonic() - started))
+    return answers
+
+
+async def _batch_answers(
+    pipeline: Pipeline, handler: BatchHandler, run: list[RoadRecord]
+) -> list[Answer]:
     started = time.monotonic()
     try:
-        answers = list(await pipeline.batch_handlers[kind](run))
+        answers = list(await handler(run))
         if len(answers) != len(run):
             raise TypeError(
                 f"batch handler of {pipeline.name} answered {len(answers)} for {len(run)} records"
@@ -94,18 +116,28 @@ async def _process_run(
             exc_info=True,
             extra=run[0].log_fields(pipeline.name) | {"batch_size": len(run)},
         )
-        return [await process(pipeline, record, router) for record in run]
+        return await _one_by_one(pipeline, run)
     seconds = (time.monotonic() - started) / len(run)
-    results: list[Outcome | Hop | None] = [None] * len(run)
+    return [(answer, seconds) for answer in answers]
+
+
+async def _settle(
+    pipeline: Pipeline,
+    records: Sequence[RoadRecord],
+    answers: Sequence[Answer],
+    router: FailureRouter,
+) -> list[Outcome | Hop]:
+    """Classify every failure, route the failed records together; one result per record."""
+    results: list[Outcome | Hop | None] = [None] * len(records)
     routing: list[tuple[int, asyncio.Task[Hop]]] = []
-    for index, (record, answer) in enumerate(zip(run, answers, strict=True)):
+    for index, (record, (answer, _)) in enumerate(zip(records, answers, strict=True)):
         if isinstance(answer, Outcome):
             results[index] = answer
             continue
         exc = (
             answer
             if isinstance(answer, BaseException)
-            else TypeError(f"batch handler of {pipeline.name} answered {type(answer).__name__}")
+            else TypeError(f"handler of {pipeline.name} answered {type(answer).__name__}")
         )
         failure = failure_kind(pipeline, exc)
         if failure == "rejected":
@@ -114,10 +146,15 @@ async def _process_run(
         task = asyncio.ensure_future(route_until_durable(pipeline, record, exc, failure, router))
         routing.append((index, task))
     if routing:
-        hops = await asyncio.gather(*(task for _, task in routing))
+        try:
+            hops = await asyncio.gather(*(task for _, task in routing))
+        except BaseException:
+            for _, task in routing:  # cancelled: no hand-off keeps running without its batch
+                task.cancel()
+            raise
         for (index, _), hop in zip(routing, hops, strict=True):
             results[index] = hop
     done = [result for result in results if result is not None]
-    for result in done:
+    for result, (_, seconds) in zip(done, answers, strict=True):
         observe(pipeline, result, seconds)
     return done

@@ -35,9 +35,10 @@ broker expired after ``offsets.retention.minutes`` of the group being *empty* �
 offsets never expire) re-reads the topic rather than jumping past what it held; and the road's
 topics keep records two weeks (``topics/registry.py``), far longer than the longest hold.
 
-A record's offset is committed, synchronously, only after
-:func:`~streams.road.pipeline.process` returned, i.e. after its effect or its hand-off to the
-next hop is durable.
+Records due together (one poll's worth, or the held ones whose time came) run as a batch per
+partition through :func:`~streams.road.batch.process_batch`; their offsets are committed,
+synchronously and once for the batch, only after it returned, i.e. after every effect or
+hand-off to the next hop is durable.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.consumer import ConsumerLoop
 from streams.road import metrics
+from streams.road.batch import process_batch
 from streams.road.holds import Holds
-from streams.road.pipeline import Pipeline, process
+from streams.road.pipeline import Pipeline
 from streams.road.record import RoadRecord
 from streams.road.router import FailureRouter
 from synapseops.kafka import consumer_config
@@ -88,6 +90,7 @@ class TierConsumer(ConsumerLoop):
         *,
         clock_ms: Callable[[], int] = _now_ms,
         consumer_overrides: Mapping[str, Any] | None = None,
+        batch_size: int = 500,
     ) -> None:
         self.pipeline = pipeline
         self.tier = tier
@@ -118,7 +121,7 @@ class TierConsumer(ConsumerLoop):
                 "auto.offset.reset": "earliest",
             },
         )
-        super().__init__(config, name=f"tier-{self.topic}")
+        super().__init__(config, name=f"tier-{self.topic}", batch_size=batch_size)
         self._holds = Holds(PARKING_CAPACITY, PARKING_MAX_BYTES) if parking else Holds(capacity=1)
         self._uncommitted: dict[Partition, int] = {}  # partition → offset, not yet committed
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,8 +152,20 @@ class TierConsumer(ConsumerLoop):
         if self._uncommitted:
             await self.call(self._commit_uncommitted, consumer)
 
-    async def on_message(self, consumer: Consumer, message: Message) -> None:
-        await self._handle(consumer, message)
+    async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
+        due: list[tuple[RoadRecord, int]] = []
+        for message in messages:
+            record = RoadRecord.from_confluent(message)
+            if not self._holds.take(record):
+                continue  # fetched before its paused partition stopped: read again on resume
+            due_ms = record.history.not_before_ms or 0
+            if due_ms > self._clock_ms():
+                if self._holds.hold(record, due_ms):
+                    tp = TopicPartition(record.topic, record.partition)
+                    await self.call(consumer.pause, [tp])
+                continue
+            due.append((record, due_ms))
+        await self._run(consumer, due)
 
     # ---- the hold ---------------------------------------------------------------------
 
@@ -165,31 +180,32 @@ class TierConsumer(ConsumerLoop):
         consumer = self.consumer
         if consumer is None:
             return
-        for record, due_ms in self._holds.due(self._clock_ms()):
-            await self._run(consumer, record, due_ms)
+        await self._run(consumer, self._holds.due(self._clock_ms()))
 
-    async def _handle(self, consumer: Consumer, message: Message) -> None:
-        record = RoadRecord.from_confluent(message)
-        if not self._holds.take(record):
-            # Fetched before its paused partition stopped: read again once it resumes.
+    async def _run(self, consumer: Consumer, due: list[tuple[RoadRecord, int]]) -> None:
+        """Run ``due`` records — a batch per partition, partitions side by side — then commit
+        once for all of them, and resume the partitions that have room again."""
+        if not due:
             return
-        due_ms = record.history.not_before_ms or 0
-        if due_ms > self._clock_ms():
-            if self._holds.hold(record, due_ms):
-                await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
-            return
-        await self._run(consumer, record, due_ms)
-
-    async def _run(self, consumer: Consumer, record: RoadRecord, due_ms: int) -> None:
-        if due_ms:
-            lag_s = (self._clock_ms() - due_ms) / 1000
-            metrics.TIER_HOLD_LAG.labels(self.pipeline.name, self.label).observe(lag_s)
-        await process(self.pipeline, record, self._router)
-        finished = self._holds.finish(record)
-        self._uncommitted[(record.topic, record.partition)] = finished.commit_offset
+        by_partition: dict[Partition, list[RoadRecord]] = {}
+        now_ms = self._clock_ms()
+        for record, due_ms in due:
+            if due_ms:
+                lag_s = (now_ms - due_ms) / 1000
+                metrics.TIER_HOLD_LAG.labels(self.pipeline.name, self.label).observe(lag_s)
+            by_partition.setdefault((record.topic, record.partition), []).append(record)
+        await asyncio.gather(
+            *(process_batch(self.pipeline, run, self._router) for run in by_partition.values())
+        )
+        resumes: list[tuple[RoadRecord, int]] = []
+        for record, _ in due:
+            finished = self._holds.finish(record)
+            self._uncommitted[(record.topic, record.partition)] = finished.commit_offset
+            if finished.resume_at is not None:
+                resumes.append((record, finished.resume_at))
         await self.call(self._commit_uncommitted, consumer)
-        if finished.resume_at is not None:
-            await self.call(self._resume, consumer, record, finished.resume_at)
+        for record, offset in resumes:
+            await self.call(self._resume, consumer, record, offset)
 
     def _resume(self, consumer: Consumer, record: RoadRecord, offset: int) -> None:
         # Seek before resuming: whatever was fetched while the partition was being paused was

@@ -37,6 +37,7 @@ from synapseops.settings import (
     Settings,
 )
 from synapseops.signatures import sign_stripe
+from tests.integration.databases import fresh_database
 from tests.integration.integration.world import (
     MAPPING,
     erp_orders,
@@ -47,7 +48,7 @@ from tests.integration.integration.world import (
     shopify_sign,
     world_context,
 )
-from tests.integration.payments.factory import PaymentFactory, payments_database
+from tests.integration.payments.factory import PaymentFactory
 from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
@@ -140,7 +141,7 @@ def started() -> Iterator[Callable[[WorkerProcess], WorkerProcess]]:
 def payments(
     settings: Settings, kafka_bootstrap: str, database_url: str
 ) -> Iterator[dict[str, Any]]:
-    with payments_database(database_url) as url, SandboxServer() as sandbox:
+    with fresh_database(database_url, "t_payments") as url, SandboxServer() as sandbox:
         own = settings.model_copy(
             update={
                 "kafka": KafkaSettings(bootstrap=kafka_bootstrap),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from uuid import uuid4
 
 import pytest
 import sqlalchemy
@@ -14,27 +13,16 @@ from sqlalchemy.dialects.postgresql import insert
 
 from sinks.event_log.tables import inbound_events
 from sinks.migrate import alembic_config, current, declared_metadata, upgrade
+from tests.integration import databases
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
-    """An empty database of its own on the server of ``database_url``, dropped afterwards."""
-    name = f"t_migrations_{uuid4().hex[:10]}"
-    server = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            sqlalchemy.make_url(database_url)
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    """An empty database of its own (not migrated: the tests migrate it), dropped afterwards."""
+    with databases.fresh_database(database_url, "t_migrations", migrated=False) as url:
+        yield url
 
 
 def test_upgrade_head_creates_the_tables_and_is_idempotent(fresh_database: str) -> None:

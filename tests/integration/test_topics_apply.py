@@ -24,7 +24,8 @@ from synapseops.cli.topics import register
 from synapseops.errors import ConfigurationError, KafkaUnavailable
 from synapseops.kafka import create_admin
 from synapseops.settings import Settings
-from topics.admin import ActualTopic, apply_topics, list_topics
+from topics.admin import apply_topics, list_topics
+from topics.drift import ActualTopic
 from topics.registry import DAY_MS, PipelineSpec, TopicRegistry, TopicSpec
 
 T = TypeVar("T")

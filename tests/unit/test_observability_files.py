@@ -16,9 +16,9 @@ from prometheus_client.registry import CollectorRegistry
 
 import api.metrics  # noqa: F401  (registers the API's metrics)
 import sinks.dead_letters.metrics  # noqa: F401
-import streams.integration.metrics  # noqa: F401
 import streams.payments.metrics  # noqa: F401
 import streams.road.metrics  # noqa: F401
+import streams.source_metrics  # noqa: F401
 import streams.supervision  # noqa: F401
 import synapseops.kafka_lag  # noqa: F401  (the API's consumer-lag collector)
 from sandbox.metrics import SandboxMetrics

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from topics.admin import ActualTopic, ConfigDrift, compare, config_drift, namespaces, topic_drift
+from topics.drift import ActualTopic, ConfigDrift, compare, config_drift, namespaces, topic_drift
 from topics.registry import TopicSpec
 
 SPEC = TopicSpec("orders.in", partitions=6, retention_ms=1000, cleanup_policy="compact,delete")

@@ -26,6 +26,7 @@ from api.routes.integration.webhooks import endpoint_warnings, signature_choice_
 from sinks.http_guard import check_outbound_config
 from sinks.integration import store
 from sinks.integration.tables import CONNECTOR_NAME_PATTERN, connectors, endpoints
+from streams.integration.kafka_target import kafka_target_problems
 from streams.integration.source_config import reserved_topics, source_endpoint_problems
 from synapseops.settings import Settings
 
@@ -250,12 +251,15 @@ def update_endpoint(
 def _refuse_unrunnable_source(
     engine: sqlalchemy.Engine, settings: Settings, fields: Mapping[str, Any]
 ) -> None:
-    """422 with the problems the worker would skip this source endpoint for (the same check
-    it runs: streams/integration/source_config.py)."""
+    """422 with the problems the worker would skip this source endpoint, or refuse this Kafka
+    target, for (the same checks it runs: streams/integration/source_config.py, kafka_target.py)."""
     found = store.list_rows(engine, connectors, connectors.c.id == fields["connector_id"])
     if found:
         topics = reserved_topics(settings)
-        problems = source_endpoint_problems(str(found[0]["protocol"]), fields, topics)
+        protocol = str(found[0]["protocol"])
+        problems = source_endpoint_problems(protocol, fields, topics)
+        if protocol == "kafka" and fields.get("direction") == "target":
+            problems += kafka_target_problems(fields, topics)
         if problems:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(problems))
 

@@ -12,16 +12,28 @@ who and when. Fixed paths are declared before ``/{settlement_id}`` so they are n
 from __future__ import annotations
 
 import asyncio
-import base64
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import EngineDep, PrincipalDep, ProducerDep
 from api.publish import Command, publish_command
+from api.routes.payments.settlement_models import (
+    ApprovalPublic,
+    DailyVolume,
+    DailyVolumesPublic,
+    DecisionAccepted,
+    DecisionRequest,
+    ReconciliationPublic,
+    SettlementDetail,
+    SettlementPublic,
+    SettlementsPublic,
+    bucket_public,
+    event_public,
+)
 from sinks.payments import queries
+from sinks.payments import reconciliation as reconciliation_report
 from streams.payments.events import SettlementCommand
 from synapseops.ids import child_traceparent
 from synapseops.logging import get_logger
@@ -37,152 +49,6 @@ MAX_PAGE = 500
 State = Literal["pending", "pending_approval", "settled", "failed"]
 Decision = Literal["approve", "reject"]
 Currency = Annotated[str, Query(pattern=r"^[A-Za-z]{3}$", description="ISO 4217, any case")]
-
-
-class SettlementBase(BaseModel):
-    settlement_id: str
-    payment_id: str
-    kind: str
-    amount: int = Field(description="minor units of the currency")
-    currency: str
-    state: str
-
-
-class SettlementPublic(SettlementBase):
-    reason: str | None
-    finance_reference: str | None
-    event_created: datetime | None
-    last_event_id: str | None
-    trace_id: str | None
-    received_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    settled_at: datetime | None
-    approved_by: str | None
-    approved_at: datetime | None
-    approval_decision: str | None
-
-
-class SettlementsPublic(BaseModel):
-    """Newest first; pass ``next_offset`` as ``offset`` for the next page (null: last page)."""
-
-    items: list[SettlementPublic]
-    total: int
-    next_offset: int | None
-
-
-class PaymentEventPublic(BaseModel):
-    """A Stripe event as received: ``raw_base64`` is the exact signed body, ``raw_text`` the
-    same as text when it is UTF-8."""
-
-    event_id: str
-    event_type: str
-    created: datetime | None
-    api_version: str | None
-    livemode: bool | None
-    raw_text: str | None
-    raw_base64: str
-    http_headers: dict[str, Any]
-    traceparent: str | None
-    trace_id: str | None
-    topic: str
-    partition: int
-    offset: int
-    received_at: datetime
-    stored_at: datetime
-    processed_at: datetime | None
-    outcome: str | None
-    reason: str | None
-
-
-class AttemptPublic(BaseModel):
-    id: int
-    event_id: str | None
-    started_at: datetime
-    duration_ms: int
-    request: dict[str, Any]
-    response_status: int | None
-    response_body: str | None
-    outcome: str
-    error_class: str | None
-
-
-class AuditEntryPublic(BaseModel):
-    id: int
-    at: datetime
-    action: str
-    actor: str
-    detail: dict[str, Any]
-
-
-class ApprovalPublic(BaseModel):
-    decision: str
-    actor: str | None
-    at: datetime | None
-
-
-class SettlementDetail(SettlementPublic):
-    approval: ApprovalPublic | None
-    events: list[PaymentEventPublic]
-    attempts: list[AttemptPublic]
-    audit: list[AuditEntryPublic]
-
-
-class DecisionRequest(BaseModel):
-    """Why (optional). Who decided is the authenticated principal, never a field: a body
-    naming an ``actor`` is refused (422) so no client believes its name was recorded."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_actor(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "actor" in data:
-            raise ValueError(
-                "'actor' is not accepted: the approver recorded is the authenticated principal"
-            )
-        return data
-
-
-class DecisionAccepted(BaseModel):
-    command: SettlementCommand
-    topic: str
-    partition: int
-    offset: int
-
-
-class DailyVolume(BaseModel):
-    day: date
-    currency: str
-    state: str
-    count: int
-    amount: int = Field(description="sum of amounts, minor units")
-
-
-class DailyVolumesPublic(BaseModel):
-    items: list[DailyVolume]
-
-
-class BucketPublic(BaseModel):
-    count: int
-    amounts: dict[str, int] = Field(description="currency -> minor units")
-
-
-class ReconciliationPublic(BaseModel):
-    """Every Stripe event accepted on ``day`` (UTC) in exactly one bucket when ``balanced``."""
-
-    day: date
-    accepted: BucketPublic
-    settled: BucketPublic
-    failed: BucketPublic
-    dead: BucketPublic
-    pending_approval: BucketPublic
-    pending: BucketPublic
-    no_effect: BucketPublic
-    accounted: int
-    balanced: bool
 
 
 # ---- reads -----------------------------------------------------------------------------
@@ -232,11 +98,11 @@ def daily_volumes(
 def reconciliation(
     engine: EngineDep, day: Annotated[date, Query(description="UTC day, YYYY-MM-DD")]
 ) -> ReconciliationPublic:
-    report = queries.reconciliation(engine, day)
-    buckets = {name: _bucket(bucket) for name, bucket in report.buckets.items()}
+    report = reconciliation_report.reconciliation(engine, day)
+    buckets = {name: bucket_public(bucket) for name, bucket in report.buckets.items()}
     return ReconciliationPublic(
         day=report.day,
-        accepted=_bucket(report.accepted),
+        accepted=bucket_public(report.accepted),
         accounted=report.accounted,
         balanced=report.balanced,
         **buckets,
@@ -264,7 +130,7 @@ def get_settlement(engine: EngineDep, settlement_id: str) -> SettlementDetail:
         {
             **row,
             "approval": approval,
-            "events": [_event(event) for event in trail.events],
+            "events": [event_public(event) for event in trail.events],
             "attempts": trail.attempts,
             "audit": trail.audit,
         }
@@ -360,19 +226,4 @@ async def reject(
 ) -> DecisionAccepted:
     return await _decide(
         request, engine, producer, settlement_id, "reject", body or DecisionRequest(), principal
-    )
-
-
-def _bucket(bucket: queries.Bucket) -> BucketPublic:
-    return BucketPublic(count=bucket.count, amounts=dict(sorted(bucket.amounts.items())))
-
-
-def _event(row: dict[str, Any]) -> PaymentEventPublic:
-    raw: bytes = row["raw"]
-    try:
-        raw_text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raw_text = None
-    return PaymentEventPublic.model_validate(
-        {**row, "raw_text": raw_text, "raw_base64": base64.b64encode(raw).decode("ascii")}
     )

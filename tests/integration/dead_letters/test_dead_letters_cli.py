@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from sinks.dead_letters.store import DeadLetterRepository, DeadRecord, to_row
 from sinks.dead_letters.tables import dead_letters, replays
-from sinks.migrate import upgrade
 from streams.road.headers import FailureHistory
 from synapseops.cli import replay as replay_cli
 from synapseops.kafka import consumer_config
@@ -37,26 +36,17 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def db_url(database_url: str) -> Iterator[str]:
-    server = sqlalchemy.engine.make_url(database_url)
-    name = f"dl_cli_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    engine = sqlalchemy.create_engine(url)
-    repository = DeadLetterRepository(engine)
-    for n in range(25):
-        error_class = "TargetUnavailable" if n % 5 else "SchemaInvalid"
-        headers = FailureHistory(attempt=4, pipeline=EVENT_LOG, error_class=error_class)
-        history = tuple(headers.to_headers())
-        record = DeadRecord(EVENT_LOG, f"{EVENT_LOG}.dlq", 0, n, None, b"{}", history, None)
-        repository.store(to_row(record))
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(database_url, "dl_cli") as url:
+        engine = sqlalchemy.create_engine(url)
+        repository = DeadLetterRepository(engine)
+        for n in range(25):
+            error_class = "TargetUnavailable" if n % 5 else "SchemaInvalid"
+            headers = FailureHistory(attempt=4, pipeline=EVENT_LOG, error_class=error_class)
+            history = tuple(headers.to_headers())
+            record = DeadRecord(EVENT_LOG, f"{EVENT_LOG}.dlq", 0, n, None, b"{}", history, None)
+            repository.store(to_row(record))
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture

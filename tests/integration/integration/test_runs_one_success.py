@@ -23,7 +23,7 @@ def world(settings: Settings, kafka_bootstrap: str, database_url: str) -> Iterat
 def test_a_raced_second_delivery_is_recorded_as_duplicate(world: dict[str, Any]) -> None:
     engine = world["engine"]
     flow_id = make_flow(world, "orders/create", json.loads(MAPPING.read_text()))
-    source = run_log.SourceRecord(
+    source = run_log.SourceEvent(
         event_id="wh-race", connector="shop", endpoint="orders/create", body=b"{}"
     )
     # Both attempts passed the "already delivered?" check before either finished.

@@ -23,7 +23,6 @@ from confluent_kafka import Consumer, TopicPartition
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from api.server import serving_in_thread
@@ -35,12 +34,12 @@ from sinks.integration.tables import (
     flows,
     runs,
 )
-from sinks.migrate import upgrade
 from streams.integration.pipeline import Delivery
 from streams.road import FailureRouter, Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.kafka import AsyncProducer, consumer_config
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from tests.fixtures import GOLDEN, SAMPLES
+from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
@@ -66,12 +65,12 @@ def shopify_sign(body: bytes, secret: str = SHOP_SECRET) -> str:
 @contextmanager
 def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, Any]]:
     """The world: call inside a module-scoped fixture that also asks for ``kafka_bootstrap``."""
-    name = f"t_integration_{uuid.uuid4().hex[:10]}"
+    with fresh_database(database_url, "t_integration") as url:
+        yield from _world(settings, url)
+
+
+def _world(settings: Settings, url: str) -> Iterator[dict[str, Any]]:
     credentials_key = Fernet.generate_key().decode()
-    admin = sqlalchemy.create_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
     own = settings.model_copy(
         update={
             "database": DatabaseSettings(url=SecretStr(url)),
@@ -82,7 +81,6 @@ def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, A
     )
     engine = sqlalchemy.create_engine(url)
     try:
-        upgrade(url)
         apply_topics(own)
         with SandboxServer() as sandbox, serving_in_thread(create_app(own)) as api:
             yield {
@@ -94,9 +92,6 @@ def world_context(settings: Settings, database_url: str) -> Iterator[dict[str, A
             }
     finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_flow(world: dict[str, Any], endpoint: str, rules: dict[str, Any]) -> int:

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from uuid import uuid4
 
-import sqlalchemy
-
-from sinks.migrate import upgrade
 from synapseops import headers as h
 from synapseops.ids import new_traceparent
 from tests.fixtures import SAMPLES
@@ -141,21 +136,3 @@ class PaymentFactory:
     @property
     def dispute_settlement(self) -> str:
         return f"stl_dp_{self.ch[3:]}_dispute"
-
-
-@contextmanager
-def payments_database(database_url: str) -> Iterator[str]:
-    """A migrated database of its own on the server of ``database_url``, dropped afterwards."""
-    name = f"t_payments_{uuid4().hex[:10]}"
-    server = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = sqlalchemy.make_url(database_url).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        upgrade(rendered)
-        yield rendered
-    finally:
-        with server.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()

@@ -37,12 +37,13 @@ from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
 from sinks.dead_letters.tables import dead_letters
-from sinks.payments.queries import reconciliation
+from sinks.payments.reconciliation import reconciliation
 from sinks.payments.tables import payment_events, settlements
 from synapseops import headers as h
 from synapseops.kafka import consumer_config, producer_config
 from synapseops.settings import KafkaSettings, RetrySettings, Settings
-from tests.integration.payments.factory import PaymentFactory, StripeEvent, payments_database
+from tests.integration.databases import fresh_database
+from tests.integration.payments.factory import PaymentFactory, StripeEvent
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS, platform_registry
@@ -277,7 +278,7 @@ def test_ten_thousand_events_settle_exactly_once_through_kills_and_faults(
 ) -> None:
     plan = build_plan(EVENTS, random.Random(20251126))
     with (
-        payments_database(database_url) as database,
+        fresh_database(database_url, "t_payments") as database,
         SandboxServer() as sandbox,
         chaos_worker(kafka_bootstrap, database, sandbox, tmp_path) as worker,
     ):

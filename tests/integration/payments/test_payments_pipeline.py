@@ -33,7 +33,8 @@ from streams.road import Hop, Outcome, Pipeline, RoadRecord, process
 from synapseops.errors import TargetTimeout
 from synapseops.kafka import consumer_config
 from synapseops.settings import KafkaSettings, PaymentSettings, RetrySettings, Settings
-from tests.integration.payments.factory import PaymentFactory, StripeEvent, payments_database
+from tests.integration.databases import fresh_database
+from tests.integration.payments.factory import PaymentFactory, StripeEvent
 from topics.admin import apply_topics
 from topics.registry import (
     NOTIFICATION_TRIGGERS,
@@ -50,7 +51,7 @@ OFFSETS = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def database(database_url: str) -> Iterator[str]:
-    with payments_database(database_url) as url:
+    with fresh_database(database_url, "t_payments") as url:
         yield url
 
 

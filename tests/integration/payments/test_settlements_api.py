@@ -19,12 +19,10 @@ import pytest
 import sqlalchemy
 from confluent_kafka import Consumer, Message, TopicPartition
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from api.server import serving_in_thread
 from sinks.dead_letters.tables import dead_letters
-from sinks.migrate import upgrade
 from sinks.payments.tables import (
     payment_events,
     settlement_attempts,
@@ -37,6 +35,7 @@ from synapseops import headers as kh
 from synapseops.kafka import consumer_config
 from synapseops.principals import Role
 from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.integration.databases import fresh_database
 from topics.admin import apply_topics
 from topics.registry import PAYMENT_SETTLEMENT, SETTLEMENT_COMMANDS, STRIPE_EVENTS
 
@@ -166,74 +165,65 @@ def insert_each(conn: sqlalchemy.Connection, table: sqlalchemy.Table, rows: list
 
 @pytest.fixture(scope="module")
 def engine(database_url: str) -> Iterator[sqlalchemy.Engine]:
-    server_url = make_url(database_url)
-    name = f"test_settlements_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    own = sqlalchemy.create_engine(url)
-    try:
-        upgrade(url)
-        with own.begin() as conn:
-            insert_each(conn, settlements, SETTLEMENTS)
-            insert_each(conn, payment_events, EVENTS)
-            insert_each(conn, dead_letters, DEAD_LETTERS)
-            insert_each(
-                conn,
-                settlement_attempts,
-                [
-                    {
-                        "settlement_id": "stl_a",
-                        "event_id": "evt_a",
-                        "started_at": at(2, 10),
-                        "duration_ms": 40,
-                        "request": {"amount": 1000, "currency": "USD"},
-                        "response_status": 503,
-                        "response_body": "busy",
-                        "outcome": "retry",
-                        "error_class": "TargetUnavailable",
-                    },
-                    {
-                        "settlement_id": "stl_a",
-                        "event_id": "evt_a",
-                        "started_at": at(2, 10).replace(minute=1),
-                        "duration_ms": 12,
-                        "request": {"amount": 1000, "currency": "USD"},
-                        "response_status": 201,
-                        "response_body": '{"reference": "fin_1"}',
-                        "outcome": "settled",
-                    },
-                ],
-            )
-            insert_each(
-                conn,
-                settlement_audit,
-                [
-                    {
-                        "settlement_id": "stl_a",
-                        "payment_id": "pi_a",
-                        "at": at(2, 10),
-                        "action": "created",
-                        "actor": "stripe:evt_a",
-                        "detail": {"state": "pending"},
-                    },
-                    {
-                        "settlement_id": "stl_a",
-                        "payment_id": "pi_a",
-                        "at": at(2, 10).replace(minute=1),
-                        "action": "settled",
-                        "actor": "finance",
-                        "detail": {"finance_reference": "fin_1"},
-                    },
-                ],
-            )
-        yield own
-    finally:
-        own.dispose()
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(database_url, "test_settlements") as url:
+        own = sqlalchemy.create_engine(url)
+        try:
+            with own.begin() as conn:
+                insert_each(conn, settlements, SETTLEMENTS)
+                insert_each(conn, payment_events, EVENTS)
+                insert_each(conn, dead_letters, DEAD_LETTERS)
+                insert_each(
+                    conn,
+                    settlement_attempts,
+                    [
+                        {
+                            "settlement_id": "stl_a",
+                            "event_id": "evt_a",
+                            "started_at": at(2, 10),
+                            "duration_ms": 40,
+                            "request": {"amount": 1000, "currency": "USD"},
+                            "response_status": 503,
+                            "response_body": "busy",
+                            "outcome": "retry",
+                            "error_class": "TargetUnavailable",
+                        },
+                        {
+                            "settlement_id": "stl_a",
+                            "event_id": "evt_a",
+                            "started_at": at(2, 10).replace(minute=1),
+                            "duration_ms": 12,
+                            "request": {"amount": 1000, "currency": "USD"},
+                            "response_status": 201,
+                            "response_body": '{"reference": "fin_1"}',
+                            "outcome": "settled",
+                        },
+                    ],
+                )
+                insert_each(
+                    conn,
+                    settlement_audit,
+                    [
+                        {
+                            "settlement_id": "stl_a",
+                            "payment_id": "pi_a",
+                            "at": at(2, 10),
+                            "action": "created",
+                            "actor": "stripe:evt_a",
+                            "detail": {"state": "pending"},
+                        },
+                        {
+                            "settlement_id": "stl_a",
+                            "payment_id": "pi_a",
+                            "at": at(2, 10).replace(minute=1),
+                            "action": "settled",
+                            "actor": "finance",
+                            "detail": {"finance_reference": "fin_1"},
+                        },
+                    ],
+                )
+            yield own
+        finally:
+            own.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the integration sources (the worker's ``/metrics``).
+"""Prometheus metrics of every source a worker reads (the worker's ``/metrics``): the REST
+pollers, the Kafka-topic forwarders, and the CRM and GitHub pollers to come (``kind``).
 
 The endpoint is not a label: connector and endpoint names are user input, and one label
 value per name would let configuration grow the scrape without bound. Which endpoint failed

@@ -1,0 +1,127 @@
+"""Row d: the product itself — a SynapseOps Kafka → Kafka flow through the whole road.
+
+In a throwaway database on the bench's PostgreSQL server (migrated like any other), it creates
+a Kafka-sourced endpoint on the input topic, a Kafka target producing to the output topic keyed
+by the mapped ``source_order_id``, the golden Shopify → ERP mapping (``bench.peers.work``) and
+the flow; then runs ``synapseops worker`` (group ``--group``, only the ``integration-delivery``
+pipeline and its Kafka-source forwarder) as its child until SIGTERM, when it stops the worker
+and drops the database. Every order takes the real path: the forwarder onto
+``integration.events`` with the routing headers, the delivery pipeline (the road's headers,
+retry tiers and dead letters, a Run written before and after), the produce to the target. The
+output values are the engine's bytes exactly, like every other row's.
+
+    python -m bench.peers.synapseops_peer --bootstrap H:P --input T --output T --group G \\
+        --database-url URL --work-dir DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import FrameType
+
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from bench.peers.args import peer_parser
+from bench.peers.work import MAPPING
+from sinks.integration import store
+from sinks.integration.tables import connectors, endpoints, flows
+from sinks.migrate import upgrade
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_flow(url: str, input_topic: str, output_topic: str) -> int:
+    """The flow input topic → mapping → output topic in the database at ``url``; its id."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        # Names of their own: integration.events keeps earlier runs' records, which a new
+        # group reads too; they must not match this run's endpoint.
+        suffix = uuid.uuid4().hex[:8]
+        shop = store.insert_row(engine, connectors, {"name": f"shop-{suffix}", "protocol": "kafka"})
+        erp = store.insert_row(engine, connectors, {"name": f"erp-{suffix}", "protocol": "kafka"})
+        source = store.insert_row(
+            engine,
+            endpoints,
+            {"connector_id": shop["id"], "name": "orders", "direction": "source",
+             "kafka_topic": input_topic},
+        )  # fmt: skip
+        target = store.insert_row(
+            engine,
+            endpoints,
+            {"connector_id": erp["id"], "name": "orders", "direction": "target",
+             "kafka_topic": output_topic, "config": {"key": "source_order_id"}},
+        )  # fmt: skip
+        mapping = store.create_mapping(
+            engine, name="shopify-erp", rules=json.loads(MAPPING.read_text())
+        )
+        flow = store.insert_row(
+            engine,
+            flows,
+            {"name": "orders", "source_endpoint_id": source["id"],
+             "target_endpoint_id": target["id"], "mapping_id": mapping["id"]},
+        )  # fmt: skip
+        return int(flow["id"])
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    parser = peer_parser(__doc__ or "")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--work-dir", required=True, type=Path)
+    args = parser.parse_args()
+    server = make_url(args.database_url)
+    name = f"bench_flow_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        upgrade(url)
+        make_flow(url, args.input, args.output)
+        env = {
+            **os.environ,
+            "SYNAPSEOPS_KAFKA_BOOTSTRAP": args.bootstrap,
+            "SYNAPSEOPS_DATABASE_URL": url,
+            "SYNAPSEOPS_WORKER_GROUP_ID": args.group,
+            "SYNAPSEOPS_WORKER_PIPELINES": "integration-delivery",
+            "SYNAPSEOPS_WORKER_METRICS_PORT": str(_free_port()),
+            "SYNAPSEOPS_DATA_DIR": str(args.work_dir),
+        }
+        cli = Path(sys.executable).with_name("synapseops")
+        worker = subprocess.Popen([str(cli), "worker"], env=env)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            return worker.wait(timeout=None)
+        except subprocess.TimeoutExpired:  # pragma: no cover - no timeout given
+            return 1
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
