@@ -14,7 +14,7 @@ from api.console.services import SERVICES
 from api.console.services.integration.mappings import rule_lines
 from api.console.services.integration.pages import success_chart
 from api.console.services.payments.pages import volume_chart
-from api.routes.payments.settlements import DailyVolume
+from api.routes.payments.settlement_models import DailyVolume
 
 CONSOLE_SERVICES = Path(services_package.__file__).resolve().parent
 

@@ -21,6 +21,7 @@ from api.console.render import ZERO_DECIMAL, PagesDep, UserDep, parse_moment
 from api.deps import EngineDep
 from api.routes.dead_letters import ReplayDep, list_dead_letters
 from api.routes.payments import settlements as api
+from api.routes.payments.settlement_models import DailyVolume
 from topics.registry import PAYMENT_SETTLEMENT
 
 BASE = "/services/payment-gateway"
@@ -35,7 +36,7 @@ def _unit(currency: str) -> int:
     return 1 if currency.upper() in ZERO_DECIMAL else 100
 
 
-def volume_chart(rows: list[api.DailyVolume], days: int = CHART_DAYS) -> dict[str, Any]:
+def volume_chart(rows: list[DailyVolume], days: int = CHART_DAYS) -> dict[str, Any]:
     """uPlot data: one point per UTC day, one series per (currency, state), major units."""
     today = datetime.now(UTC).date()
     axis = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
