@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	bash scripts/bootstrap-system.sh
+	bash scripts/bootstrap-browser.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

@@ -17,12 +17,15 @@ A pure ASGI middleware in front of the app. For a guarded path (everything under
    matches goes on to its 404/405.
 
 The principals store unreadable → 503 with ``Retry-After`` (an outage is not a wrong token).
+A request without ``Authorization`` may be a console user's: ``sessions`` (the console's
+:class:`api.console.session.SessionAuth`) turns its session cookie and CSRF header into the
+principal, and the same role table applies.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy
 from fastapi import HTTPException
@@ -113,8 +116,10 @@ class PrincipalMiddleware:
         roles: RouteRoles,
         bootstrap_token: Callable[[], str],
         engine: Callable[[], sqlalchemy.Engine | None],
+        sessions: Callable[[Scope], Awaitable[Principal | None]] | None = None,
     ) -> None:
         self.app = app
+        self.sessions = sessions
         self.roles = roles
         self.bootstrap_token = bootstrap_token
         self.engine = engine
@@ -131,9 +136,10 @@ class PrincipalMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            principal = await authenticate(
-                _authorization(scope), self.bootstrap_token(), self.engine()
-            )
+            header = _authorization(scope)
+            principal = await self.sessions(scope) if header is None and self.sessions else None
+            if principal is None:
+                principal = await authenticate(header, self.bootstrap_token(), self.engine())
             method = "GET" if scope["method"] == "HEAD" else scope["method"]
             extra = self.roles.extra.get((method, scope["path"]))
             if extra is not None and not principal.may(extra):

@@ -27,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
+from api.console import mount_console
 from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
 from api.middleware import AccessLogMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.include_router(api_v1_router)
+    console_sessions = mount_console(app, settings)
 
     roles = route_roles()
     if not dev and app.openapi_url:
@@ -133,6 +135,7 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         roles=roles,
         bootstrap_token=settings.api.token.get_secret_value,
         engine=engine,
+        sessions=console_sessions,
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)

@@ -2,6 +2,10 @@
 
 Logged: method, path, status, duration, client address. Never logged: request or response
 bodies, query strings (callers put tokens there), or any header (Authorization above all).
+
+Every answer also carries ``Server-Timing: app;dur=<ms>``, measured by the same clock until
+the app started answering (a page is rendered before that): the browser's devtools show it and
+the console's browser tests read it per page.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ class AccessLogMiddleware:
             nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = int(message["status"])
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                headers = [
+                    *message.get("headers", ()),
+                    (b"server-timing", b"app;dur=%.1f" % elapsed_ms),
+                ]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

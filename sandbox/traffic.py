@@ -267,6 +267,15 @@ def stripe_amount(rng: random.Random) -> int:
     return rng.choice([1999, 4500, 12000, 250000]) if rng.random() > 0.05 else 1_250_000
 
 
+# The console's demo logins (dev only, like the dev API token): (name, role, password).
+DEMO_CONSOLE_USERS = (
+    ("admin", "admin", "demo-admin-pass"),
+    ("operator", "operator", "demo-operator-pass"),
+    ("approver", "approver", "demo-approver-pass"),
+    ("viewer", "viewer", "demo-viewer-pass"),
+)
+
+
 def run_traffic(settings: Settings, rate: float) -> None:
     """Send sample traffic to the running API until SIGTERM / Ctrl-C; ``rate`` per second.
 

@@ -37,14 +37,16 @@
     │   │                         metric's label, None when already counted), ``reason``
     │   ├── SignatureInvalid      401: a signature or token missing, malformed, stale or wrong
     │   └── BodyTooLarge          413: over SYNAPSEOPS_API_MAX_BODY_BYTES
+    ├── LoginRequired             a console page without a live session: 303 to /login
+    │                             (401 for a live fragment); ``next_path``, where to return
     ├── ConfigurationError        the process cannot start; never reaches a record
     └── BusinessRejection         the outside world said "no" on purpose: an outcome, recorded
         └── FinanceRefused        finance refused a settlement (402, limits); ``status``, ``body``
 
 ``BusinessRejection`` is not a failure of the platform: the road records it as an outcome and
-never retries it. ``RecordError`` and ``IngressRejected`` never reach the road: they are
-answers to a request. Some leaves are ``ValueError`` too, because pydantic validators turn
-a ``ValueError`` into a 422 (a secret checked inside a request model, say).
+never retries it. ``RecordError``, ``IngressRejected`` and ``LoginRequired`` never reach the
+road: they are answers to a request. Some leaves are ``ValueError`` too, because pydantic
+validators turn a ``ValueError`` into a 422 (a secret checked inside a request model, say).
 
 Third-party exceptions (httpx, psycopg2, confluent-kafka) are wrapped at the boundary where
 they happen (``raise TargetTimeout(...) from exc``) and never travel further up. Exceptions
@@ -283,6 +285,15 @@ class BodyTooLarge(IngressRejected):
     http_status = 413
     error = "body_too_large"
     outcome = "too_large"
+
+
+class LoginRequired(SynapseOpsError):
+    """A console page asked without a live session (none, expired, revoked, user disabled);
+    the console answers a redirect to its login page, which returns to ``next_path``."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(f"log in to see {next_path}")
+        self.next_path = next_path
 
 
 class ConfigurationError(SynapseOpsError):

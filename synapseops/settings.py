@@ -343,6 +343,18 @@ class ObservabilitySettings(BaseSettings):
     lag_cache_s: float = Field(default=5.0, ge=0)
 
 
+class ConsoleSettings(BaseSettings):
+    """The web console's sessions (api/console). Unset ``session_secret``: derived from the
+    credentials key (dev: the data folder's), so no public default exists."""
+
+    model_config = _section("SYNAPSEOPS_CONSOLE_")
+
+    session_secret: SecretStr | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # None: Secure cookies everywhere but dev (a dev stack is served over plain http).
+    secure_cookies: bool | None = None
+
+
 class Settings(BaseSettings):
     model_config = _section("SYNAPSEOPS_")
 
@@ -368,6 +380,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @property
     def database_url(self) -> str:

@@ -27,6 +27,7 @@ from api.routes.integration import (
 )
 from api.routes.integration import webhooks as connector_webhooks
 from api.routes.payments import settlements, stripe_webhooks
+from api.routes.views import lineage, overview
 from synapseops.principals import Role
 
 VIEWER, OPERATOR, APPROVER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN
@@ -49,6 +50,8 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
     # approve and reject
     (settlements.router, Access(read=VIEWER, write=APPROVER)),
     (tokens.router, Access(read=ADMIN, write=ADMIN)),
+    (lineage.router, Access(read=VIEWER)),
+    (overview.router, Access(read=VIEWER)),
 )
 
 api_v1_router = APIRouter(

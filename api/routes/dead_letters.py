@@ -138,12 +138,15 @@ def list_dead_letters(
     pipeline: str | None = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     error_class: str | None = None,
+    key: Annotated[str | None, Query(max_length=1000)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> DeadLettersPublic:
-    criteria = _filter(pipeline=pipeline, error_class=error_class, since=since, until=until)
+    criteria = _filter(
+        pipeline=pipeline, error_class=error_class, key=key, since=since, until=until
+    )
     rows = replay.select(criteria, status=status_, limit=limit, before_id=before_id)
     items = [DeadLetterSummary.model_validate(row) for row in rows]
     next_before_id = items[-1].id if len(items) == limit else None

@@ -19,6 +19,8 @@ class DeadLetterFilter(BaseModel):
     ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
     pipeline: str | None = None
     error_class: str | None = None
+    # The record's Kafka key as text (the business entity: a payment intent, an order).
+    key: str | None = Field(default=None, max_length=1000)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -29,7 +31,9 @@ class DeadLetterFilter(BaseModel):
         return self
 
     def is_empty(self) -> bool:
-        return not (self.ids or self.pipeline or self.error_class or self.since or self.until)
+        return not (
+            self.ids or self.pipeline or self.error_class or self.key or self.since or self.until
+        )
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -67,6 +71,8 @@ def filter_clauses(
         clauses.append(c.pipeline == criteria.pipeline)
     if criteria.error_class is not None:
         clauses.append(c.error_class == criteria.error_class)
+    if criteria.key is not None:
+        clauses.append(c.key == criteria.key.encode("utf-8"))
     if criteria.since is not None:
         clauses.append(c.dead_at >= criteria.since)
     if criteria.until is not None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import typer
 
-from synapseops.cli import credentials, demo, local, replay, run, stack, tokens, topics
+from synapseops.cli import credentials, demo, local, replay, run, stack, tokens, topics, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for module in (stack, run, local, topics, replay, tokens, credentials, demo):
+for module in (stack, run, local, topics, replay, tokens, credentials, users, demo):
     module.register(app)
 
 

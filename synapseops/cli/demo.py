@@ -37,6 +37,7 @@ def demo(
 ) -> None:
     """Send real sample payloads to three services, wait for their effects, print where to look."""
     from sandbox.traffic import (
+        DEMO_CONSOLE_USERS,
         DemoClient,
         generic_deliveries,
         load_samples,
@@ -76,6 +77,12 @@ def demo(
 
         LocalStack(settings).up(only=("traffic",))
     _where(console, settings, traffic)
+    from synapseops.cli.users import ensure_demo_users
+
+    logins = ensure_demo_users(settings, DEMO_CONSOLE_USERS)
+    console.print(f"\n[bold]Console[/bold]  {settings.api.url}/   (dev logins:)")
+    for name, role, password in logins:
+        console.print(f"  {role:<9} user [bold]{name}[/bold]  password [bold]{password}[/bold]")
     missing = (len(event_ids) - stored) + (len(paid) - settled) + (len(numbers) - delivered)
     if missing:
         console.print(f"[red]{missing} effects did not arrive within {timeout:.0f}s")

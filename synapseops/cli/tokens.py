@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -116,13 +117,26 @@ def list_(
         raise _fail(exc) from None
     finally:
         engine.dispose()
+    _print_rows(rows, _COLUMNS, "API tokens", as_json=as_json, jsonable=_jsonable)
+
+
+def _print_rows(
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    title: str,
+    *,
+    as_json: bool,
+    jsonable: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Principals' rows as a JSON list or a table of ``columns`` (roles comma-joined); the
+    ``users`` commands print theirs the same way."""
     if as_json:
-        typer.echo(json.dumps([_jsonable(row) for row in rows]))
+        typer.echo(json.dumps([jsonable(row) for row in rows]))
         return
-    table = Table(*_COLUMNS, title="API tokens")
+    table = Table(*columns, title=title)
     for row in rows:
         values = {**row, "roles": ",".join(row["roles"])}
-        table.add_row(*(str(values[c]) if values[c] is not None else "" for c in _COLUMNS))
+        table.add_row(*(str(values[c]) if values[c] is not None else "" for c in columns))
     Console().print(table)
 
 
