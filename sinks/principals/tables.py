@@ -6,7 +6,7 @@ One row per principal, whatever its kind:
   finds the row, ``secret_hash`` the SHA-256 digest of its secret (the clear token is shown
   once, at creation, and stored nowhere);
 - ``kind = 'user'``: a person of the web console: ``password_hash`` is the argon2id digest
-  of the password, and :data:`console_sessions` holds their logins (migration ``0011``).
+  of the password, and :data:`console_sessions` holds their logins (migration ``0010``).
 
 A revoked principal stays (``revoked_at``) so audit trails keep naming it; its name may be
 taken again by a new one (the uniqueness covers live rows only).

@@ -11,7 +11,7 @@
 - indexes on ``trace_id`` of ``runs``, ``settlements`` and ``dead_letters``: the
   console's lineage page finds every record of one trace.
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
