@@ -108,8 +108,7 @@ class FinanceClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FinanceClient:
-        payments = settings.payments
-        return cls(payments.finance_url, timeout_s=payments.finance_timeout_s)
+        return cls(settings.finance_url, timeout_s=settings.payments.finance_timeout_s)
 
     async def settle(self, request: SettlementRequest) -> FinanceReceipt:
         """Book ``request`` once. Raises the error tree as the module docstring says."""

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
             return self.http.allowed_hosts
         return f"{self.sandbox.host}:{self.sandbox.port}" if self.env != "prod" else ""
 
+    @property
+    def finance_url(self) -> str:
+        """The finance ledger's API: the setting, else the sandbox's ledger."""
+        if self.payments.finance_url is not None:
+            return self.payments.finance_url
+        return f"http://{self.sandbox.host}:{self.sandbox.port}/finance"
+
     @model_validator(mode="after")
     def _secrets_are_scrubbed(self) -> Settings:
         # Every secret a process is configured with is hidden from its logs, Runs and dead

@@ -82,8 +82,9 @@ class SandboxSettings(BaseSettings):
 class PaymentSettings(BaseSettings):
     model_config = section("SYNAPSEOPS_PAYMENTS_")
 
-    # The finance system's ledger API (the sandbox's by default).
-    finance_url: str = "http://127.0.0.1:8100/finance"
+    # The finance system's ledger API; unset, the sandbox's (Settings.finance_url), so moving
+    # the sandbox to another port moves the ledger the worker books on with it.
+    finance_url: str | None = None
     finance_timeout_s: float = 5.0
     # Charges at or above these amounts (minor units, per ISO currency) wait for approval,
     # e.g. SYNAPSEOPS_PAYMENTS_APPROVAL_THRESHOLDS='{"USD": 1000000, "EUR": 1000000}'.

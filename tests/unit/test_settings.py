@@ -120,3 +120,12 @@ def test_outside_dev_the_public_source_token_is_dropped(monkeypatch: pytest.Monk
     sources = Settings().ingress.sources
     assert set(sources) == {"gh"}
     assert sources["gh"].secrets == ["own"] and sources["gh"].header == "X-Hub-Signature-256"
+
+
+def test_the_finance_ledger_follows_the_sandbox_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found running `make demo` on other ports: the worker kept booking on 127.0.0.1:8100.
+    monkeypatch.setenv("SYNAPSEOPS_SANDBOX_PORT", "37100")
+    monkeypatch.delenv("SYNAPSEOPS_PAYMENTS_FINANCE_URL", raising=False)
+    assert Settings().finance_url == "http://127.0.0.1:37100/finance"
+    monkeypatch.setenv("SYNAPSEOPS_PAYMENTS_FINANCE_URL", "https://ledger.example/api")
+    assert Settings().finance_url == "https://ledger.example/api"
