@@ -2,7 +2,7 @@
 
 The cluster lives in ``{data_dir}/postgres`` (its unix socket too), or, run as root, in a folder
 of its own under ``/var/lib/synapseops`` (:mod:`synapseops.local.postgres_home` says why and
-where). It listens on 127.0.0.1 only at ``settings.database.local_port`` (55432 by default, so
+where). It listens on 127.0.0.1 only at ``settings.database.local_port`` (15432 by default, so
 it never meets a system PostgreSQL on 5432) and trusts the local user
 ``settings.database.local_user``. initdb and pg_ctl refuse to run as root, so as root they run
 as the ``postgres`` OS user, who owns the cluster's folder. The server's log is

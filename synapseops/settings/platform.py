@@ -42,7 +42,7 @@ class DatabaseSettings(BaseSettings):
 
     # None means: the local cluster the project's script creates under the data folder.
     url: SecretStr | None = None
-    local_port: int = 55432
+    local_port: int = 15432
     local_name: str = "synapseops"
     local_user: str = "synapseops"
     # False only for throwaway local clusters (the test session's): fsync off.

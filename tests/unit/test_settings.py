@@ -41,7 +41,7 @@ def test_defaults_point_at_the_local_stack() -> None:
     settings = Settings()
     assert settings.kafka.bootstrap == "127.0.0.1:9092"
     assert settings.uses_local_database
-    assert ":55432/" in settings.database_url
+    assert ":15432/" in settings.database_url
     assert settings.retry.delays == (10.0, 60.0, 300.0)
 
 
