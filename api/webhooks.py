@@ -8,8 +8,8 @@ verified (:meth:`~WebhookRoute.verify`), what the parsed body says about itself
 (:meth:`~WebhookRoute.describe`), and which topic and headers it goes to. :func:`accept` runs
 the steps, the same for all:
 
-0. the overload gate (``api/overload.py``): 503 with ``Retry-After`` while the process holds
-   as many webhooks as it may, before anything else is done;
+0. (before the app: ``api.overload.OverloadMiddleware`` answers 503 with ``Retry-After``
+   while the process holds as many webhooks as it may;)
 1. ``prepare`` — refusals that need no body (unknown source 404, a missing token 401);
 2. the body, read under the body cap of every route (``api/body_limit.py``: 413);
 3. ``verify`` — the signature over the *raw* bytes (401 with the reason), before parsing;
@@ -28,8 +28,9 @@ logged; the route renders it in its own body shape (:func:`http_error` is the pl
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,15 @@ from fastapi import HTTPException, Request
 
 from api import metrics
 from api.ingress import InboundEvent, kafka_headers, parse_json_body
-from api.overload import gate_of
+from api.overload import make_room
 from api.publish import RETRY_AFTER_S, publish_event
-from synapseops.errors import IngressRejected, KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    IngressOverloaded,
+    IngressRejected,
+    KafkaUnavailable,
+    SchemaInvalid,
+    Undecodable,
+)
 from synapseops.ids import trace_id_of
 from synapseops.kafka import AsyncProducer, Headers, record_size
 from synapseops.logging import get_logger
@@ -108,14 +115,16 @@ class WebhookRoute:
 async def accept(route: WebhookRoute, request: Request, producer: AsyncProducer) -> Accepted:
     """Run the ingress steps for ``route``; an :class:`IngressRejected` for every refusal."""
     started = time.perf_counter()
-    gate = gate_of(request.app, producer)
     try:
-        with gate.admitted():
-            return await _accept(route, request, producer, gate.make_room)
+        return await _accept(route, request, producer)
     except IngressRejected as exc:
         if exc.outcome is not None:
             metrics.INGRESS_REQUESTS.labels(source=route.label, outcome=exc.outcome).inc()
-        log.warning(
+        # A refusal for overload is one of many at once: counted (IngressShedding sees it) and
+        # logged below warning, so shedding load does not spend the CPU it saves on logging.
+        level = logging.INFO if isinstance(exc, IngressOverloaded) else logging.WARNING
+        log.log(
+            level,
             "webhook refused",
             extra={
                 "source": route.source,
@@ -129,9 +138,7 @@ async def accept(route: WebhookRoute, request: Request, producer: AsyncProducer)
         metrics.INGRESS_LATENCY.labels(source=route.label).observe(time.perf_counter() - started)
 
 
-async def _accept(
-    route: WebhookRoute, request: Request, producer: AsyncProducer, make_room: Callable[[int], None]
-) -> Accepted:
+async def _accept(route: WebhookRoute, request: Request, producer: AsyncProducer) -> Accepted:
     await route.prepare(request)
     body = await request.body()  # BodyTooLarge past the cap of every route
     route.verify(body, request.headers)
@@ -145,7 +152,8 @@ async def _accept(
         return seen
     headers = [*kafka_headers(event, route.source, route.travelling(request.headers))]
     headers += route.extra_headers()
-    make_room(record_size(event.entity_key.encode(), body, headers))
+    size = record_size(event.entity_key.encode(), body, headers)
+    make_room(producer, size, request.app.state.settings.ingress.max_pending_bytes)
     try:
         partition, offset = await publish_event(
             producer,
