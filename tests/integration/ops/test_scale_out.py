@@ -216,6 +216,6 @@ def test_workers_join_and_die_under_load_and_every_payment_is_booked_exactly_onc
     assert load.failed == []
     assert (lost, doubled, phantom) == ([], [], [])
     # Faust's assignor keeps what each member had up to ceil(6 / 4) = 2 partitions and fills
-    # the members in order: 2, 2, 2, 0 — three of the four work, the fourth stands by.
+    # the members in order: 2, 2, 2, 0 is a valid outcome (three work, one stands by).
     busy = sum(1 for n in spread if n > 0)
     assert busy >= 3, f"the group did not spread: records done per worker {spread}"
