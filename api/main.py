@@ -30,6 +30,7 @@ from api.body_limit import BodyLimitMiddleware
 from api.console import mount_console
 from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
 from api.middleware import AccessLogMiddleware
+from api.overload import OverloadMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
 from sinks.db import make_engine
 from synapseops.errors import DatabaseUnavailable, RecordError, SchemaInvalid
@@ -139,6 +140,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
+    # Outermost: a webhook past the in-flight bound is refused before any other work.
+    app.add_middleware(OverloadMiddleware, ingress=settings.ingress)
     return app
 
 

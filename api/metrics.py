@@ -28,6 +28,7 @@ ACCEPTED = "accepted"
 TOO_LARGE = "too_large"
 INVALID = "invalid"
 UNAVAILABLE = "unavailable"
+OVERLOADED = "overloaded"  # 503 from api/overload.py: the process holds all it may
 
 INGRESS_REQUESTS = Counter(
     "synapseops_ingress_requests_total",
@@ -91,6 +92,7 @@ def count_5xx_from_zero(sources: Iterable[str]) -> None:
     1 by its first 5xx reads as flat to ``rate()``, and the ingress 5xx alert never fires."""
     for source in sources:
         INGRESS_REQUESTS.labels(source=source_label(source), outcome=UNAVAILABLE)
+        INGRESS_REQUESTS.labels(source=source_label(source), outcome=OVERLOADED)
 
 
 def exposition() -> tuple[bytes, str]:

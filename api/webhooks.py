@@ -8,14 +8,17 @@ verified (:meth:`~WebhookRoute.verify`), what the parsed body says about itself
 (:meth:`~WebhookRoute.describe`), and which topic and headers it goes to. :func:`accept` runs
 the steps, the same for all:
 
+0. (before the app: ``api.overload.OverloadMiddleware`` answers 503 with ``Retry-After``
+   while the process holds as many webhooks as it may;)
 1. ``prepare`` — refusals that need no body (unknown source 404, a missing token 401);
 2. the body, read under the body cap of every route (``api/body_limit.py``: 413);
 3. ``verify`` — the signature over the *raw* bytes (401 with the reason), before parsing;
 4. JSON, then ``describe`` (400 for either);
 5. a delivery this process already published is answered again (``seen``), not re-sent;
 6. publish the original bytes, keyed by the entity, with the ingress headers
-   (:func:`api.publish.publish_event`, ``acks=all``): 503 with ``Retry-After`` when Kafka does
-   not take it, 413 when it never will.
+   (:func:`api.publish.publish_event`, ``acks=all``): 503 with ``Retry-After`` when the
+   producer already holds its bound of unacknowledged bytes or Kafka does not take it, 413
+   when it never will.
 
 Each refusal is an :class:`~synapseops.errors.IngressRejected` (``SignatureInvalid``,
 ``BodyTooLarge`` among them), counted once in the ingress metrics under the route's label and
@@ -25,6 +28,7 @@ logged; the route renders it in its own body shape (:func:`http_error` is the pl
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,10 +38,17 @@ from fastapi import HTTPException, Request
 
 from api import metrics
 from api.ingress import InboundEvent, kafka_headers, parse_json_body
+from api.overload import make_room
 from api.publish import RETRY_AFTER_S, publish_event
-from synapseops.errors import IngressRejected, KafkaUnavailable, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    IngressOverloaded,
+    IngressRejected,
+    KafkaUnavailable,
+    SchemaInvalid,
+    Undecodable,
+)
 from synapseops.ids import trace_id_of
-from synapseops.kafka import AsyncProducer, Headers
+from synapseops.kafka import AsyncProducer, Headers, record_size
 from synapseops.logging import get_logger
 
 log = get_logger(__name__)
@@ -109,7 +120,11 @@ async def accept(route: WebhookRoute, request: Request, producer: AsyncProducer)
     except IngressRejected as exc:
         if exc.outcome is not None:
             metrics.INGRESS_REQUESTS.labels(source=route.label, outcome=exc.outcome).inc()
-        log.warning(
+        # A refusal for overload is one of many at once: counted (IngressShedding sees it) and
+        # logged below warning, so shedding load does not spend the CPU it saves on logging.
+        level = logging.INFO if isinstance(exc, IngressOverloaded) else logging.WARNING
+        log.log(
+            level,
             "webhook refused",
             extra={
                 "source": route.source,
@@ -137,6 +152,8 @@ async def _accept(route: WebhookRoute, request: Request, producer: AsyncProducer
         return seen
     headers = [*kafka_headers(event, route.source, route.travelling(request.headers))]
     headers += route.extra_headers()
+    size = record_size(event.entity_key.encode(), body, headers)
+    make_room(producer, size, request.app.state.settings.ingress.max_pending_bytes)
     try:
         partition, offset = await publish_event(
             producer,

@@ -36,7 +36,8 @@
     │   │                         ``http_status``, ``error`` (a code), ``outcome`` (the ingress
     │   │                         metric's label, None when already counted), ``reason``
     │   ├── SignatureInvalid      401: a signature or token missing, malformed, stale or wrong
-    │   └── BodyTooLarge          413: over SYNAPSEOPS_API_MAX_BODY_BYTES
+    │   ├── BodyTooLarge          413: over SYNAPSEOPS_API_MAX_BODY_BYTES
+    │   └── IngressOverloaded     503: the API holds all it may (SYNAPSEOPS_INGRESS_MAX_*)
     ├── LoginRequired             a console page without a live session: 303 to /login
     │                             (401 for a live fragment); ``next_path``, where to return
     ├── ConfigurationError        the process cannot start; never reaches a record
@@ -285,6 +286,16 @@ class BodyTooLarge(IngressRejected):
     http_status = 413
     error = "body_too_large"
     outcome = "too_large"
+
+
+class IngressOverloaded(IngressRejected):
+    """The API already holds as many webhooks, or as many bytes not yet acknowledged by
+    Kafka, as it may (``api/overload.py``): refused with 503 and ``Retry-After`` instead of
+    growing its memory; nothing was published."""
+
+    http_status = 503
+    error = "overloaded"
+    outcome = "overloaded"
 
 
 class LoginRequired(SynapseOpsError):

@@ -3,7 +3,10 @@
 Producers are durable by construction: ``acks=all`` and ``enable.idempotence=true`` (no
 duplicates from the producer's own retries, order kept per partition). :class:`AsyncProducer`
 turns a delivery report into an awaitable, so "2xx only once the event is in Kafka" is one
-``await``; :meth:`AsyncProducer.send_many` waits once for a whole batch.
+``await``; :meth:`AsyncProducer.send_many` waits once for a whole batch. It counts what it holds
+that the broker has not yet acknowledged (:attr:`AsyncProducer.pending`,
+:attr:`AsyncProducer.pending_bytes`): ingress refuses new events past a bound on those
+(``api/overload.py``) instead of letting librdkafka's queue grow to its 1 GiB default.
 
 A record that did not land is one of two errors (:func:`produce_error`):
 
@@ -146,6 +149,8 @@ class AsyncProducer:
         self._config = producer_config(kafka, **overrides)
         self._producer = Producer(self._config)
         self._lock = threading.Lock()
+        self._pending = 0
+        self._pending_bytes = 0
         self._broken = False
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, daemon=True, name="kafka-poll")
@@ -154,6 +159,26 @@ class AsyncProducer:
     def _poll_forever(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.1)
+
+    @property
+    def pending(self) -> int:
+        """Records produced and not yet reported delivered or failed."""
+        return self._pending
+
+    @property
+    def pending_bytes(self) -> int:
+        """Key, value and header bytes of :attr:`pending` records."""
+        return self._pending_bytes
+
+    def _hold(self, size: int) -> None:
+        with self._lock:
+            self._pending += 1
+            self._pending_bytes += size
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._pending_bytes -= size
 
     def _mark_broken(self, err: KafkaError) -> None:
         with self._lock:
@@ -251,24 +276,36 @@ class AsyncProducer:
         headers = record.headers
         header_list = list(headers.items()) if isinstance(headers, Mapping) else headers
         kwargs: dict[str, Any] = {"key": record.key, "value": record.value}
-        kwargs["on_delivery"] = delivered
+        size = record_size(record.key, record.value, header_list)
+
+        def released(err: KafkaError | None, msg: Message) -> None:
+            self._release(size)
+            delivered(err, msg)
+
+        kwargs["on_delivery"] = released
         if header_list:
             kwargs["headers"] = list(header_list)
         if record.partition is not None:
             kwargs["partition"] = record.partition
+        self._hold(size)
         try:
-            self._producer.produce(record.topic, **kwargs)
+            self._call_produce(record.topic, kwargs)
+        except BaseException:
+            self._release(size)
+            raise
+
+    def _call_produce(self, topic: str, kwargs: dict[str, Any]) -> None:
+        try:
+            self._producer.produce(topic, **kwargs)
         except BufferError as exc:
             raise KafkaUnavailable("producer queue is full; the broker is not keeping up") from exc
         except KafkaException as exc:
             err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
             if err is None:
-                raise KafkaUnavailable(
-                    f"kafka refused the record for {record.topic}: {exc}"
-                ) from exc
+                raise KafkaUnavailable(f"kafka refused the record for {topic}: {exc}") from exc
             if is_fatal(err):
                 self._mark_broken(err)
-            raise produce_error(record.topic, err) from exc
+            raise produce_error(topic, err) from exc
 
     def flush(self, timeout: float = 10.0) -> int:
         return int(self._producer.flush(timeout))
@@ -277,6 +314,14 @@ class AsyncProducer:
         self._producer.flush(timeout)
         self._closed.set()
         self._poller.join(timeout=2.0)
+
+
+def record_size(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None
+) -> int:
+    """The bytes a record holds in the producer (before compression)."""
+    size = len(key or b"") + len(value or b"")
+    return size + sum(len(name) + len(data or b"") for name, data in headers or ())
 
 
 def _settle_result(future: asyncio.Future[T], result: T) -> None:

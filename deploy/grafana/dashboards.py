@@ -179,8 +179,18 @@ PLATFORM = Dashboard(
                     "(rate(synapseops_ingress_latency_seconds_bucket[5m])))", "{{source}}"),
                   unit="s"),
             panel("Answered 5xx (senders retry)",
-                  q(f'sum by (source) (rate({INGRESS}{{outcome="unavailable"}}[5m]))',
-                    "{{source}}"), unit="reqps"),
+                  q(f'sum by (source, outcome) (rate({INGRESS}'
+                    '{outcome=~"unavailable|overloaded"}[5m]))',
+                    "{{source}} {{outcome}}"), unit="reqps"),
+            panel("Held against the overload bounds",
+                  q("max by (instance) (synapseops_ingress_in_flight "
+                    "/ synapseops_ingress_in_flight_limit)", "{{instance}} requests"),
+                  q("max by (instance) (synapseops_ingress_pending_bytes "
+                    "/ synapseops_ingress_pending_bytes_limit)", "{{instance}} bytes"),
+                  unit="percentunit"),
+            panel("API answers by route and status",
+                  q("sum by (route, status) (rate(synapseops_http_requests_total[5m]))",
+                    "{{route}} {{status}}"), unit="reqps"),
             panel("Accepted bytes",
                   q("sum by (source) (rate(synapseops_ingress_bytes_total[5m]))", "{{source}}"),
                   unit="Bps"),

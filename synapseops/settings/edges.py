@@ -65,6 +65,14 @@ class IngressSettings(BaseSettings):
     # "header": "X-Hub-Signature-256"}}'. A source not listed is refused (404). The default
     # is the demo's sources with a public token: dropped outside dev mode (see Settings).
     sources: dict[str, SourceAuth] = Field(default_factory=dev_sources)
+    # Overload (api/overload.py): past either bound a webhook is answered 503 with Retry-After
+    # and nothing is published, so an API process's memory stays bounded however hard senders
+    # push. Webhook requests inside the ingress at once, per API process (each holds up to
+    # SYNAPSEOPS_API_MAX_BODY_BYTES):
+    max_in_flight: int = Field(default=256, ge=1)
+    # Bytes the API's producer holds that Kafka has not acknowledged yet (librdkafka's own
+    # queue would otherwise grow to 1 GiB while a broker is slow):
+    max_pending_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
 
 class SandboxSettings(BaseSettings):

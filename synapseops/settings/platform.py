@@ -15,8 +15,10 @@ class KafkaSettings(BaseSettings):
     bootstrap: str = "127.0.0.1:9092"
     client_id: str = "synapseops"
     # How long a dead worker holds its partitions before the group moves them (kill -9, a
-    # lost host). Short, so a crashed worker's records are picked up within seconds.
-    session_timeout_s: float = 10.0
+    # lost host). Short, so a crashed worker's records are picked up within seconds: the
+    # broker's floor (group.min.session.timeout.ms, 6 s unless the broker lowers it). Faust's
+    # consumer heartbeats from a thread of its own, so a busy handler does not miss them.
+    session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
     # Only used when the project's own script runs the local broker.
     version: str = "4.1.1"

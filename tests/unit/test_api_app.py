@@ -38,6 +38,8 @@ TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 class RecordingProducer:
     """Stands in for AsyncProducer.send: records what would be published."""
 
+    pending_bytes = 0  # what the ingress overload gate reads (nothing waits for Kafka here)
+
     def __init__(self, fail: Exception | None = None) -> None:
         self.fail = fail
         self.sent: list[dict[str, Any]] = []

@@ -15,6 +15,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
 
 import api.metrics  # noqa: F401  (registers the API's metrics)
+import api.middleware  # noqa: F401  (the HTTP answers counter)
+import api.overload  # noqa: F401  (the ingress overload gauges)
 import sinks.dead_letters.metrics  # noqa: F401
 import streams.payments.metrics  # noqa: F401
 import streams.road.metrics  # noqa: F401

@@ -39,6 +39,8 @@ PATH = "/webhooks/stripe"
 class RecordingProducer:
     """Stands in for AsyncProducer.send: records what would be published."""
 
+    pending_bytes = 0  # what the ingress overload gate reads (nothing waits for Kafka here)
+
     def __init__(self) -> None:
         self.fail: Exception | None = None
         self.sent: list[dict[str, Any]] = []
