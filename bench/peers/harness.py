@@ -92,6 +92,9 @@ class Bench:
                 profiler.wait(timeout=60)
             check = OutputCheck(self.expected)
             read_into(kafka, output, self.partitions, check)
+            batches = work_dir / "batch_sizes.txt"  # written by a peer that counts batches
+            if batches.exists():
+                note = "; ".join(part for part in (note, batches.read_text()) if part)
             return Result(row, figures, check.verdict(), note)
         finally:
             delete_topics(kafka, [output])
@@ -158,6 +161,7 @@ def _profiler(process: subprocess.Popen[bytes], row: Row) -> subprocess.Popen[by
         )
     Path(folder).mkdir(parents=True, exist_ok=True)
     argv = [str(spy), "record", "--pid", str(process.pid), "--format", "raw", "--threads"]
+    argv += ["--subprocesses"]  # a peer may run its work in a child (the SynapseOps worker)
     argv += ["--rate", "200", "--nonblocking", "--output", f"{folder}/{row.key}.txt"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
