@@ -74,5 +74,7 @@ def attach_pipeline(
             # supervisor gives up and exits the worker. Ending quietly is ending: the batch in
             # hand, if any, stays unacked.
             return
+        finally:
+            intake.close()
 
     app.agent(source, name=f"road.{pipeline.name}", isolated_partitions=True)(run)

@@ -42,7 +42,8 @@ class PartitionIntake:
     def __init__(self, app: faust.App, stream: faust.StreamT[bytes], size: int, within_s: float):
         self.app = app
         # A stream of a topic reads a channel (``app.stream`` made it the topic's iterator).
-        self.queue = cast(ChannelT[bytes], stream.channel).queue
+        self.channel = cast(ChannelT[bytes], stream.channel)
+        self.queue = self.channel.queue
         self.size = size
         self.within_s = within_s
 
@@ -77,6 +78,12 @@ class PartitionIntake:
             message.tracked = True
             app.consumer.track_message(message)
         batch.append(value)
+
+    def close(self) -> None:
+        """The actor ended (its partition revoked, the worker stopping): take its channel out of
+        Faust's conductor, as the stream's own iteration does when it ends — else the next
+        assignment finds a channel for a partition it no longer has, and Faust crashes."""
+        self.channel.on_stop_iteration()
 
     def ack(self, batch: Sequence[EventT[bytes]]) -> None:
         """Ack ``batch`` in its order (lowest offset first): the acked offsets stay a prefix

@@ -136,3 +136,24 @@ def test_an_event_from_before_a_rebalance_is_dropped_unacked() -> None:
     stale, fresh = asyncio.run(main())
     assert seen == [b"fresh"]
     assert fresh.message.acked and not stale.message.acked
+
+
+def test_an_intake_closed_takes_its_partition_channel_out_of_the_conductor() -> None:
+    """A revoked partition's actor ends and closes its intake; the channel must leave Faust's
+    conductor, or the next assignment finds a channel for a partition the worker no longer
+    has and Faust crashes (``Conductor._update_tp_index`` asserts it). The agent closes it in
+    a ``finally`` (test_road_batches' revoke test is where a worker crashed without it)."""
+    from faust.types import TP
+
+    from streams.road.intake import PartitionIntake
+
+    async def main() -> tuple[bool, bool]:
+        app = faust.App("t-intake", broker="kafka://127.0.0.1:1", store="memory://")
+        topic = app.topic("p.in", key_type=bytes, value_type=bytes)
+        stream = app.stream(topic.clone(active_partitions={TP("p.in", 0)}))
+        intake = PartitionIntake(app, stream, size=10, within_s=0.01)
+        registered = stream.channel in app.topics
+        intake.close()
+        return registered, stream.channel in app.topics
+
+    assert asyncio.run(main()) == (True, False)
