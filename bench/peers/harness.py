@@ -130,7 +130,7 @@ class Bench:
                 time.sleep(SAMPLE_S)
         finally:
             watch.close()
-            _stop(process)
+            stop_process(process)
         end = done or grown
         if first is None or end is None or end.seen <= first.seen:
             return None, note or "no output"
@@ -166,7 +166,8 @@ def _profiler(process: subprocess.Popen[bytes], row: Row) -> subprocess.Popen[by
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
