@@ -52,14 +52,18 @@ class PartitionIntake:
         while True:
             batch: list[EventT[bytes]] = []
             try:
-                first = await self.queue.get()
-            except StopAsyncIteration:
-                return  # Faust ends a channel's iteration so when its stream stops
-            self._keep(first, batch)
-            self._drain(batch)
-            if len(batch) < self.size:
-                await asyncio.sleep(self.within_s)
+                self._keep(await self.queue.get(), batch)
                 self._drain(batch)
+                if len(batch) < self.size:
+                    await asyncio.sleep(self.within_s)
+                    self._drain(batch)
+            except StopAsyncIteration:
+                # Faust ends a channel's iteration so (a thrown error, get or get_nowait alike)
+                # when its stream stops: what was taken is neither handled nor acked, and no
+                # longer tracked, so the shutdown does not wait for it.
+                for event in batch:
+                    self.app.consumer.unacked.discard(event.message)
+                return
             if batch:
                 yield batch
 

@@ -157,3 +157,23 @@ def test_an_intake_closed_takes_its_partition_channel_out_of_the_conductor() -> 
         return registered, stream.channel in app.topics
 
     assert asyncio.run(main()) == (True, False)
+
+
+def test_an_intake_ends_when_its_channel_stops() -> None:
+    """Faust throws StopAsyncIteration into a channel whose stream stops: the intake ends (it
+    is caught around ``get`` and ``get_nowait`` alike), not a RuntimeError out of the
+    generator that Faust would log as a crashed actor."""
+    from faust.types import TP
+
+    from streams.road.intake import PartitionIntake
+
+    async def main() -> list[Any]:
+        app = faust.App("t-intake-stop", broker="kafka://127.0.0.1:1", store="memory://")
+        topic = app.topic("p.in", key_type=bytes, value_type=bytes)
+        stream = app.stream(topic.clone(active_partitions={TP("p.in", 0)}))
+        intake = PartitionIntake(app, stream, size=10, within_s=0.01)
+        cast_channel: Any = stream.channel
+        await cast_channel.throw(StopAsyncIteration())
+        return [batch async for batch in intake.batches()]
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == []
