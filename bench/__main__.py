@@ -9,7 +9,9 @@ import inspect
 import sys
 import time
 
-BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers", "mapping", "overload")
+BENCHES: tuple[str, ...] = (
+    "road", "integration", "payments", "peers", "ingress", "rss", "mapping", "overload",
+)  # fmt: skip
 PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 
 
@@ -39,6 +41,9 @@ def main(argv: list[str]) -> int:
         else:
             module.run()
         sys.stdout.write(f"--- bench {name} took {time.monotonic() - started:.1f}s\n")
+    from bench import goals
+
+    sys.stdout.write("\n=== issue 10's goals ===\n" + "\n".join(goals.table()) + "\n")
     return 0
 
 

@@ -37,6 +37,7 @@ import sqlalchemy
 from confluent_kafka import Producer
 from sqlalchemy import func, select
 
+from bench import goals
 from sandbox.harness import SandboxServer
 from sinks.payments.tables import settlements
 from streams.bootstrap import Runtime
@@ -173,7 +174,8 @@ def _exactly_once(entries: list[dict[str, object]], sids: Sequence[str]) -> None
         raise AssertionError(f"{len(missing)} settlements missing, {len(twice)} booked twice")
 
 
-def workers(settings: Settings, count: int, how_many: int) -> None:
+def workers(settings: Settings, count: int, how_many: int) -> float:
+    """Settlements/s of ``how_many`` workers from a pre-filled topic (printed, returned)."""
     kafka = settings.kafka
     group = f"bench-payments-{uuid4().hex[:8]}"
     start_groups_at_end(kafka, group, TIERS)
@@ -231,6 +233,10 @@ def workers(settings: Settings, count: int, how_many: int) -> None:
             f"  event→ledger at {rate / 2:.0f}/s     p50 {_ms(statistics.median(latencies))}  "
             f"p99 {_ms(_p99(latencies))} ({len(latencies)} paced events)"
         )
+        if how_many == 1:
+            p99 = _p99(latencies)
+            goals.measured("settle-p99", f"{_ms(p99)} at {rate / 2:,.0f}/s", p99 <= 0.25)
+    return rate
 
 
 def _ledger(sandbox: SandboxServer) -> list[dict[str, object]]:
@@ -251,8 +257,14 @@ def run(argv: Sequence[str] = ()) -> None:
     apply_topics(settings)
     if options.stage:
         stage(settings, options.stage)
+    rates: dict[int, float] = {}
     for how_many in (int(n) for n in options.workers.split(",") if n.strip()):
-        workers(settings, options.events, how_many)
+        rates[how_many] = workers(settings, options.events, how_many)
+    if 1 in rates:
+        goals.measured("settle-1", f"{rates[1]:,.0f}/s", rates[1] >= 2000)
+    if 1 in rates and 2 in rates:
+        scale = rates[2] / rates[1]
+        goals.measured("settle-2", f"{scale:.2f}x ({rates[2]:,.0f}/s)", scale >= 1.7)
 
 
 def _p99(values: list[float]) -> float:

@@ -38,4 +38,9 @@ def create_app(settings: Settings) -> faust.App:
         # Faust's own data dir (tables' changelog state) lives under the project's data folder.
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
+        # Bounded intake (streams/road/intake.py): each partition's queue holds at most this
+        # many records; Faust pauses the partition at 80% of it. One poll adds at most a fifth
+        # of it to a queue, so it never overfills one and stalls the conductor for the rest.
+        stream_buffer_maxsize=settings.road.buffer_records,
+        broker_max_poll_records=max(1, settings.road.buffer_records // 5),
     )

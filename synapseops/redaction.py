@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 HIDDEN = "**hidden**"
 MIN_SECRET_CHARS = 8
+MEMO_TEXT_CHARS, MEMO_ENTRIES = 200, 8192  # what Scrubber remembers having scrubbed
 
 # Header names whose values are secrets whatever they hold (n8n hides the same family).
 SENSITIVE_HEADERS = frozenset(
@@ -153,6 +154,9 @@ class Scrubber:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+        # Short texts already scrubbed (a document's keys and common values repeat in every
+        # record); a new secret replaces the dict, so no answer from before it is reused.
+        self._memo: dict[str, str] = {}
 
     def remember(self, *values: str | None) -> None:
         fresh = {value for value in values if value and len(value) >= MIN_SECRET_CHARS}
@@ -160,6 +164,7 @@ class Scrubber:
             if fresh - self._secrets:
                 self._secrets |= fresh
                 self._compiled = None
+                self._memo = {}
 
     def known(self) -> frozenset[str]:
         with self._lock:
@@ -183,6 +188,18 @@ class Scrubber:
             return self._compiled
 
     def scrub(self, text: str) -> str:
+        memo = self._memo  # taken before the patterns: a secret learnt meanwhile drops it
+        hit = memo.get(text)
+        if hit is not None:
+            return hit
+        scrubbed = self._scrub(text)
+        if len(text) <= MEMO_TEXT_CHARS:
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            memo[text] = scrubbed
+        return scrubbed
+
+    def _scrub(self, text: str) -> str:
         patterns = self._patterns()
         if patterns is not None:
             literal, flexible = patterns

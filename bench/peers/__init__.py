@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from bench.peers.rows import ROWS
 
@@ -81,3 +82,18 @@ def run(argv: list[str] | None = None) -> None:
     )
     sys.stdout.write("\n".join(render(results, bench.mapping_us)) + "\n")
     sys.stdout.flush()
+    _goals(results)
+
+
+def _goals(results: list[Any]) -> None:
+    from bench import goals
+
+    rates = {r.row.key: r.figures.rate for r in results if r.figures and r.verdict and r.verdict.ok}
+    flow = rates.get("synapseops")
+    if flow is None:
+        return
+    for key, peer, bar in (("flow-faust", "faust", 1.0), ("flow-quix", "quixstreams", None)):
+        if peer in rates:
+            ratio = flow / rates[peer]
+            figure = f"{ratio:.2f}x ({flow:,.0f} vs {rates[peer]:,.0f} msgs/s)"
+            goals.measured(key, figure, None if bar is None else ratio >= bar)

@@ -92,6 +92,9 @@ class Bench:
                 profiler.wait(timeout=60)
             check = OutputCheck(self.expected)
             read_into(kafka, output, self.partitions, check)
+            batches = work_dir / "batch_sizes.txt"  # written by a peer that counts batches
+            if batches.exists():
+                note = "; ".join(part for part in (note, batches.read_text()) if part)
             return Result(row, figures, check.verdict(), note)
         finally:
             delete_topics(kafka, [output])
@@ -127,7 +130,7 @@ class Bench:
                 time.sleep(SAMPLE_S)
         finally:
             watch.close()
-            _stop(process)
+            stop_process(process)
         end = done or grown
         if first is None or end is None or end.seen <= first.seen:
             return None, note or "no output"
@@ -158,11 +161,13 @@ def _profiler(process: subprocess.Popen[bytes], row: Row) -> subprocess.Popen[by
         )
     Path(folder).mkdir(parents=True, exist_ok=True)
     argv = [str(spy), "record", "--pid", str(process.pid), "--format", "raw", "--threads"]
+    argv += ["--subprocesses"]  # a peer may run its work in a child (the SynapseOps worker)
     argv += ["--rate", "200", "--nonblocking", "--output", f"{folder}/{row.key}.txt"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 # The version the registry serves (checked against its package list), pinned so every run
 # compares against the same quixstreams.
-REQUIREMENTS = ("quixstreams==3.28.1",)
+# msgspec: the mapping engine (streams/mapping/payload.py) decodes with it, at the project's pin.
+REQUIREMENTS = ("quixstreams==3.28.1", "msgspec==0.22.0")
 
 
 def ensure_quix_venv(where: Path) -> Path:

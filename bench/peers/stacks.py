@@ -22,7 +22,13 @@ PARTS: tuple[tuple[str, str], ...] = (
     # Specific parts first: the nearest of these to the leaf takes the sample ...
     ("logging (records built for debug calls)", r"logging/"),
     ("mapping (streams.mapping)", r"streams/mapping/|bench/peers/work\.py"),
-    ("confluent producer (produce + delivery)", r"bench/peers/batch_sender\.py|confluent_kafka"),
+    (
+        "confluent producer (produce + delivery)",
+        r"bench/peers/batch_sender\.py|confluent_kafka|synapseops/kafka",
+    ),
+    ("SQLAlchemy + psycopg2 (Runs, catalog)", r"sqlalchemy/|psycopg2"),
+    ("SynapseOps integration (flows, Runs)", r"streams/integration/|sinks/integration/"),
+    ("SynapseOps road (batches, headers)", r"streams/road/|synapseops/headers|prometheus_client"),
     ("aiokafka producer (batching, encoding)", r"aiokafka/producer/|aiokafka/record/"),
     ("aiokafka consumer (fetch, decode)", r"aiokafka/consumer/"),
     ("aiokafka network + protocol", r"aiokafka/(conn|client|protocol)"),
@@ -36,7 +42,8 @@ PARTS: tuple[tuple[str, str], ...] = (
 )
 GENERIC = 2  # the last two parts
 COMPILED = [(part, re.compile(pattern)) for part, pattern in PARTS]
-LINE = re.compile(r"^thread \((\w+)\): ([^;]*);(.*) (\d+)$")
+# py-spy's raw lines; with --subprocesses each starts with the process it sampled.
+LINE = re.compile(r'^(?:process \d+:"[^"]*";)*thread \((\w+)\): ([^;]*);(.*) (\d+)$')
 
 
 def part_of(frames: list[str]) -> str:

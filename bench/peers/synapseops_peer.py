@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
@@ -34,6 +35,7 @@ from bench.peers.work import MAPPING
 from sinks.integration import store
 from sinks.integration.tables import connectors, endpoints, flows
 from sinks.migrate import upgrade
+from topics.registry import INTEGRATION_DELIVERY
 
 
 def _free_port() -> int:
@@ -77,6 +79,26 @@ def make_flow(url: str, input_topic: str, output_topic: str) -> int:
         engine.dispose()
 
 
+BATCH_SIZES = "batch_sizes.txt"  # next to the worker's folder; the harness adds it to the row
+
+
+def _write_batch_sizes(metrics_url: str, path: Path) -> None:
+    """The delivery pipeline's batches as the worker counted them
+    (``synapseops_road_batch_records``): how many, and records per batch on average."""
+    try:
+        text = httpx.get(metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("synapseops_road_batch_records_") and INTEGRATION_DELIVERY in line:
+            name, _, value = line.rpartition(" ")
+            figures[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
+    count, total = figures.get("count", 0.0), figures.get("sum", 0.0)
+    if count:
+        path.write_text(f"{count:,.0f} batches, {total / count:,.1f} records each on average")
+
+
 def main() -> int:
     parser = peer_parser(__doc__ or "")
     parser.add_argument("--database-url", required=True)
@@ -97,15 +119,17 @@ def main() -> int:
             "SYNAPSEOPS_KAFKA_BOOTSTRAP": args.bootstrap,
             "SYNAPSEOPS_DATABASE_URL": url,
             "SYNAPSEOPS_WORKER_GROUP_ID": args.group,
-            "SYNAPSEOPS_WORKER_PIPELINES": "integration-delivery",
+            "SYNAPSEOPS_WORKER_PIPELINES": INTEGRATION_DELIVERY,
             "SYNAPSEOPS_WORKER_METRICS_PORT": str(_free_port()),
             "SYNAPSEOPS_DATA_DIR": str(args.work_dir),
         }
         cli = Path(sys.executable).with_name("synapseops")
         worker = subprocess.Popen([str(cli), "worker"], env=env)
+        metrics = f"http://127.0.0.1:{env['SYNAPSEOPS_WORKER_METRICS_PORT']}/metrics"
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if worker is not None and worker.poll() is None:
+                _write_batch_sizes(metrics, args.work_dir.parent / BATCH_SIZES)
                 worker.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGTERM, stop)

@@ -41,3 +41,9 @@ TIER_HOLD_LAG = Histogram(
     ["pipeline", "tier"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+BATCH_RECORDS = Histogram(
+    "synapseops_road_batch_records",
+    "Records per batch a pipeline's agent took from one partition (streams/road/intake.py)",
+    ["pipeline"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)

@@ -145,6 +145,9 @@ class RoadSettings(BaseSettings):
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batch_within_ms: float = Field(default=5.0, gt=0, le=10_000)
+    # Per assigned partition: records fetched but not yet handled (streams/road/intake.py).
+    # Above 80% of it the partition is paused, below 40% it is fetched again.
+    buffer_records: int = Field(default=2000, ge=10, le=100_000)
 
 
 class SupervisionSettings(BaseSettings):

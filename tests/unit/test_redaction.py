@@ -236,3 +236,13 @@ def test_the_logging_filter_scrubs_message_extras_and_traceback() -> None:
 def _utf16(char: str) -> list[int]:
     raw = char.encode("utf-16-be")
     return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+def test_a_secret_learnt_after_a_text_was_scrubbed_is_hidden_in_it_the_next_time() -> None:
+    from synapseops.redaction import Scrubber
+
+    scrubber = Scrubber()
+    text = "token=plainvalue-9f3k2m1x here"
+    assert scrubber.scrub(text) == scrubber.scrub(text)  # the second answer is remembered
+    scrubber.remember("plainvalue-9f3k2m1x")
+    assert "plainvalue-9f3k2m1x" not in scrubber.scrub(text)

@@ -46,7 +46,10 @@ def _put(batch: Any, count: int) -> list[Any]:
 
     async def main() -> list[Any]:
         async with _agent(batch).test_context() as context:
-            events = [await context.put(key=b"k", value=b"v%d" % n) for n in range(count)]
+            # wait=False: the intake takes events off the channel, not through the stream's
+            # processors, which is where the test context would see them being processed.
+            put = context.put
+            events = [await put(key=b"k", value=b"v%d" % n, wait=False) for n in range(count)]
             await asyncio.sleep(0.3)
         return events
 
@@ -106,3 +109,71 @@ def test_the_worker_runs_every_tier_and_the_parking_topic_of_each_pipeline() -> 
             assert {f"tier:{topic}" for topic in [*tiers, pipeline.spec.parking_topic]} <= names
     finally:
         runtime.producer.close(timeout=0)
+
+
+def test_an_event_from_before_a_rebalance_is_dropped_unacked() -> None:
+    """An event of an older consumer generation is never handled and never acked: its
+    partition is re-read from the committed offset. (Faust's stream acked such an event while
+    skipping it, marking an offset done that nobody handled.)"""
+    seen: list[bytes | None] = []
+
+    async def batch(records: Sequence[RoadRecord]) -> list[Outcome]:
+        seen.extend(r.value for r in records)
+        return [Outcome("done")] * len(records)
+
+    async def main() -> tuple[Any, Any]:
+        async with _agent(batch).test_context() as context:
+            channel = context.stream().channel
+            message = context.to_message(b"k", b"stale", offset=0)
+            message.generation_id = context.app.consumer_generation_id - 1
+            stale = await channel.decode(message)
+            await channel.put(stale)
+            context.sent_offset = 1
+            fresh = await context.put(key=b"k", value=b"fresh", wait=False)
+            await asyncio.sleep(0.3)
+        return stale, fresh
+
+    stale, fresh = asyncio.run(main())
+    assert seen == [b"fresh"]
+    assert fresh.message.acked and not stale.message.acked
+
+
+def test_an_intake_closed_takes_its_partition_channel_out_of_the_conductor() -> None:
+    """A revoked partition's actor ends and closes its intake; the channel must leave Faust's
+    conductor, or the next assignment finds a channel for a partition the worker no longer
+    has and Faust crashes (``Conductor._update_tp_index`` asserts it). The agent closes it in
+    a ``finally`` (test_road_batches' revoke test is where a worker crashed without it)."""
+    from faust.types import TP
+
+    from streams.road.intake import PartitionIntake
+
+    async def main() -> tuple[bool, bool]:
+        app = faust.App("t-intake", broker="kafka://127.0.0.1:1", store="memory://")
+        topic = app.topic("p.in", key_type=bytes, value_type=bytes)
+        stream = app.stream(topic.clone(active_partitions={TP("p.in", 0)}))
+        intake = PartitionIntake(app, stream, size=10, within_s=0.01)
+        registered = stream.channel in app.topics
+        intake.close()
+        return registered, stream.channel in app.topics
+
+    assert asyncio.run(main()) == (True, False)
+
+
+def test_an_intake_ends_when_its_channel_stops() -> None:
+    """Faust throws StopAsyncIteration into a channel whose stream stops: the intake ends (it
+    is caught around ``get`` and ``get_nowait`` alike), not a RuntimeError out of the
+    generator that Faust would log as a crashed actor."""
+    from faust.types import TP
+
+    from streams.road.intake import PartitionIntake
+
+    async def main() -> list[Any]:
+        app = faust.App("t-intake-stop", broker="kafka://127.0.0.1:1", store="memory://")
+        topic = app.topic("p.in", key_type=bytes, value_type=bytes)
+        stream = app.stream(topic.clone(active_partitions={TP("p.in", 0)}))
+        intake = PartitionIntake(app, stream, size=10, within_s=0.01)
+        cast_channel: Any = stream.channel
+        await cast_channel.throw(StopAsyncIteration())
+        return [batch async for batch in intake.batches()]
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == []
