@@ -103,12 +103,22 @@ class Senders:
             )
         return client
 
-    async def send(self, channel: Channel, message: Message, key: str) -> dict[str, Any]:
-        """Send ``message``; the receipt (what the platform answered) when it took it."""
+    async def send(
+        self, channel: Channel, message: Message, key: str, *, redo: bool = False
+    ) -> dict[str, Any]:
+        """Send ``message``; the receipt (what the platform answered) when it took it.
+
+        ``redo``: an earlier attempt of this key may have reached the platform (the process
+        died before recording the answer). A Slack bot channel is then asked first — its
+        history, with our idempotency key in each message's metadata — and a message found
+        there is the receipt, not sent again. Webhooks and SMTP cannot be asked.
+        """
         gate = self.gates.setdefault(channel.id, RateGate(channel.rate))
         await gate.wait(self.settings.notifications.max_rate_wait_s, f"channel {channel.name}")
         try:
             if channel.kind == "slack_bot":
+                if redo and (found := await self._slack_find(channel, key)) is not None:
+                    return found
                 return await self._slack_bot(channel, message)
             if channel.kind == "slack_webhook":
                 return await self._post_url(channel, slack_payload(message), "slack webhook")
@@ -139,6 +149,31 @@ class Senders:
             raise TargetUnavailable(f"slack {channel.name}: {error}")
         detail = f"slack {channel.name}: {error} {answer.get('errors') or ''}".strip()
         raise TargetRejected(detail, status=response.status)
+
+    async def _slack_find(self, channel: Channel, key: str) -> dict[str, Any] | None:
+        """The channel's recent message carrying ``key`` in its metadata, as a receipt."""
+        token = channel.secret.get_secret_value() if channel.secret else ""
+        base = self.settings.slack_api_url
+        response = await self._client(base).request(
+            "POST",
+            f"{base}/conversations.history",
+            json_body={
+                "channel": channel.config.get("channel", ""),
+                "limit": 200,
+                "include_all_metadata": "true",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        answer = response.json() or {}
+        for message in answer.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("idempotency_key") == key:
+                return {
+                    "channel": channel.config.get("channel"),
+                    "ts": message.get("ts"),
+                    "found": True,
+                }
+        return None
 
     async def _post_url(self, channel: Channel, body: Any, what: str) -> dict[str, Any]:
         url = channel.secret.get_secret_value() if channel.secret else ""

@@ -265,7 +265,9 @@ class RunStore:
 
     def begin_send(
         self, key: str, channel_id: int, channel_kind: str, run_id: str | None, step: int | None
-    ) -> None:
+    ) -> int:
+        """Record the send as under way; its attempt number (above 1: an earlier attempt's
+        outcome is unknown, it may have reached the platform)."""
         statement = insert(sends).values(
             idempotency_key=key,
             run_id=run_id,
@@ -274,13 +276,14 @@ class RunStore:
             channel_kind=channel_kind,
             state="sending",
         )
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[sends.c.idempotency_key],
             set_={"attempts": sends.c.attempts + 1, "state": "sending"},
             where=sends.c.state != "sent",
-        )
+        ).returning(sends.c.attempts)
         with database_errors("begin send"), self.engine.begin() as conn:
-            conn.execute(statement)
+            attempts = conn.execute(upsert).scalar_one_or_none()
+        return int(attempts or 1)
 
     def sent(
         self, key: str, receipt: dict[str, Any], now: datetime, then: tuple[str, int] | None = None

@@ -88,9 +88,11 @@ class Delivery:
         found = await asyncio.to_thread(self.runs.send_state, key)
         if found is not None and found[0] == "sent":
             return found[1] or {}
-        await asyncio.to_thread(self.runs.begin_send, key, channel.id, channel.kind, run_id, step)
+        attempt = await asyncio.to_thread(
+            self.runs.begin_send, key, channel.id, channel.kind, run_id, step
+        )
         try:
-            receipt = await self.senders.send(channel, message, key)
+            receipt = await self.senders.send(channel, message, key, redo=attempt > 1)
         except RetryableError as exc:
             metrics.MESSAGES.labels(channel.kind, "retry").inc()
             await asyncio.to_thread(self.runs.send_failed, key, str(exc), False)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from sandbox.harness import SandboxServer
+from streams.notifications.messages import Message
 from streams.road import Hop, Outcome
 from tests.integration.databases import fresh_database
 from tests.integration.notifications.harness import Harness, build, settings_for, trigger
@@ -132,3 +133,18 @@ def test_a_dead_letter_of_this_pipeline_starts_no_workflow(harness: Harness) -> 
     assert isinstance(result, Outcome) and result.status == "skipped"
     assert harness.slack("dead-letters") == []
     httpx.get(f"{harness.sandbox.url}/_sandbox/health").raise_for_status()
+
+
+def test_a_slack_send_whose_answer_was_lost_is_found_not_sent_again(harness: Harness) -> None:
+    """The process died after Slack took the message and before the send row said so: the
+    redo finds the message by the idempotency key in its metadata."""
+    row = harness.slack_channel("ops", "#ops")
+    delivery = harness.engine.delivery
+    channel = delivery._open(harness.engine.runs.channel(channel_id=row["id"]) or {})
+    message = Message(title="once", text="only once", metadata={"idempotency_key": "r1:0"})
+    assert harness.engine.runs.begin_send("r1:0", row["id"], "slack_bot", None, None) == 1
+    harness.run(delivery.senders.send(channel, message, "r1:0"))  # ... and the process dies
+    receipt = harness.run(delivery._send(channel, message, "r1:0", None, None))
+    assert receipt["found"] is True
+    assert len(harness.slack("#ops")) == 1
+    assert harness.engine.runs.send_state("r1:0") == ("sent", receipt)
