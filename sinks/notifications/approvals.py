@@ -107,6 +107,16 @@ class ApprovalStore:
                 ).scalars()
             )
 
+    def pending_for_kind(self, trigger_kind: str) -> list[str]:
+        with database_errors("find pending approvals"), self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(approvals.c.id).where(
+                        approvals.c.trigger_kind == trigger_kind, approvals.c.state == "pending"
+                    )
+                ).scalars()
+            )
+
     def expiry_sent(self, approval_id: str, now: datetime) -> None:
         with database_errors("mark approval expiry"), self.engine.begin() as conn:
             conn.execute(

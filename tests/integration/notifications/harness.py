@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy
+from pydantic import SecretStr
 
 from sandbox.harness import SandboxServer
 from schemas.models import NotificationTrigger
@@ -33,8 +34,11 @@ from topics.registry import NOTIFICATION_DISPATCH, NOTIFICATION_TRIGGERS
 OFFSETS = itertools.count(1)
 
 
-def settings_for(kafka_bootstrap: str, sandbox: SandboxServer, **notifications: Any) -> Settings:
+def settings_for(
+    kafka_bootstrap: str, sandbox: SandboxServer, key: str | None = None, **notifications: Any
+) -> Settings:
     return Settings(
+        credentials_key=SecretStr(key) if key else None,
         kafka=KafkaSettings(bootstrap=kafka_bootstrap),
         retry=RetrySettings(tiers="1s,2s,3s"),
         sandbox=SandboxSettings(host=sandbox.host, port=sandbox.port, smtp_port=sandbox.smtp_port),
