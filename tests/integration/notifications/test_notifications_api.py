@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from api.main import create_app
 from api.server import serving_in_thread
+from sandbox.demo_notifications import ensure_notifications
 from sandbox.harness import SandboxServer
 from sinks.principals.store import create_token
 from streams.payments.events import parse_command
@@ -215,3 +216,37 @@ def test_workflows_are_versioned_checked_and_dry_run(stack: tuple[Harness, str])
     runs = call("GET", f"{api}/notification-runs?state=done", viewer).json()
     assert runs["total"] == 1 and runs["items"][0]["workflow"] == "w"
     json.dumps(runs)
+
+
+class ApiClient:
+    def __init__(self, api: str) -> None:
+        self.base = api.removesuffix("/api/v1")
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return call("GET", f"{self.base}{path}", ADMIN).json()
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = call("POST", f"{self.base}{path}", ADMIN, body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def test_the_demo_setup_is_valid_and_made_once(stack: tuple[Harness, str]) -> None:
+    harness, api = stack
+    client, box = ApiClient(api), harness.sandbox
+    assert ensure_notifications(client, box.url, box.host, box.smtp_port) == 4
+    assert ensure_notifications(client, box.url, box.host, box.smtp_port) == 0
+    details = {
+        "settlement_id": "stl_d",
+        "payment_id": "pi_d",
+        "amount_minor": "9",
+        "currency": "USD",
+    }
+    assert isinstance(harness.fire(trigger("large_payment", details=details)), Outcome)
+    asked = harness.slack("#approvals")[0]
+    assert asked["text"].startswith("Approve payment pi_d?")
+    harness.fire(trigger("integration_failure", subject_id="run_1", summary="ERP said 500"))
+    (card,) = harness.get("/_sandbox/teams/messages", webhook="demo-integrations")
+    assert card["cards"][0]["body"][0]["text"] == "Integration failure: run_1"
+    harness.fire(trigger(dedup_key="dl:demo"))
+    assert harness.slack("#dead-letters")[0]["text"].startswith("Dead letter #42")
