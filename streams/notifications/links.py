@@ -35,7 +35,8 @@ class ApprovalLinks:
         return self._serializer.dumps({"a": approval_id, "d": decision})
 
     def url(self, approval_id: str, decision: Decision) -> str:
-        return f"{self.base_url}/approvals/link/{self.token(approval_id, decision)}"
+        token = self.token(approval_id, decision)
+        return f"{self.base_url}/services/notifications/approvals/link/{token}"
 
     def read(self, token: str) -> LinkClaim:
         try:
