@@ -12,7 +12,8 @@ Web API (token as ``Authorization: Bearer xox…`` or a ``token`` field; JSON or
   ``response_metadata.messages`` naming the JSON pointer, as Slack does). Past the rate limit
   (1 message per second per channel with a short burst, :mod:`sandbox.limits`) → HTTP 429,
   ``Retry-After``, ``{ok: false, error: "ratelimited"}``.
-* ``conversations.list`` (``limit``, ``cursor``, ``exclude_archived``) and ``auth.test``.
+* ``conversations.list`` (``limit``, ``cursor``, ``exclude_archived``), ``conversations.history``
+  (``channel``, ``limit``, ``include_all_metadata``: newest first) and ``auth.test``.
 
 Incoming webhooks ``POST /slack/services/T…/B…/<secret>`` (JSON, or a form with ``payload``):
 ``ok`` (200, text), or ``invalid_payload`` / ``no_text`` / ``invalid_blocks`` /
@@ -168,6 +169,31 @@ async def conversations_list(request: Request) -> Response:
     next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
     body = {"ok": True, "channels": page, "response_metadata": {"next_cursor": next_cursor}}
     return JSONResponse(body)
+
+
+@slack_router.api_route("/api/conversations.history", methods=["GET", "POST"])
+async def conversations_history(request: Request) -> Response:
+    """A channel's messages, newest first (``limit``, default 100); ``metadata`` only with
+    ``include_all_metadata=true``, as Slack does."""
+    args = await _slack_args(request)
+    if error := _auth_error(request, args):
+        return _fail(request, error)
+    workspace = _workspace(request)
+    channel = workspace.resolve(str(args.get("channel") or ""))
+    if channel is None:
+        return _fail(request, "channel_not_found")
+    try:
+        limit = max(1, min(int(args.get("limit", 100)), 999))
+    except ValueError:
+        return _fail(request, "invalid_limit")
+    with_metadata = str(args.get("include_all_metadata", "false")).lower() == "true"
+    shown = []
+    for message in reversed(workspace.messages(channel)[-limit:]):
+        kept = {k: v for k, v in message.items() if k in ("type", "user", "bot_id", "text", "ts")}
+        if with_metadata and message.get("metadata"):
+            kept["metadata"] = message["metadata"]
+        shown.append(kept)
+    return JSONResponse({"ok": True, "messages": shown, "has_more": False})
 
 
 @slack_router.api_route("/api/auth.test", methods=["GET", "POST"])

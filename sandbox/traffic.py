@@ -193,6 +193,13 @@ class DemoClient:
              "mapping_id": mapping["id"]},
         )  # fmt: skip
 
+    def ensure_notifications(self) -> int:
+        """The demo's channels and workflows (:mod:`sandbox.demo_notifications`), once."""
+        from sandbox.demo_notifications import ensure_notifications
+
+        box = self.settings.sandbox
+        return ensure_notifications(self, box.url, box.host, box.smtp_port)
+
     def shopify_order(self, number: int) -> bytes:
         order = json.loads(json.dumps(self._shopify_order))
         order["order"]["order_number"] = number

@@ -21,7 +21,11 @@
     │   │                         topic or partition, invalid record); ``code`` says which
     │   ├── CredentialUnreadable  a stored credential does not open with the configured key(s)
     │   ├── MappingSpecInvalid    a mapping's rules do not compile; ``problems``, one per line
-    │   └── MappingFailed         a payload broke mapping rules; ``errors``, one per failed rule
+    │   ├── MappingFailed         a payload broke mapping rules; ``errors``, one per failed rule
+    │   ├── TemplateFailed        a notification template failed to render (the same trigger
+    │                             fails the same way)
+    │   └── ChannelUnknown        a workflow step names a notification channel that does not
+    │                             exist or is disabled
     ├── RecordError               → the API answers 404 / 409 / 422 (one handler, api/main.py)
     │   ├── RecordNotFound        404: no row with that id or name
     │   ├── RecordConflict        409: a unique name taken, a row still referenced
@@ -31,7 +35,8 @@
     │       ├── EmptyFilter       a replay or discard with no criterion at all
     │       ├── ReplayKeyReused   an Idempotency-Key first used with another filter
     │       ├── CredentialInvalid a secret that cannot be stored and sent (never quoted)
-    │       └── OutboundConfigInvalid  a connector URL, path or static header the guard refuses
+    │       ├── OutboundConfigInvalid  a connector URL, path or static header the guard refuses
+    │       └── ApprovalLinkInvalid  an approve/reject link forged, altered or expired
     ├── IngressRejected           an inbound HTTP request refused before anything is published;
     │   │                         ``http_status``, ``error`` (a code), ``outcome`` (the ingress
     │   │                         metric's label, None when already counted), ``reason``
@@ -191,6 +196,14 @@ class MappingFailed(FatalError):
         self.errors = list(errors)
 
 
+class TemplateFailed(FatalError):
+    pass
+
+
+class ChannelUnknown(FatalError):
+    pass
+
+
 class RecordError(SynapseOpsError):
     """A request about stored records cannot be done as asked; the API answers
     ``http_status`` with the message as ``detail`` (``api/main.py``, one handler)."""
@@ -239,6 +252,10 @@ class CredentialInvalid(RecordInvalid, ValueError):
 
 class OutboundConfigInvalid(RecordInvalid, ValueError):
     """A URL or a static header of a connector/endpoint config breaks the SSRF guard's rules."""
+
+
+class ApprovalLinkInvalid(RecordInvalid):
+    pass
 
 
 class IngressRejected(SynapseOpsError):

@@ -216,6 +216,8 @@ STRIPE_EVENT = "payments.stripe-event"
 SETTLEMENT_COMMAND = "payments.settlement-command"
 INTEGRATION_EVENT = "integration.source-event"
 INTEGRATION_RERUN = "integration.rerun-command"
+NOTIFICATION_TRIGGER = "notifications.trigger"
+NOTIFICATION_RESUME = "notifications.resume-command"
 
 # ---- the platform's topics -------------------------------------------------------------
 
@@ -234,6 +236,7 @@ NOTIFICATION_TRIGGERS = TopicSpec(
     partitions=3,
     value_schema="notification_trigger",
     description="triggers for the notification service (dead_letter, large_payment, ...)",
+    kinds=(NOTIFICATION_TRIGGER,),
 )
 
 # ---- Payment Gateway -------------------------------------------------------------------
@@ -273,6 +276,15 @@ INTEGRATION_COMMANDS = TopicSpec(
     kinds=(INTEGRATION_RERUN,),
 )
 
+# ---- SaaS Notifications ----------------------------------------------------------------
+
+NOTIFICATION_COMMANDS = TopicSpec(
+    name="notifications.commands",
+    partitions=6,
+    description="resume a workflow run or flush a digest (JSON), keyed by run or digest",
+    kinds=(NOTIFICATION_RESUME,),
+)
+
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INBOUND_EVENTS,
     NOTIFICATION_TRIGGERS,
@@ -280,6 +292,7 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     SETTLEMENT_COMMANDS,
     INTEGRATION_EVENTS,
     INTEGRATION_COMMANDS,
+    NOTIFICATION_COMMANDS,
 )
 
 _PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
@@ -298,15 +311,24 @@ def default_kind(topic: str) -> str | None:
 EVENT_LOG = "event-log"
 PAYMENT_SETTLEMENT = "payment-settlement"
 INTEGRATION_DELIVERY = "integration-delivery"
+NOTIFICATION_DISPATCH = "notification-dispatch"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
     PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
     INTEGRATION_DELIVERY: (INTEGRATION_EVENTS.name, INTEGRATION_COMMANDS.name),
+    # Settlement commands too: a large payment's decision, from the inbox or the settlement's
+    # own API, is the first command on that payment's partition, read here as by payments.
+    NOTIFICATION_DISPATCH: (
+        NOTIFICATION_TRIGGERS.name,
+        NOTIFICATION_COMMANDS.name,
+        SETTLEMENT_COMMANDS.name,
+    ),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
     PAYMENT_SETTLEMENT: None,
     INTEGRATION_DELIVERY: None,
+    NOTIFICATION_DISPATCH: None,
 }
 
 

@@ -26,6 +26,9 @@ from api.routes.integration import (
     runs,
 )
 from api.routes.integration import webhooks as connector_webhooks
+from api.routes.notifications import approvals as notification_approvals
+from api.routes.notifications import channels as notification_channels
+from api.routes.notifications import workflows as notification_workflows
 from api.routes.payments import settlements, stripe_webhooks
 from api.routes.views import lineage, overview
 from synapseops.principals import Role
@@ -52,6 +55,23 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
     (tokens.router, Access(read=ADMIN, write=ADMIN)),
     (lineage.router, Access(read=VIEWER)),
     (overview.router, Access(read=VIEWER)),
+    # the approval inbox: an approver answers (then the approval's own roles/principals)
+    (notification_approvals.router, Access(read=VIEWER, write=APPROVER)),
+    # channel secrets and test messages are the admins' business; reads show no secret
+    (notification_channels.router, Access(read=VIEWER, write=ADMIN)),
+    # a dry run and a preview render a sample and change nothing
+    (
+        notification_workflows.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={
+                "POST /notification-workflows/{workflow_id}/dry-run": VIEWER,
+                "POST /notification-workflows/preview": VIEWER,
+            },
+        ),
+    ),
+    (notification_workflows.runs_router, Access(read=VIEWER)),
 )
 
 api_v1_router = APIRouter(

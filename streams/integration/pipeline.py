@@ -38,11 +38,13 @@ from streams.bootstrap import Runtime
 from streams.integration.batches import Answer, EventBatches, Job
 from streams.integration.catalog import FlowCatalog, FlowPlan
 from streams.integration.commands import decode_command
+from streams.integration.failures import announce
 from streams.integration.source_config import reserved_topics
 from streams.integration.targets import Targets
 from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import BatchHandler, Handler
 from streams.supervision import TaskSpec
+from streams.triggers import TriggerPublisher
 from synapseops.errors import SchemaInvalid
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
@@ -66,6 +68,7 @@ class Delivery:
         self.catalog = FlowCatalog(settings, reserved_topics(settings))
         self.targets = Targets(settings, producer)
         self.batches = EventBatches(engine, self.catalog, self.targets)
+        self.triggers = TriggerPublisher(producer, settings) if producer is not None else None
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -77,12 +80,16 @@ class Delivery:
         return {INTEGRATION_EVENT: self.deliver_events}
 
     async def deliver_events(self, records: Sequence[RoadRecord]) -> list[Answer]:
-        """Source events, a batch at a time: one answer per record."""
-        return await self.batches.deliver(records)
+        """Source events, a batch at a time: one answer per record (fatal ones announced as
+        ``integration_failure`` triggers, :mod:`streams.integration.failures`)."""
+        answers = await self.batches.deliver(records)
+        if self.triggers is None:
+            return answers
+        return await announce(self.triggers, records, answers)
 
     async def deliver_event(self, record: RoadRecord) -> Outcome:
         """A source event: the batch handler on a batch of one."""
-        (answer,) = await self.batches.deliver([record])
+        (answer,) = await self.deliver_events([record])
         if isinstance(answer, BaseException):
             raise answer
         return answer

@@ -51,6 +51,7 @@ def demo(
     with httpx.Client(timeout=15.0) as http:
         client = DemoClient(settings, http)
         client.ensure_flow()
+        client.ensure_notifications()
         event_ids: set[str] = set()
         for event_id, sample in generic_deliveries(load_samples(), rounds):
             _accepted(client.send_generic(event_id, sample), console)

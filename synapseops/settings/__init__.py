@@ -40,6 +40,7 @@ from synapseops.settings.edges import (
     ConsoleSettings,
     DemoSettings,
     IngressSettings,
+    NotificationSettings,
     PaymentSettings,
     SandboxSettings,
     SourceAuth,
@@ -71,6 +72,7 @@ __all__ = [
     "HttpSettings",
     "IngressSettings",
     "KafkaSettings",
+    "NotificationSettings",
     "ObservabilitySettings",
     "PROJECT_ROOT",
     "PaymentSettings",
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @property
     def database_url(self) -> str:
@@ -135,6 +138,20 @@ class Settings(BaseSettings):
         if self.http.allowed_hosts is not None:
             return self.http.allowed_hosts
         return f"{self.sandbox.host}:{self.sandbox.port}" if self.env != "prod" else ""
+
+    @property
+    def slack_api_url(self) -> str:
+        """Slack's Web API base: the setting, else the sandbox's Slack."""
+        if self.notifications.slack_api_url is not None:
+            return self.notifications.slack_api_url.rstrip("/")
+        return f"http://{self.sandbox.host}:{self.sandbox.port}/slack/api"
+
+    @property
+    def public_api_url(self) -> str:
+        """Where people reach the API and the console (links in notifications)."""
+        if self.notifications.public_url is not None:
+            return self.notifications.public_url.rstrip("/")
+        return f"http://{self.api.host}:{self.api.port}"
 
     @property
     def finance_url(self) -> str:

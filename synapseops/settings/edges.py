@@ -119,3 +119,24 @@ class ConsoleSettings(BaseSettings):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     # None: Secure cookies everywhere but dev (a dev stack is served over plain http).
     secure_cookies: bool | None = None
+
+
+class NotificationSettings(BaseSettings):
+    """The notification service (streams/notifications): its engine's clock, its links and the
+    chat APIs it talks to. Unset ``slack_api_url``: the sandbox's; unset ``link_secret``: derived
+    from the credentials key like the console's session secret."""
+
+    model_config = section("SYNAPSEOPS_NOTIFICATIONS_")
+
+    slack_api_url: str | None = None
+    # Where approve/reject links and "open in the console" point; unset: the API's own address.
+    public_url: str | None = None
+    link_secret: SecretStr | None = None
+    link_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # A run being advanced holds a lease this long; a worker killed mid-run gives it over then.
+    lease_s: float = Field(default=20.0, gt=0)
+    # How often the waker looks for due delays, expired approvals and closed digest windows.
+    tick_s: float = Field(default=0.5, gt=0)
+    # Longest a send waits in-process for its channel's rate limit; longer rides a retry tier.
+    max_rate_wait_s: float = Field(default=5.0, ge=0)
+    smtp_timeout_s: float = Field(default=10.0, gt=0)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from api.console.registry import ServicePages
 from api.console.services.integration import PAGES as INTEGRATION
+from api.console.services.notifications import PAGES as NOTIFICATIONS
 from api.console.services.payments import PAGES as PAYMENTS
 
 SERVICES: tuple[ServicePages, ...] = (
     INTEGRATION,
     PAYMENTS,
+    NOTIFICATIONS,
 )

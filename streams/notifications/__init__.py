@@ -1,0 +1,1 @@
+"""SaaS Notifications: workflows started by triggers, sent to Slack, Teams and e-mail."""
