@@ -21,7 +21,9 @@
     │   │                         topic or partition, invalid record); ``code`` says which
     │   ├── CredentialUnreadable  a stored credential does not open with the configured key(s)
     │   ├── MappingSpecInvalid    a mapping's rules do not compile; ``problems``, one per line
-    │   └── MappingFailed         a payload broke mapping rules; ``errors``, one per failed rule
+    │   ├── MappingFailed         a payload broke mapping rules; ``errors``, one per failed rule
+    │   └── PayloadUntransformable  a data source's payload its TransformationLogic cannot
+    │                             turn into canonical events; ``logic`` names the module
     ├── RecordError               → the API answers 404 / 409 / 422 (one handler, api/main.py)
     │   ├── RecordNotFound        404: no row with that id or name
     │   ├── RecordConflict        409: a unique name taken, a row still referenced
@@ -188,6 +190,14 @@ class MappingFailed(FatalError):
     def __init__(self, errors: Sequence[RuleFailure]) -> None:
         super().__init__("; ".join(error.message for error in errors))
         self.errors = list(errors)
+
+
+class PayloadUntransformable(FatalError):
+    """A payload a data source's TransformationLogic cannot turn into canonical events."""
+
+    def __init__(self, message: str, *, logic: str = "") -> None:
+        super().__init__(message)
+        self.logic = logic
 
 
 class RecordError(SynapseOpsError):
