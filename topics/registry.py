@@ -216,6 +216,8 @@ STRIPE_EVENT = "payments.stripe-event"
 SETTLEMENT_COMMAND = "payments.settlement-command"
 INTEGRATION_EVENT = "integration.source-event"
 INTEGRATION_RERUN = "integration.rerun-command"
+AGGREGATION_PAYLOAD = "aggregation.source-payload"
+MARKET_TICK = "aggregation.market-tick"
 
 # ---- the platform's topics -------------------------------------------------------------
 
@@ -273,6 +275,27 @@ INTEGRATION_COMMANDS = TopicSpec(
     kinds=(INTEGRATION_RERUN,),
 )
 
+# ---- Data Aggregation (raw JSON bytes; the DataSource and its logic in headers) ---------
+AGGREGATION_RAW = TopicSpec(
+    name="aggregation.raw",
+    value_schema="bytes",
+    description="source payloads of data sources, before their TransformationLogic",
+    kinds=(AGGREGATION_PAYLOAD,),
+)
+MARKET_TICKS = TopicSpec(
+    name="market.ticks",
+    retention_ms=3 * DAY_MS,
+    description="market-data ticks (JSON), keyed by symbol",
+    kinds=(MARKET_TICK,),
+)
+CANONICAL_EVENTS = TopicSpec(
+    name="synapseops.canonical.events",
+    retention_ms=30 * DAY_MS,
+    value_schema="canonical_event",
+    description="canonical events of every data source (Avro, Confluent wire format), keyed "
+    "by source and subject; other teams consume it, the warehouse loader loads it",
+)
+
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INBOUND_EVENTS,
     NOTIFICATION_TRIGGERS,
@@ -280,6 +303,9 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     SETTLEMENT_COMMANDS,
     INTEGRATION_EVENTS,
     INTEGRATION_COMMANDS,
+    AGGREGATION_RAW,
+    MARKET_TICKS,
+    CANONICAL_EVENTS,
 )
 
 _PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
@@ -298,15 +324,18 @@ def default_kind(topic: str) -> str | None:
 EVENT_LOG = "event-log"
 PAYMENT_SETTLEMENT = "payment-settlement"
 INTEGRATION_DELIVERY = "integration-delivery"
+AGGREGATION_TRANSFORM = "aggregation-transform"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
     PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
     INTEGRATION_DELIVERY: (INTEGRATION_EVENTS.name, INTEGRATION_COMMANDS.name),
+    AGGREGATION_TRANSFORM: (AGGREGATION_RAW.name, MARKET_TICKS.name),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
     PAYMENT_SETTLEMENT: None,
     INTEGRATION_DELIVERY: None,
+    AGGREGATION_TRANSFORM: None,
 }
 
 
