@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings
 
 from synapseops.errors import ConfigurationError
 from synapseops.redaction import remember_secret_fields
+from synapseops.settings.aggregation import LoaderSettings
 from synapseops.settings.base import (
     DEFAULT_DEV_API_TOKEN,
     DEFAULT_DEV_SOURCE_TOKEN,
@@ -71,6 +72,7 @@ __all__ = [
     "HttpSettings",
     "IngressSettings",
     "KafkaSettings",
+    "LoaderSettings",
     "ObservabilitySettings",
     "PROJECT_ROOT",
     "PaymentSettings",
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    loader: LoaderSettings = Field(default_factory=LoaderSettings)
 
     @property
     def database_url(self) -> str:
