@@ -56,11 +56,19 @@ def read_canonical(
     bootstrap: str, start: dict[int, int], want: int, deadline_s: float = 60.0
 ) -> list[tuple[dict[str, Any], dict[str, bytes]]]:
     """Records of the canonical topic after ``start``, until ``want`` of them or the deadline."""
+    found = read_topic(bootstrap, CANONICAL_EVENTS.name, start, want, deadline_s)
+    return [(decode(value), headers) for value, headers in found]
+
+
+def read_topic(
+    bootstrap: str, topic: str, start: dict[int, int], want: int, deadline_s: float = 60.0
+) -> list[tuple[bytes, dict[str, bytes]]]:
+    """Raw values and headers of ``topic`` after ``start``, until ``want`` or the deadline."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "probe-read", "enable.auto.commit": False}
     )
-    consumer.assign([TopicPartition(CANONICAL_EVENTS.name, p, o) for p, o in start.items()])
-    found: list[tuple[dict[str, Any], dict[str, bytes]]] = []
+    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+    found: list[tuple[bytes, dict[str, bytes]]] = []
     deadline = time.monotonic() + deadline_s
     try:
         while len(found) < want and time.monotonic() < deadline:
@@ -68,7 +76,7 @@ def read_canonical(
             if message is None or message.error() is not None:
                 continue
             headers = {name: value or b"" for name, value in message.headers() or []}
-            found.append((decode(message.value()), headers))
+            found.append((message.value() or b"", headers))
         return found
     finally:
         consumer.close()
