@@ -23,7 +23,7 @@ from sinks.db import database_errors
 from synapseops.errors import RecordConflict, RecordNotFound, SchemaInvalid
 
 TOKEN_PREFIX = "sosrc_"
-PUBLIC = [column for column in sources.columns if column.name != "token_hash"]
+PUBLIC = [column for column in sources.columns if column.name not in ("token_hash", "cursor")]
 
 
 def token_hash(token: str) -> str:
@@ -103,3 +103,19 @@ def source_by_token(engine: sqlalchemy.Engine, token: str) -> dict[str, Any] | N
             select(*PUBLIC).where(sources.c.token_hash == token_hash(token))
         ).one_or_none()
     return None if row is None else _public(row)
+
+
+def polled_sources(engine: sqlalchemy.Engine, logic: str) -> list[dict[str, Any]]:
+    """The poll sources of ``logic`` that are not paused, with their cursors."""
+    statement = select(*PUBLIC, sources.c.cursor).where(
+        sources.c.kind == "poll", sources.c.logic == logic, sources.c.paused.is_(False)
+    )
+    with database_errors("listing polled sources"), engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(statement.order_by(sources.c.name))]
+
+
+def save_cursor(engine: sqlalchemy.Engine, source_id: Any, cursor: Mapping[str, Any]) -> None:
+    """Store a polled source's cursor (not a configuration change: updated_at stays)."""
+    statement = sources.update().where(sources.c.id == source_id).values(cursor=dict(cursor))
+    with database_errors("saving a poll cursor"), engine.begin() as conn:
+        conn.execute(statement)

@@ -95,6 +95,7 @@ sources = Table(
     Column("schedule_s", Integer, nullable=True),
     Column("paused", Boolean, nullable=False, server_default="false"),
     Column("token_hash", Text, nullable=True),
+    Column("cursor", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("kind IN ('poll', 'stream', 'bulk')", name="ck_aggregation_sources_kind"),

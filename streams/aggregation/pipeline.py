@@ -28,7 +28,9 @@ from sinks.aggregation.seen import Claim, Key, SeenKeys
 from streams.aggregation import metrics
 from streams.aggregation.logic.common import Context
 from streams.aggregation.transform import transform
+from streams.polling import Poller
 from streams.road import Outcome, Pipeline, RoadRecord
+from streams.supervision import TaskSpec
 from synapseops import headers as h
 from synapseops.errors import PayloadUntransformable, SynapseOpsError
 from synapseops.ids import child_traceparent, new_traceparent, trace_id_of
@@ -198,4 +200,19 @@ def pipelines(runtime: Runtime) -> list[Pipeline]:
     batch = {AGGREGATION_PAYLOAD: aggregation.handle_batch, MARKET_TICK: aggregation.handle_batch}
     return [
         Pipeline.declared(AGGREGATION_TRANSFORM, handlers, runtime.settings, batch_handlers=batch)
+    ]
+
+
+def tasks(runtime: Runtime) -> list[TaskSpec]:
+    """The GitHub poller (the shared poller over ``poll`` sources with logic ``github``) and
+    the market-data tick feed (off unless ``SYNAPSEOPS_AGGREGATION_TICKS_PER_S`` is set)."""
+    from streams.aggregation.github_poll import GitHubSources
+    from streams.aggregation.ticks import TickFeed
+
+    settings, engine, producer = runtime.settings, runtime.engine, runtime.producer
+    return [
+        TaskSpec(
+            "github-poller", lambda: Poller(GitHubSources(engine, settings), engine, producer)
+        ),
+        TaskSpec("market-ticks", lambda: TickFeed(settings.aggregation, producer)),
     ]

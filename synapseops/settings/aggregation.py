@@ -24,3 +24,18 @@ class LoaderSettings(BaseSettings):
     metrics_port: int = 8300
     # After a failed write the batch is read again after this long (doubling up to 30 s).
     retry_initial_s: float = Field(default=0.5, gt=0, le=60)
+
+
+class AggregationSettings(BaseSettings):
+    """Data Aggregation's worker side (``SYNAPSEOPS_AGGREGATION_*``): the market-data tick
+    generator (a simulated feed onto ``market.ticks``; 0 ticks/s keeps it off)."""
+
+    model_config = section("SYNAPSEOPS_AGGREGATION_")
+
+    ticks_per_s: float = Field(default=0.0, ge=0, le=10_000)
+    ticks_symbols: str = "ACME,GLOBX,INITECH,UMBRL"
+    ticks_venue: str = Field(default="XSIM", pattern=r"^[A-Z0-9]{1,8}$")
+
+    @property
+    def symbols(self) -> list[str]:
+        return [part.strip() for part in self.ticks_symbols.split(",") if part.strip()]

@@ -8,7 +8,8 @@
   written in the transaction that writes the rows (the loader's exactly-once).
 - ``aggregation_seen``: ``(source, id)`` published to the canonical topic (de-duplication on
   the road), with when, so old keys can be pruned.
-- ``aggregation_sources``, ``aggregation_jobs``: DataSources and IngestionJobs.
+- ``aggregation_sources``, ``aggregation_jobs``: DataSources (a polled one keeps its cursor:
+  ETag, newest event id, the poll interval the API asked for) and IngestionJobs.
 
 Revision ID: 0012
 Revises: 0010
@@ -78,6 +79,7 @@ CREATE TABLE aggregation_sources (
     schedule_s integer,
     paused boolean NOT NULL DEFAULT false,
     token_hash text,
+    cursor jsonb,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ck_aggregation_sources_kind CHECK (kind IN ('poll', 'stream', 'bulk'))
