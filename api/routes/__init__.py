@@ -19,6 +19,7 @@ from api.routes import dead_letters, health, tokens
 from api.routes.aggregation import otlp as aggregation_otlp
 from api.routes.aggregation import schema as aggregation_schema
 from api.routes.aggregation import sources as aggregation_sources
+from api.routes.aggregation import uploads as aggregation_uploads
 from api.routes.event_log import events, webhooks
 from api.routes.integration import (
     INTEGRATION_ROUTERS,
@@ -69,6 +70,8 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
         ),
     ),
     (aggregation_schema.router, Access(read=VIEWER)),
+    # bulk uploads into a bulk source
+    (aggregation_uploads.router, Access(read=VIEWER, write=OPERATOR)),
 )
 
 api_v1_router = APIRouter(

@@ -34,12 +34,12 @@ import sqlalchemy
 from sinks.aggregation.jobs import progress, start_job
 from sinks.aggregation.sources import polled_sources, save_cursor
 from sinks.http import HttpTarget
+from streams.aggregation.raw import raw_headers
 from streams.polling import Page, PolledRecord
-from synapseops import headers as h
 from synapseops.errors import TargetRejected
 from synapseops.ids import new_traceparent
 from synapseops.settings import Settings
-from topics.registry import AGGREGATION_PAYLOAD, AGGREGATION_RAW
+from topics.registry import AGGREGATION_RAW
 
 # Advisory-lock namespace of polled data sources (second key: 31 bits of the source's id).
 POLL_LOCK_CLASS = 7343
@@ -160,19 +160,20 @@ class GitHubSources:
         return Page([self._record(source, event) for event in fresh], cursor)
 
     def _record(self, source: PolledGitHub, event: Mapping[str, Any]) -> PolledRecord:
-        headers = h.ingress_headers(
-            event_id=str(event.get("id")),
+        headers = raw_headers(
             source=source.name,
-            traceparent=new_traceparent(),
-            received_at=h.received_at_now(),
+            logic="github",
+            source_type="api_polling",
+            event_id=str(event.get("id")),
             event_type=str(event.get("type")),
-        ) + [(h.AGGREGATION_LOGIC, b"github"), (h.SOURCE_TYPE, b"api_polling")]
+            traceparent=new_traceparent(),
+        )
         repo = (event.get("repo") or {}).get("name") or source.name
         return PolledRecord(
             topic=AGGREGATION_RAW.name,
             key=f"{source.name}/{repo}".encode(),
             value=json.dumps(event, separators=(",", ":")).encode(),
-            headers=h.with_kind(headers, AGGREGATION_PAYLOAD),
+            headers=headers,
         )
 
     def advance(self, source: PolledGitHub, cursor: Any) -> None:

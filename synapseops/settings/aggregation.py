@@ -27,14 +27,16 @@ class LoaderSettings(BaseSettings):
 
 
 class AggregationSettings(BaseSettings):
-    """Data Aggregation's worker side (``SYNAPSEOPS_AGGREGATION_*``): the market-data tick
-    generator (a simulated feed onto ``market.ticks``; 0 ticks/s keeps it off)."""
+    """Data Aggregation (``SYNAPSEOPS_AGGREGATION_*``): the market-data tick generator (a
+    simulated feed onto ``market.ticks``; 0 ticks/s keeps it off) and the bulk upload cap."""
 
     model_config = section("SYNAPSEOPS_AGGREGATION_")
 
     ticks_per_s: float = Field(default=0.0, ge=0, le=10_000)
     ticks_symbols: str = "ACME,GLOBX,INITECH,UMBRL"
     ticks_venue: str = Field(default="XSIM", pattern=r"^[A-Z0-9]{1,8}$")
+    # A bulk upload is streamed (never held in memory); this caps what one may send.
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
 
     @property
     def symbols(self) -> list[str]:

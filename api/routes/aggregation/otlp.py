@@ -34,12 +34,12 @@ from api.ingress import parse_json_body
 from sinks.aggregation.sources import get_source, source_by_token
 from streams.aggregation.logic import otel
 from streams.aggregation.logic.common import Context
-from synapseops import headers as h
+from streams.aggregation.raw import raw_headers
 from synapseops.errors import PayloadUntransformable, RecordNotFound, Undecodable
 from synapseops.ids import child_traceparent, trace_id_of
 from synapseops.kafka import Outgoing
 from synapseops.principals import Role
-from topics.registry import AGGREGATION_PAYLOAD, AGGREGATION_RAW
+from topics.registry import AGGREGATION_RAW
 
 router = APIRouter(tags=["aggregation: OTLP"])
 RETRY_AFTER_S = 5
@@ -92,7 +92,6 @@ async def export_logs(
     except (Undecodable, PayloadUntransformable) as exc:
         return _status(400, INVALID_ARGUMENT, str(exc))
     traceparent = child_traceparent(request.headers.get("traceparent"))
-    received = h.received_at_now()
     context = Context(
         source=source["name"],
         source_type="stream",
@@ -107,16 +106,13 @@ async def export_logs(
         except (PayloadUntransformable, ValueError) as exc:
             rejected.append(str(exc))
             continue
-        headers = h.with_kind(
-            h.ingress_headers(
-                event_id=event.id,
-                source=source["name"],
-                traceparent=traceparent,
-                received_at=received,
-                event_type=event.type,
-            )
-            + [(h.AGGREGATION_LOGIC, b"otel"), (h.SOURCE_TYPE, b"stream")],
-            AGGREGATION_PAYLOAD,
+        headers = raw_headers(
+            source=source["name"],
+            logic="otel",
+            source_type="stream",
+            event_id=event.id,
+            event_type=event.type,
+            traceparent=traceparent,
         )
         value = json.dumps(otel.single(resource, scope, record), separators=(",", ":")).encode()
         key = f"{source['name']}/{event.subject or event.id}".encode()

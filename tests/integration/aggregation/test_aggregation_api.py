@@ -10,47 +10,21 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import sqlalchemy
-from pydantic import SecretStr
 
-from api.main import create_app
-from api.server import serving_in_thread
 from sinks.aggregation.jobs import progress, start_job
 from sinks.aggregation.warehouse import Warehouse
 from synapseops import headers as h
-from synapseops.settings import ApiSettings, DatabaseSettings, Settings
 from tests.fixtures import SAMPLES
 from tests.integration.aggregation.canonical import end_offsets, read_topic
-from tests.integration.databases import fresh_database
+from tests.integration.aggregation.conftest import AUTH
 from topics.registry import AGGREGATION_RAW
 
 pytestmark = pytest.mark.integration
-
-TOKEN = f"itest-{uuid.uuid4().hex}"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def api_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url, "t_api_aggregation") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def base_url(settings: Settings, api_database: str, kafka_bootstrap: str) -> Iterator[str]:
-    own = settings.model_copy(
-        update={
-            "database": DatabaseSettings(url=SecretStr(api_database)),
-            "api": ApiSettings(token=SecretStr(TOKEN)),
-        }
-    )
-    with serving_in_thread(create_app(own)) as url:
-        yield url
 
 
 def _create(base_url: str, name: str, kind: str = "stream", logic: str = "otel") -> dict:
