@@ -9,7 +9,14 @@ import inspect
 import sys
 import time
 
-BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers", "mapping")
+BENCHES: tuple[str, ...] = (
+    "road",
+    "integration",
+    "payments",
+    "peers",
+    "mapping",
+    "aggregation",
+)
 PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 
 

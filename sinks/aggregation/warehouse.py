@@ -1,8 +1,9 @@
 """Rows into ``warehouse.events`` with COPY, and the loader's offsets in the same transaction.
 
-:meth:`Warehouse.load` is one transaction: COPY the batch into a temporary staging table,
-``INSERT … SELECT … ON CONFLICT (source, id) DO NOTHING`` into the warehouse (COPY alone
-cannot skip a row that is there already), upsert the next offset of every partition the batch
+:meth:`Warehouse.load` is one transaction: COPY the batch straight into the table (when a
+row is there already — a copy the pipeline sent twice — the batch goes again through a
+temporary staging table and ``INSERT … SELECT … ON CONFLICT (source, id) DO NOTHING``, since
+COPY alone cannot skip a row), upsert the next offset of every partition the batch
 came from (never moving one backwards: a loader that lost its partitions while writing may
 still commit), commit. Either all of it is durable or none of it: after a crash the loader
 reads its offsets back (:meth:`Warehouse.offsets`) and reads from there, so every event is
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
+from psycopg2.errors import UniqueViolation
 from sqlalchemy import exc as sa_exc
 
 from sinks.aggregation.tables import events
@@ -34,6 +36,7 @@ _CREATE_STAGE = (
     "(LIKE warehouse.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY {STAGE} ({_QUOTED}) FROM STDIN"
+_DIRECT = f"COPY warehouse.events ({_QUOTED}) FROM STDIN"
 _INSERT = (
     f"INSERT INTO warehouse.events ({_QUOTED}) SELECT {_QUOTED} FROM {STAGE} "
     "ON CONFLICT (source, id) DO NOTHING"
@@ -78,6 +81,24 @@ class Warehouse:
         self.engine = engine
         self.group_id = group_id
 
+    @staticmethod
+    def _copy(cursor: Any, buffer: io.StringIO, count: int) -> int:
+        """COPY straight into the table; if a row is there already (a copy the pipeline sent
+        twice, at least once on the wire), the whole batch again through the staging table,
+        skipping what exists. The direct path is the common one and as fast as a raw COPY."""
+        cursor.execute("SAVEPOINT direct_copy")
+        try:
+            cursor.copy_expert(_DIRECT, buffer)
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            buffer.seek(0)
+            cursor.execute(_CREATE_STAGE)
+            cursor.copy_expert(_COPY, buffer)
+            cursor.execute(_INSERT)
+            return int(cursor.rowcount)
+        cursor.execute("RELEASE SAVEPOINT direct_copy")
+        return count
+
     def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset stored per partition (absent: nothing loaded from it yet)."""
         wanted = list(partitions)
@@ -105,10 +126,7 @@ class Warehouse:
             with database_errors("loading warehouse rows"):
                 try:
                     cursor = raw.cursor()
-                    cursor.execute(_CREATE_STAGE)
-                    cursor.copy_expert(_COPY, buffer)
-                    cursor.execute(_INSERT)
-                    inserted = cursor.rowcount
+                    inserted = self._copy(cursor, buffer, len(rows))
                     for (topic, partition), offset in next_offsets.items():
                         cursor.execute(_OFFSETS, (self.group_id, topic, partition, offset))
                     raw.commit()

@@ -10,7 +10,10 @@ each partition to its stored offset (the beginning when none is stored). A crash
 no event is lost or doubled. It commits the same offsets to Kafka afterwards, best effort,
 only so that lag is visible to the usual tools.
 
-A batch whose write fails (the database is down) is read again: the partitions are sought
+One write is in flight while the next batch is decoded (the CPU work and PostgreSQL's
+overlap); a batch is settled — metrics, the lag commit — when the next one is ready or the
+loop is idle. A batch whose write fails (the database is down) is read again, with the one
+taken after it: the partitions are sought
 back to the batch's first offsets and the loader waits, doubling from
 ``SYNAPSEOPS_LOADER_RETRY_INITIAL_S`` up to 30 s. A record that does not decode is logged
 with its coordinates and counted (``synapseops_loader_rows_total{outcome="undecodable"}``)
@@ -21,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from schemas import AvroSerde
-from sinks.aggregation.warehouse import Warehouse
+from sinks.aggregation.warehouse import Loaded, Warehouse
 from streams.aggregation import metrics
 from streams.aggregation.rows import is_json, to_row
 from streams.consumer import ConsumerLoop
@@ -37,6 +41,25 @@ from topics.registry import CANONICAL_EVENTS
 log = get_logger(__name__)
 
 RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Where a batch starts and ends per partition, and when it was taken."""
+
+    first: dict[int, int]
+    next_offsets: dict[tuple[str, int], int]
+    started: float
+
+    @classmethod
+    def of(cls, messages: list[Message], topic: str) -> _Batch:
+        first: dict[int, int] = {}
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            partition, offset = message.partition() or 0, message.offset() or 0
+            first.setdefault(partition, offset)
+            next_offsets[(message.topic() or topic, partition)] = offset + 1
+        return cls(first, next_offsets, time.monotonic())
 
 
 class WarehouseLoader(ConsumerLoop):
@@ -58,6 +81,7 @@ class WarehouseLoader(ConsumerLoop):
         self._backoff = retry_initial_s
         self.loaded = 0
         self.last_poll = time.monotonic()
+        self._inflight: tuple[asyncio.Future[Loaded], _Batch, int] | None = None
 
     def subscription(self) -> list[str]:
         return [self.topic]
@@ -108,31 +132,54 @@ class WarehouseLoader(ConsumerLoop):
         return rows
 
     async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
-        started = time.monotonic()
-        first: dict[int, int] = {}
-        next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
-            partition, offset = message.partition() or 0, message.offset() or 0
-            first.setdefault(partition, offset)
-            next_offsets[(message.topic() or self.topic, partition)] = offset + 1
+        """Decode this batch while the previous one is written, then hand this one to the
+        writer: the CPU work and PostgreSQL's overlap (one write in flight at most)."""
+        batch = _Batch.of(messages, self.topic)
         rows = self._rows(messages)
+        if not await self._settle(consumer, also=batch):
+            return  # the write before failed: both batches are read again
+        write = asyncio.ensure_future(
+            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets)
+        )
+        self._inflight = (write, batch, len(rows))
+
+    async def before_poll(self) -> None:
+        # A write that finished while nothing new came: its outcome now, nothing is taken yet.
+        if self._inflight is not None and self._inflight[0].done() and self.consumer:
+            await self._settle(self.consumer)
+
+    async def on_stopped(self) -> None:
+        if self._inflight is not None:  # its transaction holds rows and offsets together
+            await asyncio.gather(self._inflight[0], return_exceptions=True)
+            self._inflight = None
+
+    async def _settle(self, consumer: Consumer, also: _Batch | None = None) -> bool:
+        """Wait for the write in flight; whether it landed. If it failed, every partition of
+        it and of ``also`` is sought back to its first record, and the loader waits."""
+        if self._inflight is None:
+            return True
+        write, batch, count = self._inflight
+        self._inflight = None
         try:
-            loaded = await asyncio.to_thread(self.warehouse.load, rows, next_offsets)
+            loaded = await write
         except SynapseOpsError as exc:
             log.warning(
                 "warehouse load failed; reading the batch again",
                 extra={
                     "consumer": self.name,
-                    "rows": len(rows),
+                    "rows": count,
                     "error": str(exc),
                     "wait_s": self._backoff,
                 },
             )
+            first = dict(batch.first)
+            for partition, offset in (also.first if also else {}).items():
+                first[partition] = min(first.get(partition, offset), offset)
             for partition, offset in first.items():
                 await self.call(self.rewind, consumer, self.topic, partition, offset)
             await self.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, RETRY_MAX_S)
-            return
+            return False
         self._backoff = self.retry_initial_s
         self.loaded += loaded.inserted
         if loaded.skipped:
@@ -140,16 +187,17 @@ class WarehouseLoader(ConsumerLoop):
             # loaded twice (which the stored offsets exist to prevent).
             log.warning(
                 "rows already in the warehouse skipped",
-                extra={"consumer": self.name, "skipped": loaded.skipped, "rows": len(rows)},
+                extra={"consumer": self.name, "skipped": loaded.skipped, "rows": count},
             )
         metrics.LOADED_ROWS.labels("inserted").inc(loaded.inserted)
         metrics.LOADED_ROWS.labels("skipped").inc(loaded.skipped)
-        metrics.LOAD_SECONDS.observe(time.monotonic() - started)
+        metrics.LOAD_SECONDS.observe(time.monotonic() - batch.started)
         commits = [
             TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in next_offsets.items()
+            for (topic, partition), offset in batch.next_offsets.items()
         ]
         await self.call(self._commit_quietly, consumer, commits)
+        return True
 
     def _commit_quietly(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         # For lag tools only: the truth is in warehouse.loader_offsets.
