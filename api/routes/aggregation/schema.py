@@ -86,7 +86,7 @@ def health_minutes(
 
 @router.get("/jobs")
 def jobs(engine: EngineDep, source: str | None = None) -> Any:
-    return jsonable_encoder(list_jobs(engine, source))
+    return jsonable_encoder([_with_eta(job) for job in list_jobs(engine, source)])
 
 
 @router.get("/jobs/{job_id}")
