@@ -16,6 +16,7 @@ BENCHES: tuple[str, ...] = (
     "peers",
     "mapping",
     "aggregation",
+    "aggregation_upload",
 )
 PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 

@@ -7,6 +7,7 @@ import io
 import json
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -52,16 +53,33 @@ def end_offsets(bootstrap: str, topic: str = CANONICAL_EVENTS.name) -> dict[int,
         consumer.close()
 
 
+Decoded = list[tuple[dict[str, Any], dict[str, bytes]]]
+
+
 def read_canonical(
-    bootstrap: str, start: dict[int, int], want: int, deadline_s: float = 60.0
-) -> list[tuple[dict[str, Any], dict[str, bytes]]]:
-    """Records of the canonical topic after ``start``, until ``want`` of them or the deadline."""
-    found = read_topic(bootstrap, CANONICAL_EVENTS.name, start, want, deadline_s)
-    return [(decode(value), headers) for value, headers in found]
+    bootstrap: str,
+    start: dict[int, int],
+    want: int,
+    deadline_s: float = 60.0,
+    done: Callable[[Decoded], bool] | None = None,
+) -> Decoded:
+    """Records of the canonical topic after ``start``, until ``want`` of them, ``done`` says
+    so, or the deadline."""
+
+    def decoded(raw: list[tuple[bytes, dict[str, bytes]]]) -> Decoded:
+        return [(decode(value), headers) for value, headers in raw]
+
+    until = (lambda raw: done(decoded(raw))) if done is not None else None
+    return decoded(read_topic(bootstrap, CANONICAL_EVENTS.name, start, want, deadline_s, until))
 
 
 def read_topic(
-    bootstrap: str, topic: str, start: dict[int, int], want: int, deadline_s: float = 60.0
+    bootstrap: str,
+    topic: str,
+    start: dict[int, int],
+    want: int,
+    deadline_s: float = 60.0,
+    done: Callable[[list[tuple[bytes, dict[str, bytes]]]], bool] | None = None,
 ) -> list[tuple[bytes, dict[str, bytes]]]:
     """Raw values and headers of ``topic`` after ``start``, until ``want`` or the deadline."""
     consumer = Consumer(
@@ -77,6 +95,8 @@ def read_topic(
                 continue
             headers = {name: value or b"" for name, value in message.headers() or []}
             found.append((message.value() or b"", headers))
+            if done is not None and done(found):
+                break
         return found
     finally:
         consumer.close()
