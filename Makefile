@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 
 ## Start the whole local stack in the background, send sample traffic, print where to look.
 demo: install
-	$(CLI) up
+	SYNAPSEOPS_AGGREGATION_TICKS_PER_S=$${SYNAPSEOPS_AGGREGATION_TICKS_PER_S:-2} $(CLI) up
 	$(CLI) demo
 
 down:

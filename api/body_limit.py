@@ -14,6 +14,8 @@ body never has it read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import HTTPException, status
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,12 +39,17 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    """``exempt(path)``: a route that streams its body and caps it itself (a bulk upload)."""
+
+    def __init__(
+        self, app: ASGIApp, *, limit: int, exempt: Callable[[str], bool] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope["path"])):
             await self.app(scope, receive, send)
             return
         limit = self.limit

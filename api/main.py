@@ -32,6 +32,7 @@ from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_ze
 from api.middleware import AccessLogMiddleware
 from api.overload import OverloadMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
+from api.routes.aggregation.uploads import UPLOAD_PATH
 from sinks.db import make_engine
 from synapseops.errors import DatabaseUnavailable, RecordError, SchemaInvalid
 from synapseops.kafka import AsyncProducer
@@ -138,7 +139,12 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         engine=engine,
         sessions=console_sessions,
     )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.api.max_body_bytes,
+        # Bulk uploads stream their body and cap it themselves (api/routes/aggregation).
+        exempt=lambda path: UPLOAD_PATH.match(path) is not None,
+    )
     app.add_middleware(AccessLogMiddleware)
     # Outermost: a webhook past the in-flight bound is refused before any other work.
     app.add_middleware(OverloadMiddleware, ingress=settings.ingress)

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.github_traffic import AggregationDemo
 from sandbox.samples import SAMPLES
 from synapseops.ids import new_id, new_traceparent
 from synapseops.logging import configure_logging, get_logger
@@ -308,15 +309,21 @@ def run_traffic(settings: Settings, rate: float) -> None:
     with httpx.Client(timeout=15.0) as http:
         client = DemoClient(settings, http)
         client.ensure_flow()
+        aggregation = AggregationDemo(settings, http)
+        aggregation.ensure_sources()
         tick = 0
         while not stopping:
-            kind = ("generic", "stripe", "shopify")[tick % 3]
+            kind = ("generic", "stripe", "shopify", "otel", "github")[tick % 5]
             try:
                 if kind == "generic":
                     sample = samples[tick % len(samples)]
                     response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
                 elif kind == "stripe":
                     response = client.send_stripe(client.stripe_event(stripe_amount(rng))[1])
+                elif kind == "otel":
+                    response = aggregation.send_logs()
+                elif kind == "github":
+                    response = aggregation.add_github_events()
                 else:
                     number = next(numbers)
                     response = client.send_shopify(client.shopify_order(number), f"demo-{number}")

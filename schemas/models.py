@@ -10,6 +10,7 @@ validates a decoded one (:class:`~synapseops.errors.SchemaInvalid` if it does no
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -77,21 +78,52 @@ class NotificationTrigger(_AvroModel):
     dedup_key: NonBlank | None = None
 
 
-class CanonicalEvent(_AvroModel):
-    """Subject ``canonical_event`` (v2): one warehouse row, whatever the source."""
+class LogBody(_AvroModel):
+    """The OpenTelemetry log record inside a :class:`CanonicalEvent` (Avro ``LogBody``).
 
-    event_id: NonBlank
+    ``body``, ``resource`` and ``attributes`` are JSON text (AnyValue is recursive); the
+    times are nanoseconds since the epoch, as OTLP sends them.
+    """
+
+    time_unix_nano: AvroLong
+    observed_time_unix_nano: AvroLong
+    severity_number: Annotated[StrictInt, Field(ge=0, le=24)] = 0
+    severity_text: StrictStr | None = None
+    body: StrictStr | None = None
+    resource: StrictStr = "{}"
+    attributes: StrictStr = "{}"
+    trace_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    span_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    event_name: StrictStr | None = None
+
+
+class CanonicalEvent(_AvroModel):
+    """Subject ``canonical_event`` (v3): a CloudEvents envelope with an OTel-log body.
+
+    ``source`` + ``id`` is unique: the de-duplication key of the pipeline and the warehouse.
+    """
+
+    id: NonBlank
     source: NonBlank
+    specversion: Literal["1.0"] = "1.0"
+    type: NonBlank
+    time: AwareDatetime
+    subject: NonBlank | None = None
     source_type: Identifier
-    event_type: NonBlank
-    occurred_at: AwareDatetime
     ingested_at: AwareDatetime
-    entity_id: NonBlank | None = None
     actor_id: NonBlank | None = None
     attributes: dict[StrictStr, AttributeValue] = Field(default_factory=dict)
     trace_id: TraceId
     tags: list[NonBlank] = Field(default_factory=list)
     raw_ref: NonBlank | None = None
+    body: LogBody | None = None
+
+    @field_validator("time", "ingested_at")
+    @classmethod
+    def _millis(cls, value: datetime) -> datetime:
+        # The schema holds milliseconds (the body keeps nanoseconds): an event equals its
+        # own round trip through Avro only if it holds no more than that.
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
     @field_validator("attributes", mode="before")
     @classmethod

@@ -47,6 +47,7 @@ SERVICE_MODULES: tuple[str, ...] = (
     "streams.integration.pipeline",
     "streams.payments.pipeline",
     "streams.notifications.pipeline",
+    "streams.aggregation.pipeline",
 )
 
 

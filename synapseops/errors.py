@@ -24,8 +24,10 @@
     │   ├── MappingFailed         a payload broke mapping rules; ``errors``, one per failed rule
     │   ├── TemplateFailed        a notification template failed to render (the same trigger
     │                             fails the same way)
-    │   └── ChannelUnknown        a workflow step names a notification channel that does not
+    │   ├── ChannelUnknown        a workflow step names a notification channel that does not
     │                             exist or is disabled
+    │   └── PayloadUntransformable  a data source's payload its TransformationLogic cannot
+    │                             turn into canonical events; ``logic`` names the module
     ├── RecordError               → the API answers 404 / 409 / 422 (one handler, api/main.py)
     │   ├── RecordNotFound        404: no row with that id or name
     │   ├── RecordConflict        409: a unique name taken, a row still referenced
@@ -202,6 +204,14 @@ class TemplateFailed(FatalError):
 
 class ChannelUnknown(FatalError):
     pass
+
+
+class PayloadUntransformable(FatalError):
+    """A payload a data source's TransformationLogic cannot turn into canonical events."""
+
+    def __init__(self, message: str, *, logic: str = "") -> None:
+        super().__init__(message)
+        self.logic = logic
 
 
 class RecordError(SynapseOpsError):

@@ -226,3 +226,16 @@ class IngressHeaders:
             except (ValueError, OverflowError, OSError):
                 pass
         raise SchemaInvalid(f"no usable {RECEIVED_AT} header and no record timestamp")
+
+
+# Data Aggregation adds (on ``aggregation.raw`` and ``market.ticks``; ``synapseops-source``
+# is the DataSource's name there):
+#
+# ``synapseops-aggregation-logic``   the TransformationLogic the payload goes through (github,
+#                                    otel, market, bulk); absent on market.ticks → market
+# ``synapseops-source-type``         how it came in: api_polling | stream | bulk_upload | webhook
+# ``synapseops-aggregation-job``     the IngestionJob a record belongs to (a poll cycle, an
+#                                    upload), when there is one
+AGGREGATION_LOGIC = "synapseops-aggregation-logic"
+SOURCE_TYPE = "synapseops-source-type"
+AGGREGATION_JOB = "synapseops-aggregation-job"

@@ -23,6 +23,7 @@ TEST_STACK = {
     "SYNAPSEOPS_SANDBOX_PORT": "28100",
     "SYNAPSEOPS_SANDBOX_SMTP_PORT": "28125",
     "SYNAPSEOPS_WORKER_METRICS_PORT": "28200",
+    "SYNAPSEOPS_LOADER_METRICS_PORT": "28300",
     "SYNAPSEOPS_DEMO_TRAFFIC_PORT": "28400",
     # Test sandboxes (and their echo targets) listen on free ports of 127.0.0.1: the SSRF
     # guard lets delivery reach that address only (outside dev/test nothing internal).

@@ -219,6 +219,9 @@ INTEGRATION_RERUN = "integration.rerun-command"
 NOTIFICATION_TRIGGER = "notifications.trigger"
 NOTIFICATION_RESUME = "notifications.resume-command"
 
+AGGREGATION_PAYLOAD = "aggregation.source-payload"
+MARKET_TICK = "aggregation.market-tick"
+
 # ---- the platform's topics -------------------------------------------------------------
 
 INBOUND_EVENTS = TopicSpec(
@@ -285,6 +288,27 @@ NOTIFICATION_COMMANDS = TopicSpec(
     kinds=(NOTIFICATION_RESUME,),
 )
 
+# ---- Data Aggregation (raw JSON bytes; the DataSource and its logic in headers) ---------
+AGGREGATION_RAW = TopicSpec(
+    name="aggregation.raw",
+    value_schema="bytes",
+    description="source payloads of data sources, before their TransformationLogic",
+    kinds=(AGGREGATION_PAYLOAD,),
+)
+MARKET_TICKS = TopicSpec(
+    name="market.ticks",
+    retention_ms=3 * DAY_MS,
+    description="market-data ticks (JSON), keyed by symbol",
+    kinds=(MARKET_TICK,),
+)
+CANONICAL_EVENTS = TopicSpec(
+    name="synapseops.canonical.events",
+    retention_ms=30 * DAY_MS,
+    value_schema="canonical_event",
+    description="canonical events of every data source (Avro, Confluent wire format), keyed "
+    "by source and subject; other teams consume it, the warehouse loader loads it",
+)
+
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INBOUND_EVENTS,
     NOTIFICATION_TRIGGERS,
@@ -293,6 +317,9 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INTEGRATION_EVENTS,
     INTEGRATION_COMMANDS,
     NOTIFICATION_COMMANDS,
+    AGGREGATION_RAW,
+    MARKET_TICKS,
+    CANONICAL_EVENTS,
 )
 
 _PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
@@ -312,6 +339,7 @@ EVENT_LOG = "event-log"
 PAYMENT_SETTLEMENT = "payment-settlement"
 INTEGRATION_DELIVERY = "integration-delivery"
 NOTIFICATION_DISPATCH = "notification-dispatch"
+AGGREGATION_TRANSFORM = "aggregation-transform"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
     PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
@@ -323,12 +351,14 @@ PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
         NOTIFICATION_COMMANDS.name,
         SETTLEMENT_COMMANDS.name,
     ),
+    AGGREGATION_TRANSFORM: (AGGREGATION_RAW.name, MARKET_TICKS.name),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
     PAYMENT_SETTLEMENT: None,
     INTEGRATION_DELIVERY: None,
     NOTIFICATION_DISPATCH: None,
+    AGGREGATION_TRANSFORM: None,
 }
 
 

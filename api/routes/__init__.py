@@ -16,6 +16,10 @@ from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
 from api.routes import dead_letters, health, tokens
+from api.routes.aggregation import otlp as aggregation_otlp
+from api.routes.aggregation import schema as aggregation_schema
+from api.routes.aggregation import sources as aggregation_sources
+from api.routes.aggregation import uploads as aggregation_uploads
 from api.routes.event_log import events, webhooks
 from api.routes.integration import (
     INTEGRATION_ROUTERS,
@@ -72,6 +76,22 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
         ),
     ),
     (notification_workflows.runs_router, Access(read=VIEWER)),
+    # data sources: admins configure; operators pause/resume; a test changes nothing
+    (
+        aggregation_sources.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={
+                "POST /aggregation/sources/{name}/test": VIEWER,
+                "POST /aggregation/sources/{name}/pause": OPERATOR,
+                "POST /aggregation/sources/{name}/resume": OPERATOR,
+            },
+        ),
+    ),
+    (aggregation_schema.router, Access(read=VIEWER)),
+    # bulk uploads into a bulk source
+    (aggregation_uploads.router, Access(read=VIEWER, write=OPERATOR)),
 )
 
 api_v1_router = APIRouter(
@@ -107,4 +127,6 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (
     webhooks.router,
     stripe_webhooks.router,
     connector_webhooks.router,
+    # OTLP/HTTP logs: a source's ingest token or an operator's API token (checked there)
+    aggregation_otlp.router,
 )

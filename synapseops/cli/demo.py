@@ -68,10 +68,20 @@ def demo(
             f"sent {len(event_ids)} generic events (+1 duplicate), {len(paid)} Stripe payments, "
             f"{len(numbers)} Shopify orders"
         )
+        from sandbox.github_traffic import AggregationDemo
+
+        aggregation = AggregationDemo(settings, http)
+        aggregation.ensure_sources()
+        aggregation.add_github_events(3)
+        for _ in range(5):
+            _accepted(aggregation.send_logs(), console)
+        console.print("declared demo-github (polled) and demo-logs (OTLP), sent 5 OTLP exports")
         stored = _wait(lambda: len(client.stored_events(event_ids)), len(event_ids), timeout)
         settled = _wait(lambda: len(client.settlements(paid)), len(paid), timeout)
         delivered = _wait(lambda: len(client.erp_orders(numbers)), len(numbers), timeout)
         _show(console, client, event_ids, paid, numbers)
+        loaded = _wait(lambda: _warehouse(console, aggregation, False), 2, timeout)
+        _warehouse(console, aggregation, True)
 
     if traffic:
         from synapseops.local.stack import LocalStack
@@ -85,9 +95,24 @@ def demo(
     for name, role, password in logins:
         console.print(f"  {role:<9} user [bold]{name}[/bold]  password [bold]{password}[/bold]")
     missing = (len(event_ids) - stored) + (len(paid) - settled) + (len(numbers) - delivered)
+    missing += 2 - loaded  # demo-github and demo-logs must reach the warehouse
     if missing:
         console.print(f"[red]{missing} effects did not arrive within {timeout:.0f}s")
         raise typer.Exit(1)
+
+
+def _warehouse(console: Console, aggregation: Any, show: bool) -> int:
+    """How many of the demo's two sources have rows in warehouse.events (shown if asked)."""
+    health = aggregation.health()
+    if show:
+        table = Table(title="warehouse.events per source (aggregation-transform → loader)")
+        for column in ("source", "events", "p50_s", "p99_s", "errors", "flagged"):
+            table.add_column(column)
+        for row in health:
+            table.add_row(*(str(row.get(c)) for c in ("source", "events", "p50_s", "p99_s",
+                                                       "errors", "flagged")))  # fmt: skip
+        console.print(table)
+    return sum(1 for row in health if row["source"] in ("demo-github", "demo-logs"))
 
 
 def _accepted(response: httpx.Response, console: Console) -> None:
@@ -138,6 +163,7 @@ def _where(console: Console, settings: Settings, traffic: bool) -> None:
         f"                     ... /api/v1/settlements  /api/v1/runs  /api/v1/flows/summary"
         "  /api/v1/dead-letters\n"
         f"  the tables         psql '{_psql_url(settings)}' -c 'select * from inbound_events'\n"
+        "                     warehouse: select source, count(*) from warehouse.events group by 1\n"
         "                     (also settlements, runs, dead_letters)\n"
         f"  sandbox            {settings.sandbox.url}/_sandbox/finance/ledger   "
         f"{settings.sandbox.url}/erp/api/orders\n"

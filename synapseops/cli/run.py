@@ -36,7 +36,15 @@ def sandbox() -> None:
     serve(_settings("sandbox"))
 
 
+def loader() -> None:
+    """The warehouse loader: the canonical topic into warehouse.events, exactly once."""
+    from streams.aggregation.loader_process import run_loader
+
+    run_loader(_settings("loader"))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(worker)
+    app.command()(loader)
     app.command()(api)
     app.command()(sandbox)

@@ -23,7 +23,7 @@ Only = Annotated[
     typer.Option(
         "--only",
         help="Only these parts (repeat or comma-separate): "
-        "kafka, postgres, migrate, topics, sandbox, worker, api.",
+        "kafka, postgres, migrate, topics, sandbox, worker, loader, api.",
     ),
 ]
 

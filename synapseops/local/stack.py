@@ -9,6 +9,7 @@ starts a second broker)::
     topics    topics.admin.apply_topics(settings): creates the registry's missing topics
     sandbox   `synapseops sandbox`  health GET {sandbox.url}/_sandbox/health
     worker    `synapseops worker`   health GET http://{worker.metrics_host}:{metrics_port}/health
+    loader    `synapseops loader`   health GET http://{loader.metrics_host}:{metrics_port}/health
     api       `synapseops api`      health GET {api.url}/health (503 = up, database unreachable)
     traffic   `synapseops traffic`  sample traffic; only when asked for (``synapseops demo``)
 
@@ -35,13 +36,29 @@ from synapseops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STEPS = ("kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api", "traffic")
+STEPS = (
+    "kafka",
+    "postgres",
+    "migrate",
+    "topics",
+    "sandbox",
+    "worker",
+    "loader",
+    "api",
+    "traffic",
+)
 # What `up` starts when not told otherwise: the platform, not the demo's sample traffic.
 DEFAULT_STEPS = STEPS[:-1]
-SERVICES = ("kafka", "postgres", "sandbox", "worker", "api")
-PROCESSES = ("sandbox", "worker", "api", "traffic")
+SERVICES = ("kafka", "postgres", "sandbox", "worker", "loader", "api")
+PROCESSES = ("sandbox", "worker", "loader", "api", "traffic")
 # A Faust worker joins its group and recovers tables before it answers; the others are quick.
-START_TIMEOUT_S = {"sandbox": 30.0, "worker": 120.0, "api": 60.0, "traffic": 30.0}
+START_TIMEOUT_S = {
+    "sandbox": 30.0,
+    "worker": 120.0,
+    "loader": 60.0,
+    "api": 60.0,
+    "traffic": 30.0,
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,8 @@ def child_environment(settings: Settings, base: dict[str, str] | None = None) ->
         "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(settings.sandbox.smtp_port),
         "SYNAPSEOPS_WORKER_METRICS_HOST": settings.worker.metrics_host,
         "SYNAPSEOPS_WORKER_METRICS_PORT": str(settings.worker.metrics_port),
+        "SYNAPSEOPS_LOADER_METRICS_HOST": settings.loader.metrics_host,
+        "SYNAPSEOPS_LOADER_METRICS_PORT": str(settings.loader.metrics_port),
         "SYNAPSEOPS_DEMO_TRAFFIC_HOST": settings.demo.traffic_host,
         "SYNAPSEOPS_DEMO_TRAFFIC_PORT": str(settings.demo.traffic_port),
         # Logs reach the log file as they happen, not when a buffer fills.
@@ -105,6 +124,9 @@ def platform_process(settings: Settings, name: str) -> ManagedProcess:
         health, alive = f"{settings.sandbox.url}/_sandbox/health", (200,)
     elif name == "worker":
         host, port = settings.worker.metrics_host, settings.worker.metrics_port
+        health = f"http://{host}:{port}/health"
+    elif name == "loader":
+        host, port = settings.loader.metrics_host, settings.loader.metrics_port
         health = f"http://{host}:{port}/health"
     elif name == "api":
         host, port = settings.api.host, settings.api.port

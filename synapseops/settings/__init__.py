@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings
 
 from synapseops.errors import ConfigurationError
 from synapseops.redaction import remember_secret_fields
+from synapseops.settings.aggregation import AggregationSettings, LoaderSettings
 from synapseops.settings.base import (
     DEFAULT_DEV_API_TOKEN,
     DEFAULT_DEV_SOURCE_TOKEN,
@@ -61,6 +62,7 @@ from synapseops.settings.platform import (
 )
 
 __all__ = [
+    "AggregationSettings",
     "ApiSettings",
     "ConsoleSettings",
     "DEFAULT_DEV_API_TOKEN",
@@ -73,6 +75,7 @@ __all__ = [
     "IngressSettings",
     "KafkaSettings",
     "NotificationSettings",
+    "LoaderSettings",
     "ObservabilitySettings",
     "PROJECT_ROOT",
     "PaymentSettings",
@@ -120,6 +123,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    loader: LoaderSettings = Field(default_factory=LoaderSettings)
+    aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
 
     @property
     def database_url(self) -> str:

@@ -38,7 +38,10 @@ def test_upgrade_head_creates_the_tables_and_is_idempotent(fresh_database: str) 
         assert {"inbound_events", "dead_letters"} <= set(inspector.get_table_names())
         # Every tables module (what code writes with) matches what the migrations built.
         for table in declared_metadata().sorted_tables:
-            built = {column["name"]: column for column in inspector.get_columns(table.name)}
+            built = {
+                column["name"]: column
+                for column in inspector.get_columns(table.name, schema=table.schema)
+            }
             assert set(built) == set(table.columns.keys()), table.name
             for column in table.columns:
                 assert built[column.name]["nullable"] == column.nullable, (table.name, column.name)

@@ -30,7 +30,9 @@ SYNAPSEOPS = Path(sys.executable).with_name("synapseops")
 
 def free_ports() -> dict[str, str]:
     """Ports the OS says are free now, so a stack left over elsewhere cannot collide."""
-    kafka, controller, postgres, api, sandbox, smtp, worker = (free_port() for _ in range(7))
+    kafka, controller, postgres, api, sandbox, smtp, worker, loader = (
+        free_port() for _ in range(8)
+    )
     return {
         "SYNAPSEOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
         "SYNAPSEOPS_KAFKA_CONTROLLER_PORT": str(controller),
@@ -40,11 +42,12 @@ def free_ports() -> dict[str, str]:
         "SYNAPSEOPS_SANDBOX_PORT": str(sandbox),
         "SYNAPSEOPS_SANDBOX_SMTP_PORT": str(smtp),
         "SYNAPSEOPS_WORKER_METRICS_PORT": str(worker),
+        "SYNAPSEOPS_LOADER_METRICS_PORT": str(loader),
     }
 
 
 PORTS = free_ports()
-STEPS = ["kafka", "postgres", "migrate", "topics", "sandbox", "worker", "api"]
+STEPS = ["kafka", "postgres", "migrate", "topics", "sandbox", "worker", "loader", "api"]
 
 
 def stack_pids(data_dir: Path) -> set[int]:

@@ -33,11 +33,11 @@ def _trigger(**overrides: Any) -> dict[str, Any]:
 
 def _event(**overrides: Any) -> dict[str, Any]:
     return {
-        "event_id": "evt_1",
+        "id": "evt_1",
         "source": "github",
         "source_type": "api_polling",
-        "event_type": "pull_request.opened",
-        "occurred_at": WHEN,
+        "type": "pull_request.opened",
+        "time": WHEN,
         "ingested_at": WHEN,
         "attributes": {"number": 2, "draft": False},
         "trace_id": TRACE,
@@ -93,7 +93,8 @@ def test_invalid_triggers_are_refused(overrides: dict[str, Any]) -> None:
         {"attributes": {"n": [1, 2]}},  # no nested values in the warehouse map
         {"source_type": "API"},
         {"ingested_at": "2026-03-01T12:00:00"},  # naive
-        {"event_id": ""},
+        {"id": ""},
+        {"specversion": "0.3"},  # CloudEvents 1.0 only
     ],
 )
 def test_invalid_events_are_refused(overrides: dict[str, Any]) -> None:

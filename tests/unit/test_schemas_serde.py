@@ -48,13 +48,14 @@ def test_wire_format_is_magic_byte_then_big_endian_id_then_body() -> None:
 def test_canonical_event_round_trip_keeps_attribute_types() -> None:
     serde = AvroSerde(STORE, CANONICAL_EVENT)
     record = {
-        "event_id": "evt_1",
+        "id": "evt_1",
         "source": "github",
+        "specversion": "1.0",
+        "type": "push",
+        "time": WHEN,
+        "subject": "octo/hello",
         "source_type": "api_polling",
-        "event_type": "push",
-        "occurred_at": WHEN,
         "ingested_at": WHEN,
-        "entity_id": "octo/hello",
         "actor_id": None,
         # 2**60 is above 2**53: it must come back as the same int, not a float.
         "attributes": {
@@ -67,6 +68,7 @@ def test_canonical_event_round_trip_keeps_attribute_types() -> None:
         "trace_id": TRACE,
         "tags": ["deletion"],
         "raw_ref": "synapseops.events.inbound/3/1200",
+        "body": None,
     }
     decoded = serde.decode(serde.encode(record))
     assert decoded == record

@@ -7,6 +7,7 @@ a :class:`~api.console.registry.ServicePages`).
 from __future__ import annotations
 
 from api.console.registry import ServicePages
+from api.console.services.aggregation import PAGES as AGGREGATION
 from api.console.services.integration import PAGES as INTEGRATION
 from api.console.services.notifications import PAGES as NOTIFICATIONS
 from api.console.services.payments import PAGES as PAYMENTS
@@ -15,4 +16,5 @@ SERVICES: tuple[ServicePages, ...] = (
     INTEGRATION,
     PAYMENTS,
     NOTIFICATIONS,
+    AGGREGATION,
 )

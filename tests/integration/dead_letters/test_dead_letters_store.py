@@ -616,7 +616,10 @@ def test_registered_subjects_are_pinned_and_triggers_encode_without_asking_the_r
         registry_settings = SchemaRegistrySettings(url=url)
         pinned = register_schemas(registry_settings)
         assert set(pinned) == {"notification_trigger", "canonical_event"}
-        assert [len(registry.subjects[s]) for s in sorted(registry.subjects)] == [2, 2]
+        on_disk = LocalSchemaStore()  # every version of every subject, oldest first
+        assert [len(registry.subjects[s]) for s in sorted(registry.subjects)] == [
+            len(on_disk.versions(s)) for s in sorted(registry.subjects)
+        ]
         assert all(request.startswith("POST ") for request in registry.requests)
         asked = len(registry.requests)
         settings = test_settings.model_copy(update={"schema_registry": registry_settings})

@@ -64,9 +64,14 @@ def test_a_diff_shows_one_line_per_rule() -> None:
 
 def test_every_service_is_one_package_with_its_router_tabs_and_templates() -> None:
     slugs = [service.slug for service in SERVICES]
-    assert slugs == ["api-integration", "payment-gateway", "notifications"]
+    assert slugs == ["api-integration", "payment-gateway", "notifications", "data-aggregation"]
     assert len(set(slugs)) == len(slugs)
-    assert [service.service for service in SERVICES] == ["integration", "payments", "notifications"]
+    assert [service.service for service in SERVICES] == [
+        "integration",
+        "payments",
+        "notifications",
+        "aggregation",
+    ]
     for service in SERVICES:
         assert isinstance(service, ServicePages)
         # named by its service, as in every layer: the package and its templates folder

@@ -1,0 +1,207 @@
+"""The warehouse loader: ``synapseops loader``, its own process, a consumer of the canonical
+topic writing ``warehouse.events`` exactly once.
+
+A :class:`~streams.consumer.ConsumerLoop` in the group ``SYNAPSEOPS_LOADER_GROUP_ID`` (more
+loaders share the partitions). Kafka's committed offsets are not what it trusts: the offsets
+live in ``warehouse.loader_offsets``, written in the transaction that writes the rows
+(:class:`~sinks.aggregation.warehouse.Warehouse`), and on every assignment the loader seeks
+each partition to its stored offset (the beginning when none is stored). A crash anywhere —
+``kill -9`` in the middle of a COPY — leaves either the batch with its offsets or neither, so
+no event is lost or doubled. It commits the same offsets to Kafka afterwards, best effort,
+only so that lag is visible to the usual tools.
+
+One write is in flight while the next batch is decoded (the CPU work and PostgreSQL's
+overlap); a batch is settled — metrics, the lag commit — when the next one is ready or the
+loop is idle. A batch whose write fails (the database is down) is read again, with the one
+taken after it: the partitions are sought
+back to the batch's first offsets and the loader waits, doubling from
+``SYNAPSEOPS_LOADER_RETRY_INITIAL_S`` up to 30 s. A record that does not decode is logged
+with its coordinates and counted (``synapseops_loader_rows_total{outcome="undecodable"}``)
+and its offset passes: one bad record never stalls a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from schemas import AvroSerde
+from sinks.aggregation.warehouse import Loaded, Warehouse
+from streams.aggregation import metrics
+from streams.aggregation.rows import is_json, to_row
+from streams.consumer import ConsumerLoop
+from synapseops.errors import SynapseOpsError, Undecodable
+from synapseops.logging import get_logger
+from topics.registry import CANONICAL_EVENTS
+
+log = get_logger(__name__)
+
+RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Where a batch starts and ends per partition, and when it was taken."""
+
+    first: dict[int, int]
+    next_offsets: dict[tuple[str, int], int]
+    started: float
+
+    @classmethod
+    def of(cls, messages: list[Message], topic: str) -> _Batch:
+        first: dict[int, int] = {}
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            partition, offset = message.partition() or 0, message.offset() or 0
+            first.setdefault(partition, offset)
+            next_offsets[(message.topic() or topic, partition)] = offset + 1
+        return cls(first, next_offsets, time.monotonic())
+
+
+class WarehouseLoader(ConsumerLoop):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        warehouse: Warehouse,
+        serde: AvroSerde,
+        *,
+        batch_size: int,
+        retry_initial_s: float = 0.5,
+        topic: str = CANONICAL_EVENTS.name,
+    ) -> None:
+        super().__init__(config, name="loader", batch_size=batch_size)
+        self.warehouse = warehouse
+        self.serde = serde
+        self.topic = topic
+        self.retry_initial_s = retry_initial_s
+        self._backoff = retry_initial_s
+        self.loaded = 0
+        self.last_poll = time.monotonic()
+        self._inflight: tuple[asyncio.Future[Loaded], _Batch, int] | None = None
+
+    def subscription(self) -> list[str]:
+        return [self.topic]
+
+    async def after_poll(self, consumer: Consumer) -> None:
+        self.last_poll = time.monotonic()  # what /health reads
+
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Seek every gained partition to its stored offset (runs inside poll, blocking)."""
+        stored = self.warehouse.offsets(self.topic, [tp.partition for tp in partitions])
+        for tp in partitions:
+            tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
+        consumer.assign(partitions)
+        log.info(
+            "partitions assigned",
+            extra={
+                "consumer": self.name,
+                "offsets": {tp.partition: tp.offset for tp in partitions},
+            },
+        )
+
+    def _rows(self, messages: list[Message]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for message in messages:
+            topic, partition, offset = (
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+            )
+            try:
+                record = self.serde.decode(message.value() or b"")
+                body = record.get("body") or {}
+                if not all(is_json(body.get(part)) for part in ("body", "resource", "attributes")):
+                    raise Undecodable("a JSON part of the OTel body is not JSON")
+            except SynapseOpsError as exc:
+                metrics.LOADED_ROWS.labels("undecodable").inc()
+                log.error(
+                    "canonical record skipped: it does not decode",
+                    extra={
+                        "topic": topic,
+                        "partition": partition,
+                        "offset": offset,
+                        "error": str(exc),
+                    },
+                )
+                continue
+            rows.append(to_row(record, topic, partition, offset))
+        return rows
+
+    async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Decode this batch while the previous one is written, then hand this one to the
+        writer: the CPU work and PostgreSQL's overlap (one write in flight at most)."""
+        batch = _Batch.of(messages, self.topic)
+        rows = self._rows(messages)
+        if not await self._settle(consumer, also=batch):
+            return  # the write before failed: both batches are read again
+        write = asyncio.ensure_future(
+            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets)
+        )
+        self._inflight = (write, batch, len(rows))
+
+    async def before_poll(self) -> None:
+        # A write that finished while nothing new came: its outcome now, nothing is taken yet.
+        if self._inflight is not None and self._inflight[0].done() and self.consumer:
+            await self._settle(self.consumer)
+
+    async def on_stopped(self) -> None:
+        if self._inflight is not None:  # its transaction holds rows and offsets together
+            await asyncio.gather(self._inflight[0], return_exceptions=True)
+            self._inflight = None
+
+    async def _settle(self, consumer: Consumer, also: _Batch | None = None) -> bool:
+        """Wait for the write in flight; whether it landed. If it failed, every partition of
+        it and of ``also`` is sought back to its first record, and the loader waits."""
+        if self._inflight is None:
+            return True
+        write, batch, count = self._inflight
+        self._inflight = None
+        try:
+            loaded = await write
+        except SynapseOpsError as exc:
+            log.warning(
+                "warehouse load failed; reading the batch again",
+                extra={
+                    "consumer": self.name,
+                    "rows": count,
+                    "error": str(exc),
+                    "wait_s": self._backoff,
+                },
+            )
+            first = dict(batch.first)
+            for partition, offset in (also.first if also else {}).items():
+                first[partition] = min(first.get(partition, offset), offset)
+            for partition, offset in first.items():
+                await self.call(self.rewind, consumer, self.topic, partition, offset)
+            await self.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, RETRY_MAX_S)
+            return False
+        self._backoff = self.retry_initial_s
+        self.loaded += loaded.inserted
+        if loaded.skipped:
+            # Rows already there: a pipeline's at-least-once copy on the wire, or a batch
+            # loaded twice (which the stored offsets exist to prevent).
+            log.warning(
+                "rows already in the warehouse skipped",
+                extra={"consumer": self.name, "skipped": loaded.skipped, "rows": count},
+            )
+        metrics.LOADED_ROWS.labels("inserted").inc(loaded.inserted)
+        metrics.LOADED_ROWS.labels("skipped").inc(loaded.skipped)
+        metrics.LOAD_SECONDS.observe(time.monotonic() - batch.started)
+        commits = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in batch.next_offsets.items()
+        ]
+        await self.call(self._commit_quietly, consumer, commits)
+        return True
+
+    def _commit_quietly(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        # For lag tools only: the truth is in warehouse.loader_offsets.
+        try:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception:  # noqa: BLE001 - best effort by design
+            log.debug("lag commit refused", extra={"consumer": self.name})

@@ -1,0 +1,36 @@
+"""The API of these tests: served over real HTTP against a fresh migrated database and the
+session's broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from api.main import create_app
+from api.server import serving_in_thread
+from synapseops.settings import ApiSettings, DatabaseSettings, Settings
+from tests.integration.databases import fresh_database
+
+TOKEN = f"itest-{uuid.uuid4().hex}"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def api_database(database_url: str) -> Iterator[str]:
+    with fresh_database(database_url, "t_api_aggregation") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def base_url(settings: Settings, api_database: str, kafka_bootstrap: str) -> Iterator[str]:
+    own = settings.model_copy(
+        update={
+            "database": DatabaseSettings(url=SecretStr(api_database)),
+            "api": ApiSettings(token=SecretStr(TOKEN)),
+        }
+    )
+    with serving_in_thread(create_app(own)) as url:
+        yield url
