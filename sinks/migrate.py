@@ -27,6 +27,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "sinks.payments.tables",
     "sinks.integration.tables",
     "sinks.principals.tables",
+    "sinks.crm.tables",
 )
 
 

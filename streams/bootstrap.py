@@ -46,6 +46,7 @@ SERVICE_MODULES: tuple[str, ...] = (
     "streams.event_log.pipeline",
     "streams.integration.pipeline",
     "streams.payments.pipeline",
+    "streams.crm.pipeline",
 )
 
 

@@ -216,6 +216,8 @@ STRIPE_EVENT = "payments.stripe-event"
 SETTLEMENT_COMMAND = "payments.settlement-command"
 INTEGRATION_EVENT = "integration.source-event"
 INTEGRATION_RERUN = "integration.rerun-command"
+CRM_CHANGE = "crm.change"
+CRM_RESOLVE = "crm.resolve-command"
 
 # ---- the platform's topics -------------------------------------------------------------
 
@@ -273,6 +275,18 @@ INTEGRATION_COMMANDS = TopicSpec(
     kinds=(INTEGRATION_RERUN,),
 )
 
+# ---- CRM Automation ---------------------------------------------------------------------
+
+CRM_CHANGES = TopicSpec(
+    name="crm.changes",
+    partitions=6,
+    # Which record moved on which side (never its fields: the sync reads both sides when it
+    # handles it), keyed by the record's link so one pair's changes stay in order; and the
+    # API's resolve commands for held conflicts, keyed the same way.
+    description="CRM change events from both sides' feeds and conflict resolutions, by link",
+    kinds=(CRM_CHANGE, CRM_RESOLVE),
+)
+
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INBOUND_EVENTS,
     NOTIFICATION_TRIGGERS,
@@ -280,6 +294,7 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     SETTLEMENT_COMMANDS,
     INTEGRATION_EVENTS,
     INTEGRATION_COMMANDS,
+    CRM_CHANGES,
 )
 
 _PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
@@ -298,15 +313,18 @@ def default_kind(topic: str) -> str | None:
 EVENT_LOG = "event-log"
 PAYMENT_SETTLEMENT = "payment-settlement"
 INTEGRATION_DELIVERY = "integration-delivery"
+CRM_SYNC = "crm-sync"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
     PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
     INTEGRATION_DELIVERY: (INTEGRATION_EVENTS.name, INTEGRATION_COMMANDS.name),
+    CRM_SYNC: (CRM_CHANGES.name,),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
     PAYMENT_SETTLEMENT: None,
     INTEGRATION_DELIVERY: None,
+    CRM_SYNC: None,
 }
 
 
