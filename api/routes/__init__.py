@@ -16,6 +16,9 @@ from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
 from api.routes import dead_letters, health, tokens
+from api.routes.crm import mappings as crm_mappings
+from api.routes.crm import platforms as crm_platforms
+from api.routes.crm import sync as crm_sync
 from api.routes.event_log import events, webhooks
 from api.routes.integration import (
     INTEGRATION_ROUTERS,
@@ -52,6 +55,28 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
     (tokens.router, Access(read=ADMIN, write=ADMIN)),
     (lineage.router, Access(read=VIEWER)),
     (overview.router, Access(read=VIEWER)),
+    # CRM: a connection test makes one call; previews map samples and change nothing
+    (
+        crm_platforms.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={"POST /crm/platforms/{platform_id}/test": OPERATOR},
+        ),
+    ),
+    (
+        crm_mappings.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={
+                "POST /crm/mappings/preview": VIEWER,
+                "POST /crm/mappings/{mapping_id}/preview": VIEWER,
+            },
+        ),
+    ),
+    # resolve a held conflict
+    (crm_sync.router, Access(read=VIEWER, write=OPERATOR)),
 )
 
 api_v1_router = APIRouter(

@@ -85,6 +85,10 @@ class CrmClient(Protocol):
         """Change events after ``cursor`` (None: every change the platform still keeps)."""
         ...
 
+    async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
+        """The most recently changed live record (a mapping's preview), or None."""
+        ...
+
     async def test(self) -> dict[str, Any]:
         """A cheap authenticated call; what it says about the account."""
         ...

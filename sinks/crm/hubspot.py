@@ -155,6 +155,12 @@ class HubSpotClient:
         ).json()
         return FeedPage(list(answer.get("results", [])), str(answer.get("cursor", after)))
 
+    async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
+        wanted = ",".join(sorted({*fields, *MODIFIED}))
+        path = f"{OBJECTS}/{object_type}?limit=1&properties={wanted}"
+        results = ((await self.target.call("GET", path)).json() or {}).get("results") or []
+        return _snapshot(results[0]) if results else None
+
     async def test(self) -> dict[str, Any]:
         answer = await self.target.call("GET", f"{OBJECTS}/contacts?limit=1")
         return {

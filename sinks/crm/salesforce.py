@@ -141,6 +141,13 @@ class SalesforceClient:
         answer = (await self.target.call("GET", path)).json()
         return FeedPage(list(answer.get("events", [])), str(answer.get("nextReplayId", replay)))
 
+    async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
+        wanted = ", ".join(["Id", *sorted({*fields, "LastModifiedDate"} - {"Id"})])
+        soql = f"SELECT {wanted} FROM {object_type} ORDER BY LastModifiedDate DESC LIMIT 1"
+        answer = (await self.target.call("GET", f"{API}/query?q={quote(soql)}")).json()
+        records = answer.get("records") or []
+        return _snapshot(records[0]) if records else None
+
     async def test(self) -> dict[str, Any]:
         answer = (await self.target.call("GET", f"{API}/limits")).json()
         daily = answer.get("DailyApiRequests", {})

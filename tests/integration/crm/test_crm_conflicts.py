@@ -11,18 +11,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas.serde import AvroSerde
 from schemas.store import schema_store
 from sinks.crm.tables import crm_conflicts, crm_links
-from streams.crm.events import ResolveCommand
-from synapseops import headers as kh
-from synapseops.kafka import consumer_config, producer_config
+from synapseops.kafka import consumer_config
 from synapseops.settings import Settings
 from tests.integration.crm.world import People, crm_world, lead_spec, make_pair, wait_for
 from tests.integration.worker_process import WorkerProcess
-from topics.registry import CRM_CHANGES, CRM_RESOLVE, NOTIFICATION_TRIGGERS
+from topics.registry import NOTIFICATION_TRIGGERS
 
 
 @pytest.fixture(scope="module")
@@ -151,15 +149,14 @@ def test_both_sides_edited_each_field_by_its_policy(world: dict[str, Any]) -> No
     assert trigger["details"]["field"] == "Title"
 
     # A person picks HubSpot's value: it is written to Salesforce and the conflict closes.
-    command = ResolveCommand(conflicts[0]["id"], "hubspot")
-    producer = Producer(producer_config(world["settings"].kafka))
-    producer.produce(
-        CRM_CHANGES.name,
-        command.encode(),
-        key=f"{world['mapping_id']}:salesforce:{link['salesforce_id']}".encode(),
-        headers=[(kh.MESSAGE_KIND, CRM_RESOLVE.encode())],
+    answer = world["api"].post(
+        f"/api/v1/crm/conflicts/{conflicts[0]['id']}/resolve", json={"choice": "hubspot"}
     )
-    producer.flush(10)
+    assert answer.status_code == 202, answer.text
+    again = world["api"].post(
+        f"/api/v1/crm/conflicts/{conflicts[0]['id']}/resolve", json={"choice": "salesforce"}
+    )
+    assert again.status_code == 409  # one choice per conflict
     wait_for(lambda: _conflicts(world, link["id"])[0]["status"] == "resolved", what="resolved")
     assert people.by_email("salesforce", "Lead")[email]["Title"] == "CTO"
     title_writes = [

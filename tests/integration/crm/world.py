@@ -16,6 +16,8 @@ import sqlalchemy
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from api.main import create_app
+from api.server import serving_in_thread
 from sandbox.harness import SandboxServer
 from sandbox.identity import DEFAULT_HUBSPOT_TOKEN, DEFAULT_SALESFORCE_TOKEN, HUBSPOT_APP_ID
 from sinks.crm import store
@@ -66,11 +68,14 @@ def crm_world(settings: Settings, database_url: str) -> Iterator[dict[str, Any]]
             conn.execute(sqlalchemy.text(f"ALTER SEQUENCE crm_mappings_id_seq RESTART {start}"))
         try:
             apply_topics(own)
-            with SandboxServer() as sandbox:
+            with SandboxServer() as sandbox, serving_in_thread(create_app(own)) as api:
                 yield {
                     "settings": own,
                     "engine": engine,
                     "sandbox": sandbox,
+                    "api": httpx.Client(
+                        base_url=api, headers={"Authorization": "Bearer t"}, timeout=30
+                    ),
                     "worker_env": {"SYNAPSEOPS_CREDENTIALS_KEY": key},
                 }
         finally:
