@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.crm_demo import CrmDemo
 from sandbox.samples import SAMPLES
 from synapseops.ids import new_id, new_traceparent
 from synapseops.logging import configure_logging, get_logger
@@ -95,6 +96,7 @@ class DemoClient:
         self._stripe_event = json.loads(
             (SAMPLES / "stripe" / "events" / "payment_intent.succeeded.json").read_text()
         )
+        self.crm = CrmDemo(client, self.api, self.auth, settings.sandbox.url)
 
     # ---- generic ingress -----------------------------------------------------------------
 
@@ -301,11 +303,15 @@ def run_traffic(settings: Settings, rate: float) -> None:
     with httpx.Client(timeout=15.0) as http:
         client = DemoClient(settings, http)
         client.ensure_flow()
+        client.crm.ensure_pair()
         tick = 0
         while not stopping:
-            kind = ("generic", "stripe", "shopify")[tick % 3]
+            kind = ("generic", "stripe", "shopify", "crm")[tick % 4]
             try:
-                if kind == "generic":
+                if kind == "crm":  # a person edits Salesforce or HubSpot; the sync follows
+                    log.info("crm edit", extra={"did": client.crm.step(rng)})
+                    response = None
+                elif kind == "generic":
                     sample = samples[tick % len(samples)]
                     response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
                 elif kind == "stripe":
@@ -313,8 +319,8 @@ def run_traffic(settings: Settings, rate: float) -> None:
                 else:
                     number = next(numbers)
                     response = client.send_shopify(client.shopify_order(number), f"demo-{number}")
-                sent.labels(kind, str(response.status_code)).inc()
-            except httpx.TransportError as exc:
+                sent.labels(kind, "edited" if response is None else str(response.status_code)).inc()
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 sent.labels(kind, "unreachable").inc()
                 log.warning("the API did not answer", extra={"kind": kind, "error": str(exc)})
             tick += 1

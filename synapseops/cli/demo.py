@@ -51,6 +51,8 @@ def demo(
     with httpx.Client(timeout=15.0) as http:
         client = DemoClient(settings, http)
         client.ensure_flow()
+        client.crm.ensure_pair()  # Salesforce Lead ⇄ HubSpot Contact on the sandbox
+        people = {client.crm.create(side, rng) for side in ("salesforce", "hubspot") * 2}
         event_ids: set[str] = set()
         for event_id, sample in generic_deliveries(load_samples(), rounds):
             _accepted(client.send_generic(event_id, sample), console)
@@ -70,7 +72,12 @@ def demo(
         stored = _wait(lambda: len(client.stored_events(event_ids)), len(event_ids), timeout)
         settled = _wait(lambda: len(client.settlements(paid)), len(paid), timeout)
         delivered = _wait(lambda: len(client.erp_orders(numbers)), len(numbers), timeout)
+        synced = _wait(lambda: len(client.crm.synced(people)), len(people), timeout)
         _show(console, client, event_ids, paid, numbers)
+        console.print(
+            f"CRM: {synced} of {len(people)} people made on Salesforce or HubSpot are on both "
+            "(crm-sync pipeline; /api/v1/crm/records)"
+        )
 
     if traffic:
         from synapseops.local.stack import LocalStack
@@ -84,6 +91,7 @@ def demo(
     for name, role, password in logins:
         console.print(f"  {role:<9} user [bold]{name}[/bold]  password [bold]{password}[/bold]")
     missing = (len(event_ids) - stored) + (len(paid) - settled) + (len(numbers) - delivered)
+    missing += len(people) - synced
     if missing:
         console.print(f"[red]{missing} effects did not arrive within {timeout:.0f}s")
         raise typer.Exit(1)
