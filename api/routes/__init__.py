@@ -16,6 +16,7 @@ from api.access import Access, RouteRoles
 from api.auth import V1_PREFIX
 from api.deps import PrincipalGuard
 from api.routes import dead_letters, health, tokens
+from api.routes.crm import full_syncs as crm_full_syncs
 from api.routes.crm import mappings as crm_mappings
 from api.routes.crm import platforms as crm_platforms
 from api.routes.crm import sync as crm_sync
@@ -75,8 +76,9 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
             },
         ),
     ),
-    # resolve a held conflict
+    # resolve a held conflict; start, cancel a full sync
     (crm_sync.router, Access(read=VIEWER, write=OPERATOR)),
+    (crm_full_syncs.router, Access(read=VIEWER, write=OPERATOR)),
 )
 
 api_v1_router = APIRouter(

@@ -16,7 +16,7 @@ raises :class:`~synapseops.errors.RateLimited` for the road to honour.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -85,6 +85,10 @@ class CrmClient(Protocol):
         """Change events after ``cursor`` (None: every change the platform still keeps)."""
         ...
 
+    def pages(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[Snapshot]]:
+        """Every live record, a page at a time (a full sync's read)."""
+        ...
+
     async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
         """The most recently changed live record (a mapping's preview), or None."""
         ...
@@ -129,10 +133,13 @@ class PacedTarget:
         )
         self.rate_limited = 0  # 429s waited out inside calls (the bench prints it)
 
-    async def call(self, method: str, path: str, body: Any = None) -> TargetResponse:
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+    ) -> TargetResponse:
+        sent = {**self.headers, **(headers or {})}
         for attempt in range(INLINE_RETRIES + 1):
             try:
-                return await self.http.request(method, path, json_body=body, headers=self.headers)
+                return await self.http.request(method, path, json_body=body, headers=sent)
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 1.0
                 if attempt == INLINE_RETRIES or wait > MAX_INLINE_WAIT_S:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from sinks.crm.client import (
@@ -154,6 +154,15 @@ class HubSpotClient:
             await self.target.call("GET", f"/_events?after={after}&limit={FEED_LIMIT}")
         ).json()
         return FeedPage(list(answer.get("results", [])), str(answer.get("cursor", after)))
+
+    async def pages(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[Snapshot]]:
+        wanted = ",".join(sorted({*fields, *MODIFIED}))
+        after: str | None = "0"
+        while after is not None:
+            path = f"{OBJECTS}/{object_type}?limit={MAX_BATCH}&properties={wanted}&after={after}"
+            answer = (await self.target.call("GET", path)).json() or {}
+            yield [_snapshot(r) for r in answer.get("results", [])]
+            after = ((answer.get("paging") or {}).get("next") or {}).get("after")
 
     async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
         wanted = ",".join(sorted({*fields, *MODIFIED}))

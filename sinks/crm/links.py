@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from sinks.crm.full_syncs import count_done
 from sinks.crm.tables import crm_conflicts, crm_links, crm_sync_states
 from sinks.db import database_errors
 from streams.crm.model import SIDES, Side
@@ -112,6 +113,7 @@ def record_batch(
     mapping_id: int,
     outcomes: Sequence[PairOutcome],
     counts: Counts,
+    full_syncs: Mapping[int, Mapping[str, int]] | None = None,
 ) -> list[NewConflict]:
     """Write the batch's links, conflicts and counts in one transaction; the conflicts that
     are new (a redone batch opens none twice)."""
@@ -121,6 +123,8 @@ def record_batch(
             link_id = _save_link(conn, mapping_id, outcome)
             opened += _conflicts(conn, mapping_id, link_id, outcome.plan)
         _counts(conn, mapping_id, counts)
+        if full_syncs:
+            count_done(conn, full_syncs)
     return opened
 
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +36,8 @@ MAX_COLLECTION = 200
 READ_CHUNK = 200
 FIND_CHUNK = 100
 FEED_LIMIT = 500
+# A full read's batch: 500 records stay well under the response cap.
+PAGE_SIZE = {"Sforce-Query-Options": "batchSize=500"}
 SYSTEM = ("attributes", "Id", "IsDeleted", "CreatedDate", "CreatedById", "SystemModstamp")
 
 
@@ -140,6 +142,14 @@ class SalesforceClient:
         path = f"/cdc/data/{object_type}ChangeEvent?replayId={replay}&limit={FEED_LIMIT}"
         answer = (await self.target.call("GET", path)).json()
         return FeedPage(list(answer.get("events", [])), str(answer.get("nextReplayId", replay)))
+
+    async def pages(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[Snapshot]]:
+        wanted = ", ".join(["Id", *sorted({*fields, "LastModifiedDate"} - {"Id"})])
+        path: str | None = f"{API}/query?q={quote(f'SELECT {wanted} FROM {object_type}')}"
+        while path is not None:
+            answer = (await self.target.call("GET", path, headers=PAGE_SIZE)).json()
+            yield [_snapshot(r) for r in answer.get("records", [])]
+            path = answer.get("nextRecordsUrl") if not answer.get("done", True) else None
 
     async def sample(self, object_type: str, fields: Sequence[str]) -> Snapshot | None:
         wanted = ", ".join(["Id", *sorted({*fields, "LastModifiedDate"} - {"Id"})])

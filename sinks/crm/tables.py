@@ -13,6 +13,9 @@
 - A **sync state** is the change-feed cursor of one side of a mapping (the direction from that
   side to the other), the time it last synced and its counts (``skipped_reasons``: reason →
   count).
+- A **full sync** is one manual reconcile of a mapping (or its dry run): ``planned`` counts
+  what it would create / update / skip, ``samples`` shows a few of each, ``total`` and
+  ``done`` its progress (the pipeline counts ``done`` as it handles the sync's events).
 - A **link** pairs a Salesforce id with a HubSpot id; ``*_values`` are the mapped fields as
   last synced on each side (what a conflict is measured against), ``*_hash`` their digest,
   ``*_watermark`` the newest feed position applied per side.
@@ -153,4 +156,27 @@ crm_conflicts = Table(
         unique=True,
         postgresql_where=text("status = 'open'"),
     ),
+)
+
+FULL_SYNC_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+crm_full_syncs = Table(
+    "crm_full_syncs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _mapping_fk(),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'queued'")),
+    Column("requested_by", Text, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    _count("total"),
+    _count("done"),
+    _json("planned"),
+    _json("samples"),
+    _json("outcomes"),
+    Column("error", Text, nullable=True),
+    _at("created_at"),
+    _at("started_at", nullable=True),
+    _at("finished_at", nullable=True),
+    _at("updated_at"),
 )

@@ -1,11 +1,11 @@
 """CrmEvent: one change to sync, as it travels on ``crm.changes`` (pure, no I/O).
 
-The value is JSON ``{mapping_id, side, object, id, op, seq, at}``: *which* record moved on
-which side (``op`` ``upsert`` or ``delete``, ``seq`` its position in that side's change feed),
-never the record's fields — the pipeline reads both sides as they are when it handles the
-event (:mod:`streams.crm.reconcile`), so an event that waited on a retry tier can never write
-stale values. The Kafka key is the record's link (:func:`link_key`), so one pair's events stay
-in order on one partition.
+The value is JSON ``{mapping_id, side, object, id, op, seq, at, full_sync}``: *which*
+record moved on which side (``op`` ``upsert`` or ``delete``, ``seq`` its position in that
+side's change feed; -1 for a full sync's look), never the record's fields — the pipeline reads
+both sides as they are when it handles the event (:mod:`streams.crm.reconcile`), so an event
+that waited on a retry tier can never write stale values. The Kafka key is the record's link
+(:func:`link_key`), so one pair's events stay in order on one partition.
 
 A resolve command (``crm.resolve-command``) is ``{conflict_id, choice}``: a person chose the
 Salesforce or the HubSpot value of a held field.
@@ -41,8 +41,9 @@ class CrmChange:
     object: str
     id: str
     op: Op
-    seq: int
+    seq: int  # the change's feed position; -1 for a full sync's look at a pair
     at: str = ""
+    full_sync: int | None = None  # the manual full sync that asked for this look
 
     @property
     def event_id(self) -> str:
@@ -82,6 +83,7 @@ def decode_change(raw: bytes | None) -> CrmChange:
             op=body["op"],
             seq=int(body["seq"]),
             at=str(body.get("at", "")),
+            full_sync=int(body["full_sync"]) if body.get("full_sync") is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SchemaInvalid(f"CRM change event: {exc!r}") from exc

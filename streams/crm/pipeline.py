@@ -5,7 +5,8 @@ partition's batch reconciled with the platforms' batch reads and writes); the pe
 handler is that batch handler on a batch of one — one code path. A resolve command
 (``crm.resolve-command``, published by the API when a person picks a side for a held field)
 writes the chosen value where it is missing and closes the conflict. ``tasks(runtime)`` gives
-the change-feed poller (:mod:`streams.crm.feeds`), supervised.
+the change-feed poller (:mod:`streams.crm.feeds`) and the full-sync runner
+(:mod:`streams.crm.full_sync`), supervised.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def services(runtime: Runtime) -> list[Service]:
 
 def tasks(runtime: Runtime) -> list[TaskSpec]:
     from streams.crm.feeds import CrmPoller
+    from streams.crm.full_sync import FullSyncRunner
 
     settings, engine, producer = runtime.settings, runtime.engine, runtime.producer
-    return [TaskSpec("crm-poller", lambda: CrmPoller(settings, engine, producer))]
+    return [
+        TaskSpec("crm-poller", lambda: CrmPoller(settings, engine, producer)),
+        TaskSpec("crm-full-syncs", lambda: FullSyncRunner(settings, engine, producer)),
+    ]

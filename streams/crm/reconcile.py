@@ -122,7 +122,8 @@ def decide(
         link is not None
         and not resolutions
         and triggers
-        and all(t.seq <= link.watermarks.get(t.side, -1) for t in triggers)
+        # a full sync's look (seq -1) is no feed position: it always compares both sides
+        and all(0 <= t.seq <= link.watermarks.get(t.side, -1) for t in triggers)
     ):
         return Plan(skip="already synced (watermark)")
     sf, hs = now.get("salesforce"), now.get("hubspot")

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy
 
-from schemas.models import SYNC_CONFLICT, NotificationTrigger
 from sinks.crm import store
 from sinks.crm.client import CrmClient
 from sinks.crm.links import Counts, LinkRow, NewConflict, PairOutcome, load_links, record_batch
 from streams.crm import metrics
+from streams.crm.answers import conflict_trigger, full_syncs_of, outcome_of
 from streams.crm.events import CrmChange, decode_change
 from streams.crm.model import SIDES, CompiledCrmMapping, Side, match_value, other
 from streams.crm.reconcile import Trigger, decide
@@ -37,9 +36,7 @@ from streams.road import Outcome, RoadRecord
 from streams.triggers import TriggerPublisher
 from synapseops import headers as kh
 from synapseops.errors import RecordNotFound, SynapseOpsError
-from synapseops.ids import trace_id_of
 from synapseops.settings import Settings
-from topics.registry import CRM_SYNC
 
 Answer = Outcome | BaseException
 
@@ -220,12 +217,15 @@ class CrmSync:
                 counts.skip(side, pair.plan.skip)
             for target in pair.plan.writes.keys() | pair.plan.deletes:
                 counts.written[other(target)] += 1
-        opened = await asyncio.to_thread(record_batch, self.engine, mapping.id, outcomes, counts)
+        handled = full_syncs_of(pairs, records)
+        opened = await asyncio.to_thread(
+            record_batch, self.engine, mapping.id, outcomes, counts, handled
+        )
         metrics.observe(mapping.id, pairs, opened)
         for conflict in opened:
             await self._publish(mapping, conflict, records[pairs[0].indexes[0]])
         for pair in pairs:
-            answer = pair.failure if pair.failure is not None else _outcome(pair)
+            answer = pair.failure if pair.failure is not None else outcome_of(pair)
             for index in pair.indexes:
                 answers[index] = answer
 
@@ -241,53 +241,9 @@ class CrmSync:
         )
 
 
-def conflict_trigger(
-    mapping: CompiledCrmMapping, opened: NewConflict, traceparent: str | None
-) -> NotificationTrigger:
-    field, conflict = opened.conflict.field, opened.conflict
-    return NotificationTrigger(
-        kind=SYNC_CONFLICT,
-        pipeline=CRM_SYNC,
-        subject_id=f"crm-conflict:{opened.id}",
-        summary=f"CRM mapping {mapping.id}: {field} differs on both sides and waits for a person",
-        details={
-            "mapping_id": str(mapping.id),
-            "link_id": str(opened.link_id),
-            "field": field,
-            "salesforce_value": conflict.salesforce or "",
-            "hubspot_value": conflict.hubspot or "",
-            "resolve": f"/api/v1/crm/conflicts/{opened.id}/resolve",
-        },
-        occurred_at=datetime.now(UTC),
-        trace_id=trace_id_of(traceparent) or "0" * 32,
-        severity="warning",
-        dedup_key=f"sync_conflict:{opened.id}",
-    )
-
-
 def _object(mapping: CompiledCrmMapping, side: Side) -> str:
     spec = mapping.spec
     return spec.salesforce_object if side == "salesforce" else spec.hubspot_object
-
-
-def _outcome(pair: Pair) -> Outcome:
-    plan = pair.plan
-    assert plan is not None
-    if plan.skip is not None:
-        return Outcome("skipped", plan.skip)
-    done: list[str] = []
-    for side in SIDES:
-        if side in plan.deletes:
-            done.append(f"deleted on {side}")
-        elif side in plan.creates:
-            done.append(f"created on {side}")
-        elif side in plan.writes:
-            done.append(f"{side}: {', '.join(sorted(plan.writes[side]))}")
-    if plan.conflicts:
-        done.append(f"held for a person: {', '.join(c.field for c in plan.conflicts)}")
-    if plan.unlink and not plan.deletes:
-        done.append("link ended")
-    return Outcome("done", "; ".join(done) or "link updated")
 
 
 def _ms(text: str) -> int:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes.crm import mappings, platforms, sync
+from api.routes.crm import full_syncs, mappings, platforms, sync
 
-CRM_ROUTERS: tuple[APIRouter, ...] = (platforms.router, mappings.router, sync.router)
+CRM_ROUTERS: tuple[APIRouter, ...] = (
+    platforms.router,
+    mappings.router,
+    sync.router,
+    full_syncs.router,
+)

@@ -137,8 +137,39 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("status = 'open'"),
     )
+    op.create_table(
+        "crm_full_syncs",
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+        _mapping_fk(),
+        sa.Column("dry_run", sa.Boolean, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'queued'")),
+        sa.Column("requested_by", sa.Text, nullable=False),
+        sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.text("false")),
+        _count("total"),
+        _count("done"),
+        _json("planned"),
+        _json("samples"),
+        _json("outcomes"),
+        sa.Column("error", sa.Text, nullable=True),
+        _at("created_at"),
+        _at("started_at", nullable=True),
+        _at("finished_at", nullable=True),
+        _at("updated_at"),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'failed', 'cancelled')",
+            name="ck_crm_full_syncs_status",
+        ),
+    )
+    op.create_index("ix_crm_full_syncs_status", "crm_full_syncs", ["status", "id"])
 
 
 def downgrade() -> None:
-    for table in ("crm_conflicts", "crm_links", "crm_sync_states", "crm_mappings", "crm_platforms"):
+    for table in (
+        "crm_full_syncs",
+        "crm_conflicts",
+        "crm_links",
+        "crm_sync_states",
+        "crm_mappings",
+        "crm_platforms",
+    ):
         op.drop_table(table)

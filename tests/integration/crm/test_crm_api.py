@@ -40,7 +40,8 @@ def _platform(world: dict[str, Any], kind: str, token: str, **extra: Any) -> htt
         "token": token,
         **extra,
     }
-    return world["api"].post("/api/v1/crm/platforms", json=body)
+    api: httpx.Client = world["api"]
+    return api.post("/api/v1/crm/platforms", json=body)
 
 
 SPEC = {

@@ -18,7 +18,14 @@ from schemas.store import schema_store
 from sinks.crm.tables import crm_conflicts, crm_links
 from synapseops.kafka import consumer_config
 from synapseops.settings import Settings
-from tests.integration.crm.world import People, crm_world, lead_spec, make_pair, wait_for
+from tests.integration.crm.world import (
+    People,
+    crm_worker,
+    crm_world,
+    lead_spec,
+    make_pair,
+    wait_for,
+)
 from tests.integration.worker_process import WorkerProcess
 from topics.registry import NOTIFICATION_TRIGGERS
 
@@ -29,20 +36,9 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     with crm_world(settings, database_url) as world:
         world["mapping_id"] = make_pair(world, lead_spec(), f"conflicts-{uuid.uuid4().hex[:6]}")
-        worker = WorkerProcess(
-            kafka_bootstrap,
-            world["settings"].database_url,
-            tmp_path_factory.mktemp("crm-conflicts"),
-            extra_env={**world["worker_env"], "SYNAPSEOPS_WORKER_PIPELINES": "crm-sync"},
-        )
-        worker.start()
-        worker.wait_healthy()
-        world["worker"], world["people"] = worker, People(world["sandbox"].url)
-        try:
+        with crm_worker(world, kafka_bootstrap, tmp_path_factory.mktemp("crm-conflicts")) as worker:
+            world["worker"], world["people"] = worker, People(world["sandbox"].url)
             yield world
-        finally:
-            worker.stop()
-            print(worker.log_tail(6000))
 
 
 def _link(world: dict[str, Any], email: str) -> dict[str, Any] | None:

@@ -11,8 +11,7 @@ import pytest
 
 from sandbox.crm_demo import CrmDemo
 from synapseops.settings import Settings
-from tests.integration.crm.world import crm_world, wait_for
-from tests.integration.worker_process import WorkerProcess
+from tests.integration.crm.world import crm_worker, crm_world, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +19,9 @@ def demo(
     settings: Settings, kafka_bootstrap: str, database_url: str, tmp_path_factory: Any
 ) -> Iterator[CrmDemo]:
     with crm_world(settings, database_url) as world:
-        worker = WorkerProcess(
-            kafka_bootstrap,
-            world["settings"].database_url,
-            tmp_path_factory.mktemp("crm-demo"),
-            extra_env={**world["worker_env"], "SYNAPSEOPS_WORKER_PIPELINES": "crm-sync"},
-        )
-        worker.start()
-        worker.wait_healthy()
-        api = world["api"]
-        try:
+        with crm_worker(world, kafka_bootstrap, tmp_path_factory.mktemp("crm-demo")):
+            api = world["api"]
             yield CrmDemo(api, str(api.base_url).rstrip("/"), {}, world["sandbox"].url)
-        finally:
-            worker.stop()
 
 
 def test_the_demo_pair_is_made_once_and_syncs_both_ways(demo: CrmDemo) -> None:
@@ -47,7 +36,6 @@ def test_the_demo_pair_is_made_once_and_syncs_both_ways(demo: CrmDemo) -> None:
 
     def agree() -> bool:
         sf, hs = demo.emails("salesforce"), demo.emails("hubspot")
-        return all(sf[e]["FirstName"] == hs[e]["firstname"] for e in set(sf) & set(hs))
+        return set(sf) == set(hs) and all(sf[e]["FirstName"] == hs[e]["firstname"] for e in sf)
 
     wait_for(agree, what=f"both sides agree after {edited}")
-    assert set(demo.emails("salesforce")) == set(demo.emails("hubspot"))

@@ -16,8 +16,14 @@ import sqlalchemy
 
 from sinks.crm.tables import crm_links, crm_sync_states
 from synapseops.settings import Settings
-from tests.integration.crm.world import People, crm_world, lead_spec, make_pair, wait_for
-from tests.integration.worker_process import WorkerProcess
+from tests.integration.crm.world import (
+    People,
+    crm_worker,
+    crm_world,
+    lead_spec,
+    make_pair,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +32,9 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     with crm_world(settings, database_url) as world:
         world["mapping_id"] = make_pair(world, lead_spec(), f"leads-{uuid.uuid4().hex[:6]}")
-        worker = WorkerProcess(
-            kafka_bootstrap,
-            world["settings"].database_url,
-            tmp_path_factory.mktemp("crm-worker"),
-            extra_env={**world["worker_env"], "SYNAPSEOPS_WORKER_PIPELINES": "crm-sync"},
-        )
-        worker.start()
-        worker.wait_healthy()
-        world["worker"], world["people"] = worker, People(world["sandbox"].url)
-        try:
+        with crm_worker(world, kafka_bootstrap, tmp_path_factory.mktemp("crm-worker")) as worker:
+            world["worker"], world["people"] = worker, People(world["sandbox"].url)
             yield world
-        finally:
-            worker.stop()
-            print(worker.log_tail(8000))
 
 
 def _email() -> str:

@@ -151,3 +151,23 @@ def wait_for(check: Callable[[], Any], within_s: float = 60.0, what: str = "") -
             return last
         time.sleep(0.3)
     raise AssertionError(f"not within {within_s}s: {what} (last: {last!r})")
+
+
+@contextmanager
+def crm_worker(world: dict[str, Any], kafka_bootstrap: str, data_dir: Any) -> Iterator[Any]:
+    """A real worker process running the crm-sync pipeline (its poller and runner too)."""
+    from tests.integration.worker_process import WorkerProcess
+
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        world["settings"].database_url,
+        data_dir,
+        extra_env={**world["worker_env"], "SYNAPSEOPS_WORKER_PIPELINES": "crm-sync"},
+    )
+    worker.start()
+    worker.wait_healthy()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        print(worker.log_tail(6000))

@@ -110,6 +110,13 @@ def test_an_old_event_is_skipped_by_watermark() -> None:
     assert plan.skip == "already synced (watermark)"
 
 
+def test_a_full_sync_look_is_never_a_stale_event() -> None:
+    mapping = _mapping()
+    look = [Trigger("salesforce", "upsert", -1)]
+    plan = decide(mapping, _synced(mapping), _now(sf={"FirstName": "X"}), look)
+    assert plan.writes == {"hubspot": {"firstname": "X"}}
+
+
 def test_both_sides_edited_last_writer_wins() -> None:
     mapping = _mapping()
     now = _now(sf={"FirstName": "Sf"}, hs={"firstname": "Hs"}, hs_later=True)
