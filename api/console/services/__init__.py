@@ -7,10 +7,12 @@ a :class:`~api.console.registry.ServicePages`).
 from __future__ import annotations
 
 from api.console.registry import ServicePages
+from api.console.services.crm import PAGES as CRM
 from api.console.services.integration import PAGES as INTEGRATION
 from api.console.services.payments import PAGES as PAYMENTS
 
 SERVICES: tuple[ServicePages, ...] = (
     INTEGRATION,
     PAYMENTS,
+    CRM,
 )
