@@ -64,8 +64,9 @@ def test_a_diff_shows_one_line_per_rule() -> None:
 
 def test_every_service_is_one_package_with_its_router_tabs_and_templates() -> None:
     slugs = [service.slug for service in SERVICES]
-    assert slugs == ["api-integration", "payment-gateway"] and len(set(slugs)) == len(slugs)
-    assert [service.service for service in SERVICES] == ["integration", "payments"]
+    assert slugs == ["api-integration", "payment-gateway", "crm-automation"]
+    assert len(set(slugs)) == len(slugs)
+    assert [service.service for service in SERVICES] == ["integration", "payments", "crm"]
     for service in SERVICES:
         assert isinstance(service, ServicePages)
         # named by its service, as in every layer: the package and its templates folder
