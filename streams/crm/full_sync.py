@@ -4,7 +4,8 @@ A worker's :class:`FullSyncRunner` claims a queued full sync (:mod:`sinks.crm.fu
 reads every live record of both sides a page at a time, pairs them (by link, else by the
 match key) and plans each pair with the same :func:`~streams.crm.reconcile.decide` the
 incremental sync uses: would create / update / hold a conflict / skip (with the reason),
-counted in ``planned`` with a few ``samples`` of each. A dry run stops there. A run hands each
+counted in ``planned`` with a few ``samples`` of each. A dry run stops there. A run links the
+pairs that already agree (matched by key, never linked: no write needed) and hands each
 pair that needs work to the pipeline as a CrmEvent (``seq`` -1, ``full_sync`` = the run's id)
 on ``crm.changes``, keyed by its link — behind any incremental change of the same pair, so the
 two never race on a record, and the pipeline reads both sides again before it writes: a pair
@@ -22,7 +23,7 @@ from typing import Any
 import sqlalchemy
 
 from sinks.crm import full_syncs, store
-from sinks.crm.links import LinkRow, load_links
+from sinks.crm.links import Counts, LinkRow, PairOutcome, load_links, record_batch
 from streams.crm.events import CrmChange, link_key
 from streams.crm.model import SIDES, CompiledCrmMapping, Side, match_value
 from streams.crm.reconcile import Plan, Snapshot, decide
@@ -42,6 +43,9 @@ IDLE_S = 1.0
 @dataclass
 class Planned:
     pairs: list[tuple[dict[Side, Snapshot | None], Plan]] = field(default_factory=list)
+    # pairs that agree but have no link yet: a run links them (no write), so their later
+    # changes and deletes are known for what they are
+    to_link: list[PairOutcome] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -175,9 +179,20 @@ class FullSyncRunner:
         planned = Planned()
         for link, now in pair_up(mapping, records, links):
             try:
-                planned.add(now, decide(mapping, link.state if link else None, now, []))
+                plan = decide(mapping, link.state if link else None, now, [])
             except SynapseOpsError as exc:  # a record that breaks the rules: counted, shown
                 planned.add(now, None, str(exc))
+                continue
+            planned.add(now, plan)
+            sf, hs = now.get("salesforce"), now.get("hubspot")
+            if link is None and sf is not None and hs is not None and not plan.acts:
+                ids: dict[Side, str | None] = {"salesforce": sf.id, "hubspot": hs.id}
+                value = match_value(sf.fields.get(mapping.match_field("salesforce")))
+                planned.to_link.append(PairOutcome(None, ids, value, plan, {}))
+        if not row["dry_run"] and planned.to_link:
+            await asyncio.to_thread(
+                record_batch, self.engine, mapping.id, planned.to_link, Counts()
+            )
         total = 0 if row["dry_run"] else len(planned.pairs)
         await asyncio.to_thread(
             full_syncs.save,

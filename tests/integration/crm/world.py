@@ -142,14 +142,16 @@ class People:
         return list(answer.json()["writes"])
 
 
-def wait_for(check: Callable[[], Any], within_s: float = 60.0, what: str = "") -> Any:
+def wait_for(
+    check: Callable[[], Any], within_s: float = 60.0, what: str = "", every_s: float = 0.3
+) -> Any:
     deadline = time.monotonic() + within_s
     last: Any = None
     while time.monotonic() < deadline:
         last = check()
         if last:
             return last
-        time.sleep(0.3)
+        time.sleep(every_s)
     raise AssertionError(f"not within {within_s}s: {what} (last: {last!r})")
 
 
