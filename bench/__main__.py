@@ -9,7 +9,7 @@ import inspect
 import sys
 import time
 
-BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers", "mapping")
+BENCHES: tuple[str, ...] = ("road", "integration", "payments", "peers", "mapping", "crm")
 PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 
 
