@@ -11,7 +11,7 @@ import time
 
 BENCHES: tuple[str, ...] = (
     "road", "integration", "payments", "peers", "ingress", "rss", "mapping", "overload",
-    "aggregation", "aggregation_upload",
+    "aggregation", "aggregation_upload", "crm",
 )  # fmt: skip
 PURE: frozenset[str] = frozenset({"mapping"})  # CPU only: no broker, no database
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.crm_demo import CrmDemo
 from sandbox.github_traffic import AggregationDemo
 from sandbox.samples import SAMPLES
 from synapseops.ids import new_id, new_traceparent
@@ -96,6 +97,7 @@ class DemoClient:
         self._stripe_event = json.loads(
             (SAMPLES / "stripe" / "events" / "payment_intent.succeeded.json").read_text()
         )
+        self.crm = CrmDemo(client, self.api, self.auth, settings.sandbox.url)
 
     # ---- generic ingress -----------------------------------------------------------------
 
@@ -311,11 +313,16 @@ def run_traffic(settings: Settings, rate: float) -> None:
         client.ensure_flow()
         aggregation = AggregationDemo(settings, http)
         aggregation.ensure_sources()
+        client.crm.ensure_pair()
         tick = 0
+        kinds = ("generic", "stripe", "shopify", "otel", "github", "crm")
         while not stopping:
-            kind = ("generic", "stripe", "shopify", "otel", "github")[tick % 5]
+            kind = kinds[tick % len(kinds)]
             try:
-                if kind == "generic":
+                if kind == "crm":  # a person edits Salesforce or HubSpot; the sync follows
+                    log.info("crm edit", extra={"did": client.crm.step(rng)})
+                    response = None
+                elif kind == "generic":
                     sample = samples[tick % len(samples)]
                     response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
                 elif kind == "stripe":
@@ -327,8 +334,8 @@ def run_traffic(settings: Settings, rate: float) -> None:
                 else:
                     number = next(numbers)
                     response = client.send_shopify(client.shopify_order(number), f"demo-{number}")
-                sent.labels(kind, str(response.status_code)).inc()
-            except httpx.TransportError as exc:
+                sent.labels(kind, "edited" if response is None else str(response.status_code)).inc()
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 sent.labels(kind, "unreachable").inc()
                 log.warning("the API did not answer", extra={"kind": kind, "error": str(exc)})
             tick += 1

@@ -42,6 +42,7 @@ AttributeValue = StrictBool | AvroLong | StrictFloat | StrictStr | None
 DEAD_LETTER = "dead_letter"
 LARGE_PAYMENT = "large_payment"
 INTEGRATION_FAILURE = "integration_failure"
+SYNC_CONFLICT = "sync_conflict"  # a CRM field held for a person (manual policy)
 KNOWN_TRIGGER_KINDS = frozenset({DEAD_LETTER, LARGE_PAYMENT, INTEGRATION_FAILURE})
 SUMMARY_MAX_CHARS = 500
 

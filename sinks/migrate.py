@@ -28,6 +28,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "sinks.integration.tables",
     "sinks.principals.tables",
     "sinks.aggregation.tables",
+    "sinks.crm.tables",
 )
 
 

@@ -48,6 +48,7 @@ SERVICE_MODULES: tuple[str, ...] = (
     "streams.payments.pipeline",
     "streams.notifications.pipeline",
     "streams.aggregation.pipeline",
+    "streams.crm.pipeline",
 )
 
 

@@ -222,6 +222,9 @@ NOTIFICATION_RESUME = "notifications.resume-command"
 AGGREGATION_PAYLOAD = "aggregation.source-payload"
 MARKET_TICK = "aggregation.market-tick"
 
+CRM_CHANGE = "crm.change"
+CRM_RESOLVE = "crm.resolve-command"
+
 # ---- the platform's topics -------------------------------------------------------------
 
 INBOUND_EVENTS = TopicSpec(
@@ -309,6 +312,18 @@ CANONICAL_EVENTS = TopicSpec(
     "by source and subject; other teams consume it, the warehouse loader loads it",
 )
 
+# ---- CRM Automation ---------------------------------------------------------------------
+
+CRM_CHANGES = TopicSpec(
+    name="crm.changes",
+    partitions=6,
+    # Which record moved on which side (never its fields: the sync reads both sides when it
+    # handles it), keyed by the record's link so one pair's changes stay in order; and the
+    # API's resolve commands for held conflicts, keyed the same way.
+    description="CRM change events from both sides' feeds and conflict resolutions, by link",
+    kinds=(CRM_CHANGE, CRM_RESOLVE),
+)
+
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     INBOUND_EVENTS,
     NOTIFICATION_TRIGGERS,
@@ -320,6 +335,7 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     AGGREGATION_RAW,
     MARKET_TICKS,
     CANONICAL_EVENTS,
+    CRM_CHANGES,
 )
 
 _PLATFORM_TOPIC_BY_NAME = {spec.name: spec for spec in PLATFORM_TOPICS}
@@ -340,6 +356,7 @@ PAYMENT_SETTLEMENT = "payment-settlement"
 INTEGRATION_DELIVERY = "integration-delivery"
 NOTIFICATION_DISPATCH = "notification-dispatch"
 AGGREGATION_TRANSFORM = "aggregation-transform"
+CRM_SYNC = "crm-sync"
 PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
     EVENT_LOG: (INBOUND_EVENTS.name,),
     PAYMENT_SETTLEMENT: (STRIPE_EVENTS.name, SETTLEMENT_COMMANDS.name),
@@ -352,6 +369,7 @@ PIPELINE_INPUTS: dict[str, tuple[str, ...]] = {
         SETTLEMENT_COMMANDS.name,
     ),
     AGGREGATION_TRANSFORM: (AGGREGATION_RAW.name, MARKET_TICKS.name),
+    CRM_SYNC: (CRM_CHANGES.name,),
 }
 PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     EVENT_LOG: None,
@@ -359,6 +377,7 @@ PIPELINE_TIERS: dict[str, tuple[float, ...] | None] = {
     INTEGRATION_DELIVERY: None,
     NOTIFICATION_DISPATCH: None,
     AGGREGATION_TRANSFORM: None,
+    CRM_SYNC: None,
 }
 
 

@@ -20,6 +20,10 @@ from api.routes.aggregation import otlp as aggregation_otlp
 from api.routes.aggregation import schema as aggregation_schema
 from api.routes.aggregation import sources as aggregation_sources
 from api.routes.aggregation import uploads as aggregation_uploads
+from api.routes.crm import full_syncs as crm_full_syncs
+from api.routes.crm import mappings as crm_mappings
+from api.routes.crm import platforms as crm_platforms
+from api.routes.crm import sync as crm_sync
 from api.routes.event_log import events, webhooks
 from api.routes.integration import (
     INTEGRATION_ROUTERS,
@@ -92,6 +96,29 @@ V1_ROUTERS: tuple[tuple[APIRouter, Access], ...] = (
     (aggregation_schema.router, Access(read=VIEWER)),
     # bulk uploads into a bulk source
     (aggregation_uploads.router, Access(read=VIEWER, write=OPERATOR)),
+    # CRM: a connection test makes one call; previews map samples and change nothing
+    (
+        crm_platforms.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={"POST /crm/platforms/{platform_id}/test": OPERATOR},
+        ),
+    ),
+    (
+        crm_mappings.router,
+        Access(
+            read=VIEWER,
+            write=ADMIN,
+            exceptions={
+                "POST /crm/mappings/preview": VIEWER,
+                "POST /crm/mappings/{mapping_id}/preview": VIEWER,
+            },
+        ),
+    ),
+    # resolve a held conflict; start, cancel a full sync
+    (crm_sync.router, Access(read=VIEWER, write=OPERATOR)),
+    (crm_full_syncs.router, Access(read=VIEWER, write=OPERATOR)),
 )
 
 api_v1_router = APIRouter(

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from synapseops.cli import credentials, demo, local, replay, run, stack, tokens, topics, users
+from synapseops.cli import (
+    credentials,
+    crm,
+    demo,
+    local,
+    replay,
+    run,
+    stack,
+    tokens,
+    topics,
+    users,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for module in (stack, run, local, topics, replay, tokens, credentials, users, demo):
+for module in (stack, run, local, topics, replay, tokens, credentials, users, demo, crm):
     module.register(app)
 
 

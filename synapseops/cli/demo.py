@@ -52,6 +52,9 @@ def demo(
         client = DemoClient(settings, http)
         client.ensure_flow()
         client.ensure_notifications()
+
+        client.crm.ensure_pair()  # Salesforce Lead ⇄ HubSpot Contact on the sandbox
+        people = {client.crm.create(side, rng) for side in ("salesforce", "hubspot") * 2}
         event_ids: set[str] = set()
         for event_id, sample in generic_deliveries(load_samples(), rounds):
             _accepted(client.send_generic(event_id, sample), console)
@@ -79,9 +82,15 @@ def demo(
         stored = _wait(lambda: len(client.stored_events(event_ids)), len(event_ids), timeout)
         settled = _wait(lambda: len(client.settlements(paid)), len(paid), timeout)
         delivered = _wait(lambda: len(client.erp_orders(numbers)), len(numbers), timeout)
+        synced = _wait(lambda: len(client.crm.synced(people)), len(people), timeout)
         _show(console, client, event_ids, paid, numbers)
         loaded = _wait(lambda: _warehouse(console, aggregation, False), 2, timeout)
         _warehouse(console, aggregation, True)
+
+        console.print(
+            f"CRM: {synced} of {len(people)} people made on Salesforce or HubSpot are on both "
+            "(crm-sync pipeline; /api/v1/crm/records)"
+        )
 
     if traffic:
         from synapseops.local.stack import LocalStack
@@ -96,6 +105,8 @@ def demo(
         console.print(f"  {role:<9} user [bold]{name}[/bold]  password [bold]{password}[/bold]")
     missing = (len(event_ids) - stored) + (len(paid) - settled) + (len(numbers) - delivered)
     missing += 2 - loaded  # demo-github and demo-logs must reach the warehouse
+
+    missing += len(people) - synced
     if missing:
         console.print(f"[red]{missing} effects did not arrive within {timeout:.0f}s")
         raise typer.Exit(1)

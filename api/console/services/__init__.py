@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from api.console.registry import ServicePages
 from api.console.services.aggregation import PAGES as AGGREGATION
+from api.console.services.crm import PAGES as CRM
 from api.console.services.integration import PAGES as INTEGRATION
 from api.console.services.notifications import PAGES as NOTIFICATIONS
 from api.console.services.payments import PAGES as PAYMENTS
@@ -15,6 +16,7 @@ from api.console.services.payments import PAGES as PAYMENTS
 SERVICES: tuple[ServicePages, ...] = (
     INTEGRATION,
     PAYMENTS,
-    NOTIFICATIONS,
+    CRM,
     AGGREGATION,
+    NOTIFICATIONS,
 )

@@ -64,13 +64,20 @@ def test_a_diff_shows_one_line_per_rule() -> None:
 
 def test_every_service_is_one_package_with_its_router_tabs_and_templates() -> None:
     slugs = [service.slug for service in SERVICES]
-    assert slugs == ["api-integration", "payment-gateway", "notifications", "data-aggregation"]
+    assert slugs == [
+        "api-integration",
+        "payment-gateway",
+        "crm-automation",
+        "data-aggregation",
+        "notifications",
+    ]
     assert len(set(slugs)) == len(slugs)
     assert [service.service for service in SERVICES] == [
         "integration",
         "payments",
-        "notifications",
+        "crm",
         "aggregation",
+        "notifications",
     ]
     for service in SERVICES:
         assert isinstance(service, ServicePages)
