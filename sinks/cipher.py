@@ -29,6 +29,8 @@ class CredentialCipher:
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
             raise ConfigurationError("no credentials key")
+        # The first (encrypting) key: what other secrets are derived from (never used to sign).
+        self.primary_key = keys[0]
         try:
             self._fernet = MultiFernet([Fernet(key) for key in keys])
         except (ValueError, TypeError) as exc:

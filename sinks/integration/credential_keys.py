@@ -1,4 +1,9 @@
-"""Re-encrypting every stored credential under the first credentials key (a key rotation).
+"""Re-encrypting every stored secret under the first credentials key (a key rotation).
+
+Every service seals its secrets with the same key (:mod:`sinks.cipher`): the integration
+credentials, the CRM platforms' tokens, the notification channels' secrets. Each such column is
+a :class:`SealedColumn`; the command line (the composition root) hands the rotation all of
+them, so one run re-encrypts every secret of the platform.
 
 ``SYNAPSEOPS_CREDENTIALS_KEY`` holds one or more Fernet keys (``new,old``): the first
 encrypts, every one decrypts (:mod:`sinks.integration.credentials`). Rotating the key is therefore:
@@ -17,6 +22,7 @@ a credential no configured key opens is reported by id and name, and left untouc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy
@@ -30,6 +36,19 @@ from synapseops.logging import get_logger
 from synapseops.settings import Settings
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A table's encrypted column, with the id and name that label a row in the report."""
+
+    table: sqlalchemy.Table
+    ciphertext: str
+    id: str = "id"
+    name: str = "name"
+
+
+INTEGRATION_CREDENTIALS = SealedColumn(credentials, "ciphertext")
 
 
 @dataclass
@@ -65,20 +84,52 @@ def configured_keys(settings: Settings) -> list[Fernet]:
 
 
 def rotate_credentials_key(
-    engine: sqlalchemy.Engine, settings: Settings, *, dry_run: bool = False
+    engine: sqlalchemy.Engine,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    sealed: Sequence[SealedColumn] = (INTEGRATION_CREDENTIALS,),
 ) -> KeyRotation:
-    """Re-encrypt every credential under the first configured key (see the module doc)."""
+    """Re-encrypt every secret of ``sealed`` under the first configured key (the module doc);
+    a row is labelled ``<table>:<id>:<name>`` (``<id>:<name>`` for the integration's)."""
     keys = configured_keys(settings)
     first, every = keys[0], MultiFernet(keys)
     report = KeyRotation()
-    with database_errors("read credentials"), engine.connect() as conn:
+    for column in sealed:
+        _rotate_column(engine, column, first, every, report, dry_run=dry_run)
+    log.info(
+        "credentials key rotation",
+        extra={
+            "dry_run": dry_run,
+            "rotated": len(report.rotated),
+            "current": len(report.current),
+            "unreadable": len(report.unreadable),
+            "changed_meanwhile": len(report.changed_meanwhile),
+        },
+    )
+    return report
+
+
+def _rotate_column(
+    engine: sqlalchemy.Engine,
+    column: SealedColumn,
+    first: Fernet,
+    every: MultiFernet,
+    report: KeyRotation,
+    *,
+    dry_run: bool,
+) -> None:
+    table = column.table
+    row_id, name, sealed = table.c[column.id], table.c[column.name], table.c[column.ciphertext]
+    prefix = "" if column == INTEGRATION_CREDENTIALS else f"{table.name}:"
+    with database_errors(f"read {table.name}"), engine.connect() as conn:
         rows = conn.execute(
-            select(credentials.c.id, credentials.c.name, credentials.c.ciphertext).order_by(
-                credentials.c.id
-            )
+            select(row_id.label("id"), name.label("name"), sealed.label("ciphertext"))
+            .where(sealed.is_not(None))
+            .order_by(row_id)
         ).all()
     for row in rows:
-        label = f"{row.id}:{row.name}"
+        label = f"{prefix}{row.id}:{row.name}"
         ciphertext = bytes(row.ciphertext)
         try:
             first.decrypt(ciphertext)
@@ -96,21 +147,8 @@ def rotate_credentials_key(
             report.rotated.append(label)
             continue
         statement = (
-            update(credentials)
-            .where(credentials.c.id == row.id, credentials.c.ciphertext == ciphertext)
-            .values(ciphertext=fresh)
+            update(table).where(row_id == row.id, sealed == ciphertext).values({sealed: fresh})
         )
-        with database_errors("re-encrypt credential"), engine.begin() as conn:
+        with database_errors(f"re-encrypt {table.name}"), engine.begin() as conn:
             written = conn.execute(statement).rowcount
         (report.rotated if written else report.changed_meanwhile).append(label)
-    log.info(
-        "credentials key rotation",
-        extra={
-            "dry_run": dry_run,
-            "rotated": len(report.rotated),
-            "current": len(report.current),
-            "unreadable": len(report.unreadable),
-            "changed_meanwhile": len(report.changed_meanwhile),
-        },
-    )
-    return report

@@ -24,15 +24,29 @@ def rotate_key(
         bool, typer.Option("--dry-run", help="Count what would be re-encrypted; write nothing.")
     ] = False,
 ) -> None:
-    """Re-encrypt every credential under the first key of SYNAPSEOPS_CREDENTIALS_KEY."""
+    """Re-encrypt every stored secret (integration credentials, CRM platform tokens,
+    notification channel secrets) under the first key of SYNAPSEOPS_CREDENTIALS_KEY."""
+    from sinks.crm.tables import crm_platforms
     from sinks.db import make_engine
-    from sinks.integration.credential_keys import rotate_credentials_key
+    from sinks.integration.credential_keys import (
+        INTEGRATION_CREDENTIALS,
+        SealedColumn,
+        rotate_credentials_key,
+    )
+    from sinks.notifications.tables import channels
+
+    # Every service's secrets are sealed with the one key: one rotation re-encrypts them all.
+    sealed = (
+        INTEGRATION_CREDENTIALS,
+        SealedColumn(crm_platforms, "credential_ciphertext"),
+        SealedColumn(channels, "secret"),
+    )
 
     with reported_errors():
         settings = command_settings()
         engine = make_engine(settings)
         try:
-            report = rotate_credentials_key(engine, settings, dry_run=dry_run)
+            report = rotate_credentials_key(engine, settings, dry_run=dry_run, sealed=sealed)
         finally:
             engine.dispose()
     typer.echo(

@@ -18,10 +18,13 @@ import pytest
 import sqlalchemy
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from sinks.crm.tables import crm_platforms
 from sinks.integration import store
 from sinks.integration.tables import credentials
+from sinks.notifications.secrets import SecretBox
+from sinks.notifications.tables import channels
 from synapseops.errors import CredentialUnreadable
 from synapseops.settings import DatabaseSettings, Settings
 from tests.integration.databases import fresh_database
@@ -121,3 +124,52 @@ def test_rotate_key_without_a_configured_key_is_refused(
     )
     assert result.returncode == 1
     assert "SYNAPSEOPS_CREDENTIALS_KEY is not set" in result.stderr
+
+
+def test_rotate_key_re_encrypts_every_service_s_secrets(
+    stored: tuple[str, sqlalchemy.Engine, dict[str, int]],
+) -> None:
+    """CRM platform tokens and notification channel secrets are sealed with the same key: one
+    rotation re-encrypts them too (before, it read only the integration's credentials)."""
+    url, engine, ids = stored
+    token, webhook = f"pat-{os.urandom(8).hex()}", f"https://hooks.example/{os.urandom(8).hex()}"
+    old = SecretBox(settings_with(url, A))
+    with engine.begin() as conn:
+        platform = conn.execute(
+            insert(crm_platforms)
+            .values(
+                name="hs",
+                kind="hubspot",
+                base_url="https://api.hubapi.example",
+                own_origin="synapseops",
+                credential_ciphertext=old.seal(token),
+            )
+            .returning(crm_platforms.c.id)
+        ).scalar_one()
+        channel = conn.execute(
+            insert(channels)
+            .values(name="ops", kind="slack_webhook", config={}, secret=old.seal(webhook))
+            .returning(channels.c.id)
+        ).scalar_one()
+        conn.execute(insert(channels).values(name="mail", kind="email", config={}, secret=None))
+    sealed = {f"crm_platforms:{platform}:hs", f"notification_channels:{channel}:ops"}
+    labels = {f"{ids[name]}:{name}" for name in SECRETS} | sealed
+
+    code, done, output = rotate(url, f"{B},{A},{LOST}")
+    assert (code, set(done["rotated"]), done["unreadable"]) == (
+        0,
+        labels | {f"{ids['orphan']}:orphan"},
+        [],
+    )
+    assert token not in output and webhook not in output
+    new_only, old_only = SecretBox(settings_with(url, B)), SecretBox(settings_with(url, A))
+    with engine.connect() as conn:
+        platform_secret = conn.execute(select(crm_platforms.c.credential_ciphertext)).scalar_one()
+        channel_secret = conn.execute(
+            select(channels.c.secret).where(channels.c.id == channel)
+        ).scalar_one()
+    for ciphertext, clear in ((platform_secret, token), (channel_secret, webhook)):
+        opened = new_only.open(ciphertext)
+        assert opened is not None and opened.get_secret_value() == clear
+        with pytest.raises(CredentialUnreadable):
+            old_only.open(ciphertext)
