@@ -10,9 +10,9 @@ annotation byte for byte and drops the wait. Querying the expressions by hand wo
 Prometheus's own rule evaluation and alert state; loading the copy keeps both.
 
 The one other change is a threshold that *is* a duration nobody can wait for in CI (a dead
-letter older than a day): :data:`LIVE_THRESHOLDS` names it, the text it replaces must be in
-the rule (a changed rule breaks the test instead of silently passing), and the replaced
-expression still reads the same series with the same aggregation.
+letter older than a day, an approval waiting an hour): :data:`LIVE_THRESHOLDS` names each,
+the text it replaces must be in the rule (a changed rule breaks the test instead of silently
+passing), and the replaced expression still reads the same series with the same aggregation.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ RULES_DIR = PROJECT_ROOT / "deploy" / "prometheus" / "rules"
 # alert -> (text in its expression, what the live copy has instead)
 LIVE_THRESHOLDS: dict[str, tuple[str, str]] = {
     "DeadLetterOlderThanADay": ("> 86400", "> 5"),
+    "ApprovalsWaitingTooLong": ("> 3600", "> 5"),
 }
 
 
