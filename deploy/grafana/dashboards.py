@@ -303,7 +303,44 @@ INTEGRATION = Dashboard(
     ),
 )  # fmt: skip
 
-DASHBOARDS = (PLATFORM, PAYMENTS, INTEGRATION)
+NOTIFICATIONS = Dashboard(
+    uid="synapseops-notifications",
+    title="SynapseOps notifications",
+    description="SaaS Notifications: triggers consumed, messages per channel and outcome, "
+    "approvals waiting for a person, digests collecting, and the notification-dispatch "
+    "pipeline's road.",
+    rows=(
+        row(
+            "Workflows",
+            panel("Triggers consumed by kind and outcome",
+                  q("sum by (kind, outcome) (rate(synapseops_notifications_triggers_total[5m]))",
+                    "{{kind}} {{outcome}}"), unit="ops"),
+            panel("Messages by channel kind and outcome",
+                  q("sum by (channel_kind, outcome) (rate("
+                    "synapseops_notifications_messages_total[5m]))",
+                    "{{channel_kind}} {{outcome}}"), unit="ops"),
+            panel("Approvals waiting / oldest age (s)",
+                  q("max(synapseops_notifications_approvals_pending)", "waiting"),
+                  q("max(synapseops_notifications_approval_oldest_age_seconds)", "oldest (s)")),
+            panel("Digests collecting",
+                  q("max(synapseops_notifications_digests_held)", "held")),
+        ),
+        row(
+            "notification-dispatch on the road",
+            panel("Tries by outcome",
+                  q('sum by (outcome) (rate(synapseops_road_records_total{pipeline='
+                    '"notification-dispatch"}[5m]))', "{{outcome}}"), unit="ops"),
+            panel("Processing time p50 / p99",
+                  *quantiles("synapseops_road_processing_seconds", "pipeline",
+                             '{pipeline="notification-dispatch"}'), unit="s"),
+            panel("Consumer lag of the triggers topic",
+                  q('sum by (group) (synapseops_kafka_consumer_lag{topic='
+                    '"synapseops.notifications.triggers"})', "{{group}}")),
+        ),
+    ),
+)  # fmt: skip
+
+DASHBOARDS = (PLATFORM, PAYMENTS, INTEGRATION, NOTIFICATIONS)
 
 
 def _variable(variable: Variable) -> dict[str, Any]:

@@ -18,6 +18,9 @@ import api.metrics  # noqa: F401  (registers the API's metrics)
 import api.middleware  # noqa: F401  (the HTTP answers counter)
 import api.overload  # noqa: F401  (the ingress overload gauges)
 import sinks.dead_letters.metrics  # noqa: F401
+import streams.aggregation.metrics  # noqa: F401
+import streams.crm.metrics  # noqa: F401
+import streams.notifications.metrics  # noqa: F401
 import streams.payments.metrics  # noqa: F401
 import streams.road.metrics  # noqa: F401
 import streams.source_metrics  # noqa: F401
