@@ -247,6 +247,12 @@ def check_url(url: str) -> str:
         )
     if any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
         raise OutboundConfigInvalid("base_url holds a space or a control character")
+    try:
+        # What is stored must be callable: a host IDNA refuses (a code point no domain may
+        # hold) passes urlsplit and would fail every call later, as a 500.
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise OutboundConfigInvalid(f"base_url is not a URL that can be called: {exc}") from None
     return url
 
 
