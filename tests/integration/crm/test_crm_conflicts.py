@@ -20,10 +20,7 @@ from synapseops.kafka import consumer_config
 from synapseops.settings import Settings
 from tests.integration.crm.world import (
     People,
-    crm_worker,
-    crm_world,
-    lead_spec,
-    make_pair,
+    synced_pair,
     wait_for,
 )
 from tests.integration.worker_process import WorkerProcess
@@ -34,11 +31,9 @@ from topics.registry import NOTIFICATION_TRIGGERS
 def world(
     settings: Settings, kafka_bootstrap: str, database_url: str, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
-    with crm_world(settings, database_url) as world:
-        world["mapping_id"] = make_pair(world, lead_spec(), f"conflicts-{uuid.uuid4().hex[:6]}")
-        with crm_worker(world, kafka_bootstrap, tmp_path_factory.mktemp("crm-conflicts")) as worker:
-            world["worker"], world["people"] = worker, People(world["sandbox"].url)
-            yield world
+    data_dir = tmp_path_factory.mktemp("crm-conflicts")
+    with synced_pair(settings, database_url, kafka_bootstrap, data_dir, "conflicts") as world:
+        yield world
 
 
 def _link(world: dict[str, Any], email: str) -> dict[str, Any] | None:

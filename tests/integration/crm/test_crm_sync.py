@@ -18,10 +18,7 @@ from sinks.crm.tables import crm_links, crm_sync_states
 from synapseops.settings import Settings
 from tests.integration.crm.world import (
     People,
-    crm_worker,
-    crm_world,
-    lead_spec,
-    make_pair,
+    synced_pair,
     wait_for,
 )
 
@@ -30,11 +27,9 @@ from tests.integration.crm.world import (
 def world(
     settings: Settings, kafka_bootstrap: str, database_url: str, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
-    with crm_world(settings, database_url) as world:
-        world["mapping_id"] = make_pair(world, lead_spec(), f"leads-{uuid.uuid4().hex[:6]}")
-        with crm_worker(world, kafka_bootstrap, tmp_path_factory.mktemp("crm-worker")) as worker:
-            world["worker"], world["people"] = worker, People(world["sandbox"].url)
-            yield world
+    data_dir = tmp_path_factory.mktemp("crm-worker")
+    with synced_pair(settings, database_url, kafka_bootstrap, data_dir, "leads") as world:
+        yield world
 
 
 def _email() -> str:

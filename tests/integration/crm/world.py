@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -173,3 +174,16 @@ def crm_worker(world: dict[str, Any], kafka_bootstrap: str, data_dir: Any) -> It
     finally:
         worker.stop()
         print(worker.log_tail(6000))
+
+
+@contextmanager
+def synced_pair(
+    settings: Settings, database_url: str, kafka_bootstrap: str, data_dir: Any, name: str
+) -> Iterator[dict[str, Any]]:
+    """A CRM world with a Lead ⇄ Contact pair named ``name-<random>`` and a worker syncing it:
+    ``mapping_id``, ``worker`` and ``people`` added to the world."""
+    with crm_world(settings, database_url) as world:
+        world["mapping_id"] = make_pair(world, lead_spec(), f"{name}-{uuid.uuid4().hex[:6]}")
+        with crm_worker(world, kafka_bootstrap, data_dir) as worker:
+            world["worker"], world["people"] = worker, People(world["sandbox"].url)
+            yield world
