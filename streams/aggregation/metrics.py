@@ -26,7 +26,8 @@ LATENCY = Histogram(
 )
 LOADED_ROWS = Counter(
     "synapseops_loader_rows_total",
-    "Rows the warehouse loader wrote (inserted) and skipped (already there)",
+    "Canonical records the warehouse loader handled: inserted, skipped (already there), "
+    "undecodable (not canonical Avro), rejected (the warehouse refused the row's data)",
     ["outcome"],
 )
 LOAD_SECONDS = Histogram(

@@ -10,18 +10,21 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import sqlalchemy
 
+from sinks.aggregation.copy_format import text
 from sinks.aggregation.jobs import progress, start_job
 from sinks.aggregation.warehouse import Warehouse
+from streams.aggregation.rows import encode_row
 from synapseops import headers as h
 from tests.fixtures import SAMPLES
 from tests.integration.aggregation.canonical import end_offsets, read_topic
 from tests.integration.aggregation.conftest import AUTH
+from tests.integration.aggregation.events import wire_record_without_body
 from topics.registry import AGGREGATION_RAW
 
 pytestmark = pytest.mark.integration
@@ -144,34 +147,16 @@ def test_schema_versions(base_url: str) -> None:
     assert missing.status_code == 404
 
 
-def _row(source: str, n: int, latency_s: float) -> dict:
-    now = datetime.now(UTC)
-    return {
-        "source": source,
-        "id": f"r{n}",
-        "type": "t",
-        "time": now - timedelta(seconds=latency_s),
-        "subject": None,
-        "specversion": "1.0",
-        "source_type": "stream",
-        "ingested_at": now,
-        "actor_id": None,
-        "trace_id": "a" * 32,
-        "tags": [],
-        "raw_ref": None,
-        "time_unix_nano": None,
-        "observed_time_unix_nano": None,
-        "severity_number": 9,
-        "severity_text": None,
-        "body": None,
-        "resource": "{}",
-        "attributes": "{}",
-        "log_trace_id": None,
-        "log_span_id": None,
-        "topic": "t",
-        "partition": 0,
-        "offset": n,
-    }
+def _row(source: str, n: int, latency_s: float) -> bytes:
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    record = wire_record_without_body(
+        source=source,
+        id=f"r{n}",
+        time=now_ms - int(latency_s * 1000),
+        ingested_at=now_ms,
+        attributes={},
+    )
+    return encode_row(record, text("t"), 0, n)
 
 
 def test_health_per_source_flags_the_slow_one(base_url: str, api_database: str) -> None:
