@@ -35,3 +35,7 @@ LOAD_SECONDS = Histogram(
     "One loader batch: COPY, insert, offsets, commit",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SEEN_PRUNED = Counter(
+    "synapseops_aggregation_seen_pruned_total",
+    "De-duplication keys (aggregation_seen) deleted past their retention",
+)
