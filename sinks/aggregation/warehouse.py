@@ -39,16 +39,49 @@ from sinks.db import database_errors
 COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "loaded_at")
 _QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
 STAGE = "loader_stage"
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} "
-    "(LIKE warehouse.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_COPY = f"COPY {STAGE} ({_QUOTED}) FROM STDIN (FORMAT binary)"
-_DIRECT = f"COPY warehouse.events ({_QUOTED}) FROM STDIN (FORMAT binary)"
-_INSERT = (
-    f"INSERT INTO warehouse.events ({_QUOTED}) SELECT {_QUOTED} FROM {STAGE} "
-    "ON CONFLICT (source, id) DO NOTHING"
-)
+# Adding a column waits this long at most for its lock (then the batch is tried again).
+LOCK_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The COPY statements for the base columns and ``extra`` ones (newer schema fields)."""
+
+    extra: tuple[str, ...]
+
+    @property
+    def quoted(self) -> str:
+        return ", ".join(f'"{name}"' for name in (*COLUMNS, *self.extra))
+
+    @property
+    def stage(self) -> str:
+        # A temporary table lives as long as its pooled connection: one per column count,
+        # so a stage made before a column was added is never used after.
+        return f"{STAGE}_{len(self.extra)}"
+
+    @property
+    def create_stage(self) -> str:
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} "
+            "(LIKE warehouse.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+    @property
+    def copy(self) -> str:
+        return f"COPY {self.stage} ({self.quoted}) FROM STDIN (FORMAT binary)"
+
+    @property
+    def direct(self) -> str:
+        return f"COPY warehouse.events ({self.quoted}) FROM STDIN (FORMAT binary)"
+
+    @property
+    def insert(self) -> str:
+        return (
+            f"INSERT INTO warehouse.events ({self.quoted}) SELECT {self.quoted} "
+            f"FROM {self.stage} ON CONFLICT (source, id) DO NOTHING"
+        )
+
+
 _OFFSETS = (
     "INSERT INTO warehouse.loader_offsets (group_id, topic, partition, next_offset) "
     "VALUES (%s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
@@ -73,24 +106,44 @@ class Warehouse:
     def __init__(self, engine: sqlalchemy.Engine, group_id: str) -> None:
         self.engine = engine
         self.group_id = group_id
+        self._columns: set[str] = set()  # extra columns known to exist
 
     @staticmethod
-    def _copy(cursor: Any, rows: Sequence[bytes]) -> tuple[int, list[tuple[int, str]]]:
+    def _copy(
+        cursor: Any, rows: Sequence[bytes], sql: _Statements
+    ) -> tuple[int, list[tuple[int, str]]]:
         """COPY straight into the table; if a row is there already (a copy the pipeline sent
         twice, at least once on the wire), the whole batch again through the staging table,
         skipping what exists. The direct path is the common one and as fast as a raw COPY.
         How many rows were inserted, and the rows refused."""
         cursor.execute("SAVEPOINT direct_copy")
         try:
-            rejected = _copy_rejecting(cursor, _DIRECT, rows)
+            rejected = _copy_rejecting(cursor, sql.direct, rows)
         except UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
-            cursor.execute(_CREATE_STAGE)
-            rejected = _copy_rejecting(cursor, _COPY, rows)
-            cursor.execute(_INSERT)
+            cursor.execute(sql.create_stage)
+            rejected = _copy_rejecting(cursor, sql.copy, rows)
+            cursor.execute(sql.insert)
             return int(cursor.rowcount), rejected
         cursor.execute("RELEASE SAVEPOINT direct_copy")
         return len(rows) - len(rejected), rejected
+
+    def add_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """``ADD COLUMN IF NOT EXISTS`` each ``(name, SQL type)`` not added by this loader yet,
+        in a short transaction of its own: nullable, no default, so PostgreSQL rewrites
+        nothing and readers wait at most for the catalogue change (blocking)."""
+        missing = [(name, kind) for name, kind in columns if name not in self._columns]
+        if not missing:
+            return
+        with database_errors("adding warehouse columns"), self.engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            for name, kind in missing:
+                conn.execute(
+                    sqlalchemy.text(
+                        f'ALTER TABLE warehouse.events ADD COLUMN IF NOT EXISTS "{name}" {kind}'
+                    )
+                )
+        self._columns.update(name for name, _ in missing)
 
     def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset stored per partition (absent: nothing loaded from it yet)."""
@@ -105,9 +158,19 @@ class Warehouse:
             )
             return {int(row.partition): int(row.next_offset) for row in rows}
 
-    def load(self, rows: Sequence[bytes], next_offsets: Mapping[tuple[str, int], int]) -> Loaded:
+    def load(
+        self,
+        rows: Sequence[bytes],
+        next_offsets: Mapping[tuple[str, int], int],
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Loaded:
         """Write ``rows`` (binary COPY rows, see module doc) and the offsets, atomically
-        (blocking). Raises the error tree; a row refused for its data is not an error."""
+        (blocking). Raises the error tree; a row refused for its data is not an error.
+
+        ``extra``: ``(name, SQL type)`` of columns beyond the base ones that the rows carry
+        after them; each is added first if the table lacks it (:meth:`add_columns`)."""
+        self.add_columns(extra)
+        sql = _Statements(tuple(name for name, _ in extra))
         try:
             raw = self.engine.raw_connection()
         except sa_exc.SQLAlchemyError as exc:
@@ -117,14 +180,14 @@ class Warehouse:
             with database_errors("loading warehouse rows"):
                 try:
                     cursor = raw.cursor()
-                    inserted, rejected = self._copy(cursor, rows)
+                    inserted, rejected = self._copy(cursor, rows, sql)
                     for (topic, partition), offset in next_offsets.items():
                         cursor.execute(_OFFSETS, (self.group_id, topic, partition, offset))
                     raw.commit()
                 except Exception as exc:
                     raw.rollback()
                     # psycopg2's errors are DBAPI errors; hand them to the one translator.
-                    raise sa_exc.DBAPIError.instance(_COPY, None, exc, Exception) from exc
+                    raise sa_exc.DBAPIError.instance(sql.direct, None, exc, Exception) from exc
         finally:
             raw.close()
         skipped = len(rows) - len(rejected) - inserted

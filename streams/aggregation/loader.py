@@ -29,6 +29,7 @@ Records are decoded with their timestamps as the wire's longs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from schemas import AvroSerde
 from sinks.aggregation.copy_format import text
 from sinks.aggregation.warehouse import Loaded, Warehouse
 from streams.aggregation import metrics
+from streams.aggregation.columns import ExtraColumn, extra_columns
 from streams.aggregation.decode import WireTimes
 from streams.aggregation.rows import encode_row
 from streams.consumer import ConsumerLoop
@@ -60,6 +62,8 @@ class _Batch:
     started: float
     # (partition, offset) of each row handed to the warehouse, in row order
     coordinates: list[tuple[int, int]]
+    # the columns newer schema fields brought, written after the base ones in every row
+    extras: tuple[ExtraColumn, ...] = ()
 
     @classmethod
     def of(cls, messages: list[Message], topic: str) -> _Batch:
@@ -70,6 +74,10 @@ class _Batch:
             first.setdefault(partition, offset)
             next_offsets[(message.topic() or topic, partition)] = offset + 1
         return cls(first, next_offsets, time.monotonic(), [])
+
+    @property
+    def extra_columns(self) -> list[tuple[str, str]]:
+        return [(column.name, column.sql_type) for column in self.extras]
 
 
 class WarehouseLoader(ConsumerLoop):
@@ -93,6 +101,7 @@ class WarehouseLoader(ConsumerLoop):
         self.loaded = 0
         self.last_poll = time.monotonic()
         self._inflight: tuple[asyncio.Future[Loaded], _Batch, int] | None = None
+        self._extras: tuple[int, tuple[ExtraColumn, ...]] = (-1, ())
 
     def subscription(self) -> list[str]:
         return [self.topic]
@@ -114,6 +123,22 @@ class WarehouseLoader(ConsumerLoop):
             },
         )
 
+    def _extra_columns(self) -> tuple[ExtraColumn, ...]:
+        """The columns the newest schema's fields beyond the base ones need (once per id)."""
+        latest_id, schema = self.decoder.store.latest(self.decoder.subject)
+        if latest_id != self._extras[0]:
+            try:
+                found = extra_columns(schema)
+            except SynapseOpsError as exc:
+                log.error("new canonical fields not loaded", extra={"error": str(exc)})
+                found = ()
+            self._extras = (latest_id, found)
+            log.info(
+                "warehouse columns of the newest schema",
+                extra={"schema_id": latest_id, "extra": [column.name for column in found]},
+            )
+        return self._extras[1]
+
     def _rows(self, messages: list[Message], batch: _Batch) -> list[bytes]:
         """The batch as binary COPY rows, ``batch.coordinates`` filled alongside; a record
         that does not decode is logged, counted and left out (its offset passes)."""
@@ -122,6 +147,7 @@ class WarehouseLoader(ConsumerLoop):
         decode = self.decoder.decode
         topic = self.topic
         encoded_topic = text(topic)
+        extras = batch.extras
         for message in messages:
             partition, offset = message.partition() or 0, message.offset() or 0
             try:
@@ -138,7 +164,7 @@ class WarehouseLoader(ConsumerLoop):
                     },
                 )
                 continue
-            rows.append(encode_row(record, encoded_topic, partition, offset))
+            rows.append(encode_row(record, encoded_topic, partition, offset, extras))
             coordinates.append((partition, offset))
         return rows
 
@@ -146,11 +172,12 @@ class WarehouseLoader(ConsumerLoop):
         """Decode this batch while the previous one is written, then hand this one to the
         writer: the CPU work and PostgreSQL's overlap (one write in flight at most)."""
         batch = _Batch.of(messages, self.topic)
+        batch = dataclasses.replace(batch, extras=self._extra_columns())
         rows = self._rows(messages, batch)
         if not await self._settle(consumer, also=batch):
             return  # the write before failed: both batches are read again
         write = asyncio.ensure_future(
-            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets)
+            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets, batch.extra_columns)
         )
         self._inflight = (write, batch, len(rows))
 

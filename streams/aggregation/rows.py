@@ -10,6 +10,7 @@ which the warehouse sets aside by its row number), so nothing is parsed or dumpe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sinks.aggregation.copy_format import (
@@ -22,6 +23,7 @@ from sinks.aggregation.copy_format import (
     text_array,
     timestamptz_ms,
 )
+from streams.aggregation.columns import ExtraColumn
 from streams.aggregation.logic.common import as_json
 
 # The order the fields are written in: warehouse.COLUMNS (a unit test holds them equal).
@@ -35,9 +37,16 @@ _HEAD = row_head(len(ROW_COLUMNS))
 _EMPTY_OBJECT = jsonb("{}")
 
 
-def encode_row(record: dict[str, Any], topic: bytes, partition: int, offset: int) -> bytes:
+def encode_row(
+    record: dict[str, Any],
+    topic: bytes,
+    partition: int,
+    offset: int,
+    extras: Sequence[ExtraColumn] = (),
+) -> bytes:
     """The row; ``topic`` is already :func:`~sinks.aggregation.copy_format.text`-encoded
-    (one topic per batch)."""
+    (one topic per batch). ``extras``: the columns newer schema fields brought
+    (:mod:`streams.aggregation.columns`), written after the base ones."""
     body = record.get("body")
     if body is None:
         log = (NULL, NULL, NULL, NULL, NULL, _EMPTY_OBJECT)
@@ -54,9 +63,10 @@ def encode_row(record: dict[str, Any], topic: bytes, partition: int, offset: int
         )
         attributes = jsonb(body["attributes"])
         trace_id, span_id = body["trace_id"], body["span_id"]
+    head = _HEAD if not extras else row_head(len(ROW_COLUMNS) + len(extras))
     return b"".join(
         (
-            _HEAD,
+            head,
             text(record["source"]),
             text(record["id"]),
             text(record["type"]),
@@ -76,5 +86,6 @@ def encode_row(record: dict[str, Any], topic: bytes, partition: int, offset: int
             topic,
             int4(partition),
             int8(offset),
+            *(column.encode(record.get(column.name)) for column in extras),
         )
     )

@@ -23,7 +23,7 @@ import sqlalchemy
 
 from schemas import CANONICAL_EVENT, AvroSerde
 from schemas.models import CanonicalEvent, LogBody
-from schemas.store import LocalSchemaStore
+from schemas.store import AVRO_DIR, LocalSchemaStore
 from sinks.aggregation.copy_format import text
 from sinks.aggregation.warehouse import Warehouse
 from streams.aggregation.decode import WireTimes
@@ -81,6 +81,20 @@ def _event(n: int, *, body: str | None = '{"ok":true}', subject: str | None = No
 
 def _row(value: bytes, offset: int) -> bytes:
     return encode_row(WIRE.decode(value), text("t"), 3, offset)
+
+
+def _loader(
+    settings: Settings, engine: sqlalchemy.Engine, serde: AvroSerde, topic: str
+) -> WarehouseLoader:
+    """An in-process loader of ``topic``, its group named after the topic."""
+    return WarehouseLoader(
+        consumer_config(settings.kafka, topic),
+        Warehouse(engine, topic),
+        serde,
+        batch_size=500,
+        retry_initial_s=0.05,
+        topic=topic,
+    )
 
 
 def _select(url: str) -> list[dict[str, Any]]:
@@ -147,14 +161,7 @@ def test_a_row_postgres_refuses_does_not_stall_the_partition(
     values = [_event(n, body='{"x": "\\u0000"}' if n == 7 else '{"n":1}') for n in range(20)]
     produce_all(kafka_bootstrap, topic, [(b"k", value) for value in values])
     engine = sqlalchemy.create_engine(warehouse_url)
-    loader = WarehouseLoader(
-        consumer_config(settings.kafka, group),
-        Warehouse(engine, group),
-        SERDE,
-        batch_size=500,
-        retry_initial_s=0.05,
-        topic=topic,
-    )
+    loader = _loader(settings, engine, SERDE, topic)
 
     async def load() -> dict[int, int]:
         task = loader.start_task()
@@ -172,3 +179,59 @@ def test_a_row_postgres_refuses_does_not_stall_the_partition(
     assert stored == {0: 20} == end_offsets(kafka_bootstrap, topic)
     ids = {row["id"] for row in _select(warehouse_url)}
     assert ids == {f"e{n}" for n in range(20)} - {"e7"}
+
+
+def test_a_new_optional_schema_field_becomes_a_column_while_loading(
+    settings: Settings, kafka_bootstrap: str, warehouse_url: str
+) -> None:
+    """v4 of the schema (registered while the loader runs) adds ``region`` and ``score``: the
+    loader adds their columns itself, v3 rows read null, v4 rows their values, and a reader
+    of the table is never refused meanwhile. Before, the loader wrote the v3 columns only and
+    a new field was dropped on the way into the warehouse."""
+    run = uuid4().hex[:8]
+    topic, group = f"t-v4-{run}", f"t-v4-{run}"
+    create_topic(kafka_bootstrap, topic, partitions=1)
+    store = LocalSchemaStore()
+    serde = AvroSerde(store, CANONICAL_EVENT)
+    produce_all(kafka_bootstrap, topic, [(b"k", _event(n)) for n in range(5)])
+    engine = sqlalchemy.create_engine(warehouse_url)
+    loader = _loader(settings, engine, serde, topic)
+    reads: list[object] = []
+
+    async def offset_reaches(wanted: int) -> None:
+        deadline = time.monotonic() + 60
+        while (await asyncio.to_thread(Warehouse(engine, group).offsets, topic, [0])) != {
+            0: wanted
+        }:
+            assert time.monotonic() < deadline, f"offset never reached {wanted}"
+            with engine.connect() as conn:  # a reader of the table meanwhile
+                reads.append(
+                    conn.execute(sqlalchemy.text("SELECT count(*) FROM warehouse.events")).scalar()
+                )
+            await asyncio.sleep(0.1)
+
+    async def load() -> None:
+        task = loader.start_task()
+        await offset_reaches(5)
+        v4 = json.loads((AVRO_DIR / CANONICAL_EVENT / "v3.avsc").read_text())
+        v4["fields"] += [
+            {"name": "region", "type": ["null", "string"], "default": None},
+            {"name": "score", "type": ["null", "double"], "default": None},
+        ]
+        store.register(CANONICAL_EVENT, v4)
+        newer = []
+        for n in range(5, 8):
+            record = SERDE.decode(_event(n)) | {"region": f"eu-{n}", "score": n / 2}
+            newer.append((b"k", serde.encode(record)))
+        await asyncio.to_thread(produce_all, kafka_bootstrap, topic, newer)
+        await offset_reaches(8)
+        await loader.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(load())
+    engine.dispose()
+    rows = {row["id"]: row for row in _select(warehouse_url)}
+    assert len(rows) == 8 and reads
+    assert rows["e0"]["region"] is None and rows["e4"]["score"] is None
+    assert (rows["e6"]["region"], rows["e6"]["score"]) == ("eu-6", 3.0)
+    assert rows["e7"]["body"] == {"ok": True}
