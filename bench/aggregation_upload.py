@@ -29,6 +29,7 @@ from tests.integration.worker_process import free_port
 
 TOKEN = f"bench-{uuid.uuid4().hex}"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BROKEN_EVERY = 10_000
 
 
 def say(text: str) -> None:
@@ -49,7 +50,7 @@ def body(total_bytes: int, counter: list[int]) -> Iterator[bytes]:
         lines = []
         for _ in range(500):
             line += 1
-            if line % 10_000 == 0:
+            if line % BROKEN_EVERY == 0:
                 lines.append('{"id": "broken"')
             else:
                 row = {"id": f"u{line}", "type": "bench.row", "time": "2026-12-01T00:00:00Z",
@@ -86,17 +87,18 @@ def run(options: Sequence[str] = ()) -> None:
                     samples.append(rss_mb(pid))
                     jobs = httpx.get(f"{api.url}/api/v1/aggregation/jobs", params={"source": name},
                                      headers=AUTH).json()  # fmt: skip
-                    if jobs and len(samples) % 20 == 0:
+                    if jobs and len(samples) % 20 == 0:  # every 10 s
                         job = jobs[0]
                         say(
-                            f"  {job['bytes_done'] / 1e6:6.0f} MB read, {job['records_in']:,} "
-                            f"lines, {job['records_failed']} refused, RSS {samples[-1]:.0f} MB"
+                            f"  {time.perf_counter() - started:5.0f} s: job {job['state']}, "
+                            f"{job['bytes_done'] / 1e6:4.0f} MB read, {job['records_in']:,} lines,"
+                            f" {job['records_failed']} refused; API RSS {samples[-1]:.0f} MB"
                         )
 
             watcher = threading.Thread(target=sample, daemon=True)
-            watcher.start()
             sent = [0]
             started = time.perf_counter()
+            watcher.start()
             answer = httpx.post(f"{api.url}/api/v1/aggregation/sources/{name}/uploads",
                                 content=body(args.mb * 1_000_000, sent), headers=AUTH,
                                 timeout=3600)  # fmt: skip
@@ -111,7 +113,16 @@ def run(options: Sequence[str] = ()) -> None:
             )
             say(
                 f"API RSS: {samples[0]:.0f} MB at start, peak {max(samples):.0f} MB, "
-                f"{samples[-1]:.0f} MB at the end ({len(samples)} samples)"
+                f"{samples[-1]:.0f} MB at the end ({len(samples)} samples, every 0.5 s)"
+            )
+            # The answer carries the first 100 errors; the job keeps up to 1,000.
+            kept = httpx.get(f"{api.url}/api/v1/aggregation/jobs/{job['id']}", headers=AUTH)
+            reported = [error["line"] for error in kept.json()["errors"]]
+            broken = list(range(BROKEN_EVERY, job["records_in"] + 1, BROKEN_EVERY))
+            say(
+                f"bad lines reported: {len(reported)} of the {len(broken)} broken "
+                f"(every {BROKEN_EVERY:,}th); numbers exact: {reported == broken[: len(reported)]}"
+                f"; first {reported[:3]}, last {reported[-1:]}"
             )
         finally:
             api.stop()

@@ -15,7 +15,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
-from schemas.store import SchemaStore
+from schemas.store import ParsedSchema, SchemaStore
 from synapseops.errors import SchemaInvalid, Undecodable
 
 MAGIC_BYTE = 0
@@ -62,8 +62,7 @@ class AvroSerde:
                 f"{self.subject}: magic byte is {magic}, expected {MAGIC_BYTE} "
                 "(not Confluent wire format)"
             )
-        writer = self.store.get(schema_id)
-        _, reader = self.store.latest(self.subject)
+        writer, reader = self._schemas(schema_id)
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
@@ -85,3 +84,10 @@ class AvroSerde:
         if not isinstance(record, dict):
             raise Undecodable(f"{self.subject}: schema id {schema_id} is not a record schema")
         return record
+
+    def _schemas(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
+        """The writer's schema and the reader's; ``None`` when the writer's is the newest (no
+        resolution: fastavro would otherwise compare the two whole schemas on every call)."""
+        latest_id, reader = self.store.latest(self.subject)
+        writer = reader if schema_id == latest_id else self.store.get(schema_id)
+        return writer, (None if schema_id == latest_id else reader)

@@ -7,11 +7,16 @@ them (:meth:`SeenKeys.settle`, releasing the keys whose produce failed). A crash
 produce and the commit leaves no claim: the redelivered batch publishes those events again
 (at least once on the wire; the warehouse's primary key takes the copy). A claim never
 commits for an event that did not land, so nothing is lost.
+
+Keys are kept for a retention (:meth:`SeenKeys.prune`, run by
+:class:`~streams.aggregation.pruning.SeenPruner`): a copy of an event older than that is
+published again, and the warehouse's primary key takes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 
 import sqlalchemy
 from sqlalchemy import tuple_
@@ -21,6 +26,13 @@ from sinks.aggregation.tables import seen
 from sinks.db import database_errors
 
 Key = tuple[str, str]
+PRUNE_BATCH = 5000
+# One batch of old keys; SKIP LOCKED: two workers pruning at once take different rows, and
+# neither waits on a claim in flight.
+_PRUNE = sqlalchemy.text(
+    "DELETE FROM aggregation_seen WHERE (source, id) IN (SELECT source, id FROM "
+    "aggregation_seen WHERE seen_at < :cutoff LIMIT :batch FOR UPDATE SKIP LOCKED)"
+)
 
 
 class Claim:
@@ -71,3 +83,14 @@ class SeenKeys:
     def abort(self, claim: Claim) -> None:
         """Give every key of the claim back (blocking)."""
         claim.connection.close()  # closing rolls the open transaction back
+
+    def prune(self, cutoff: datetime, batch: int = PRUNE_BATCH) -> int:
+        """Delete the keys seen before ``cutoff``, ``batch`` per transaction so that no lock
+        is held long (blocking); how many were deleted."""
+        deleted = 0
+        while True:
+            with database_errors("pruning canonical event keys"), self.engine.begin() as conn:
+                count = conn.execute(_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount
+            deleted += count
+            if count < batch:
+                return deleted

@@ -1,11 +1,12 @@
-"""SQLAlchemy Core tables of Data Aggregation, matching migration ``0012``.
+"""SQLAlchemy Core tables of Data Aggregation, matching migrations ``0012`` and ``0015``.
 
 - ``warehouse.events``: one row per canonical event, primary key ``(source, id)`` (the
   CloudEvents de-duplication key); the OTel body's nested parts as JSONB.
 - ``warehouse.loader_offsets``: the next offset each loader group reads per partition,
   written in the same transaction as the rows it loaded (exactly once).
 - ``aggregation_seen``: the ``(source, id)`` pairs the pipeline has published to the
-  canonical topic (its de-duplication on the road).
+  canonical topic (its de-duplication on the road); pruned past a retention over
+  ``seen_at``.
 - ``aggregation_sources``: DataSources (``poll``, ``stream``, ``bulk``) and their logic.
 - ``aggregation_jobs``: IngestionJobs with their counts and progress.
 """
@@ -18,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     Table,
@@ -81,6 +83,7 @@ seen = Table(
     Column("id", Text, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("source", "id", name="pk_aggregation_seen"),
+    Index("ix_aggregation_seen_seen_at", "seen_at"),  # migration 0015: the pruning's scan
 )
 
 sources = Table(

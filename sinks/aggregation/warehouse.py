@@ -9,21 +9,29 @@ still commit), commit. Either all of it is durable or none of it: after a crash 
 reads its offsets back (:meth:`Warehouse.offsets`) and reads from there, so every event is
 in the table exactly once.
 
-The rows are text in COPY's own format (:func:`copy_line`): tab-separated, ``\\N`` for null,
-backslash escapes; arrays as PostgreSQL array literals; JSON as its text (jsonb parses it).
+The rows come encoded in PostgreSQL's binary COPY format (:mod:`sinks.aggregation.copy_format`),
+one ``bytes`` each. A row PostgreSQL refuses for its data (JSON that is not JSON, a ``\\u0000``
+jsonb cannot hold, a NUL in text, a time out of range) does not fail the batch: COPY names the
+row it stopped at, so the rows before it are copied again, that row is set aside with
+PostgreSQL's reason (:attr:`Loaded.rejected`, the caller logs it) and the COPY goes on after
+it. The common path checks nothing in Python; a bad row costs one more COPY of the rows
+around it.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy
+from psycopg2 import DataError
 from psycopg2.errors import UniqueViolation
 from sqlalchemy import exc as sa_exc
 
+from sinks.aggregation.copy_format import HEADER, TRAILER
 from sinks.aggregation.tables import events
 from sinks.db import database_errors
 
@@ -31,73 +39,111 @@ from sinks.db import database_errors
 COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "loaded_at")
 _QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
 STAGE = "loader_stage"
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} "
-    "(LIKE warehouse.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_COPY = f"COPY {STAGE} ({_QUOTED}) FROM STDIN"
-_DIRECT = f"COPY warehouse.events ({_QUOTED}) FROM STDIN"
-_INSERT = (
-    f"INSERT INTO warehouse.events ({_QUOTED}) SELECT {_QUOTED} FROM {STAGE} "
-    "ON CONFLICT (source, id) DO NOTHING"
-)
+# Adding a column waits this long at most for its lock (then the batch is tried again).
+LOCK_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The COPY statements for the base columns and ``extra`` ones (newer schema fields)."""
+
+    extra: tuple[str, ...]
+
+    @property
+    def quoted(self) -> str:
+        return ", ".join(f'"{name}"' for name in (*COLUMNS, *self.extra))
+
+    @property
+    def stage(self) -> str:
+        # A temporary table lives as long as its pooled connection: one per column count,
+        # so a stage made before a column was added is never used after.
+        return f"{STAGE}_{len(self.extra)}"
+
+    @property
+    def create_stage(self) -> str:
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} "
+            "(LIKE warehouse.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+    @property
+    def copy(self) -> str:
+        return f"COPY {self.stage} ({self.quoted}) FROM STDIN (FORMAT binary)"
+
+    @property
+    def direct(self) -> str:
+        return f"COPY warehouse.events ({self.quoted}) FROM STDIN (FORMAT binary)"
+
+    @property
+    def insert(self) -> str:
+        return (
+            f"INSERT INTO warehouse.events ({self.quoted}) SELECT {self.quoted} "
+            f"FROM {self.stage} ON CONFLICT (source, id) DO NOTHING"
+        )
+
+
 _OFFSETS = (
     "INSERT INTO warehouse.loader_offsets (group_id, topic, partition, next_offset) "
     "VALUES (%s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
     "next_offset = GREATEST(loader_offsets.next_offset, EXCLUDED.next_offset), "
     "updated_at = now()"
 )
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, (list, tuple)):
-        items = ",".join(
-            '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value
-        )
-        return ("{" + items + "}").translate(_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    return str(value).replace("\x00", "").translate(_ESCAPES)
-
-
-def copy_line(row: Mapping[str, Any]) -> str:
-    """One row in COPY text format, columns in :data:`COLUMNS` order."""
-    return "\t".join(_field(row.get(name)) for name in COLUMNS) + "\n"
+# PostgreSQL's context line of a COPY error: "COPY events, line 3, column body: ...".
+_COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
+# psycopg2 hands COPY the buffer in pieces this large (its default is 8 KiB).
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class Loaded:
     inserted: int
     skipped: int
+    # (index of the row in the batch, PostgreSQL's reason) per row refused for its data.
+    rejected: tuple[tuple[int, str], ...] = field(default=())
 
 
 class Warehouse:
     def __init__(self, engine: sqlalchemy.Engine, group_id: str) -> None:
         self.engine = engine
         self.group_id = group_id
+        self._columns: set[str] = set()  # extra columns known to exist
 
     @staticmethod
-    def _copy(cursor: Any, buffer: io.StringIO, count: int) -> int:
+    def _copy(
+        cursor: Any, rows: Sequence[bytes], sql: _Statements
+    ) -> tuple[int, list[tuple[int, str]]]:
         """COPY straight into the table; if a row is there already (a copy the pipeline sent
         twice, at least once on the wire), the whole batch again through the staging table,
-        skipping what exists. The direct path is the common one and as fast as a raw COPY."""
+        skipping what exists. The direct path is the common one and as fast as a raw COPY.
+        How many rows were inserted, and the rows refused."""
         cursor.execute("SAVEPOINT direct_copy")
         try:
-            cursor.copy_expert(_DIRECT, buffer)
+            rejected = _copy_rejecting(cursor, sql.direct, rows)
         except UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
-            buffer.seek(0)
-            cursor.execute(_CREATE_STAGE)
-            cursor.copy_expert(_COPY, buffer)
-            cursor.execute(_INSERT)
-            return int(cursor.rowcount)
+            cursor.execute(sql.create_stage)
+            rejected = _copy_rejecting(cursor, sql.copy, rows)
+            cursor.execute(sql.insert)
+            return int(cursor.rowcount), rejected
         cursor.execute("RELEASE SAVEPOINT direct_copy")
-        return count
+        return len(rows) - len(rejected), rejected
+
+    def add_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """``ADD COLUMN IF NOT EXISTS`` each ``(name, SQL type)`` not added by this loader yet,
+        in a short transaction of its own: nullable, no default, so PostgreSQL rewrites
+        nothing and readers wait at most for the catalogue change (blocking)."""
+        missing = [(name, kind) for name, kind in columns if name not in self._columns]
+        if not missing:
+            return
+        with database_errors("adding warehouse columns"), self.engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            for name, kind in missing:
+                conn.execute(
+                    sqlalchemy.text(
+                        f'ALTER TABLE warehouse.events ADD COLUMN IF NOT EXISTS "{name}" {kind}'
+                    )
+                )
+        self._columns.update(name for name, _ in missing)
 
     def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset stored per partition (absent: nothing loaded from it yet)."""
@@ -113,10 +159,18 @@ class Warehouse:
             return {int(row.partition): int(row.next_offset) for row in rows}
 
     def load(
-        self, rows: Sequence[Mapping[str, Any]], next_offsets: Mapping[tuple[str, int], int]
+        self,
+        rows: Sequence[bytes],
+        next_offsets: Mapping[tuple[str, int], int],
+        extra: Sequence[tuple[str, str]] = (),
     ) -> Loaded:
-        """Write ``rows`` and the offsets, atomically (blocking). Raises the error tree."""
-        buffer = io.StringIO("".join(copy_line(row) for row in rows))
+        """Write ``rows`` (binary COPY rows, see module doc) and the offsets, atomically
+        (blocking). Raises the error tree; a row refused for its data is not an error.
+
+        ``extra``: ``(name, SQL type)`` of columns beyond the base ones that the rows carry
+        after them; each is added first if the table lacks it (:meth:`add_columns`)."""
+        self.add_columns(extra)
+        sql = _Statements(tuple(name for name, _ in extra))
         try:
             raw = self.engine.raw_connection()
         except sa_exc.SQLAlchemyError as exc:
@@ -126,14 +180,46 @@ class Warehouse:
             with database_errors("loading warehouse rows"):
                 try:
                     cursor = raw.cursor()
-                    inserted = self._copy(cursor, buffer, len(rows))
+                    inserted, rejected = self._copy(cursor, rows, sql)
                     for (topic, partition), offset in next_offsets.items():
                         cursor.execute(_OFFSETS, (self.group_id, topic, partition, offset))
                     raw.commit()
                 except Exception as exc:
                     raw.rollback()
                     # psycopg2's errors are DBAPI errors; hand them to the one translator.
-                    raise sa_exc.DBAPIError.instance(_COPY, None, exc, Exception) from exc
+                    raise sa_exc.DBAPIError.instance(sql.direct, None, exc, Exception) from exc
         finally:
             raw.close()
-        return Loaded(inserted=inserted, skipped=len(rows) - inserted)
+        skipped = len(rows) - len(rejected) - inserted
+        return Loaded(inserted=inserted, skipped=skipped, rejected=tuple(rejected))
+
+
+def _copy_once(cursor: Any, statement: str, rows: Sequence[bytes]) -> None:
+    cursor.copy_expert(statement, io.BytesIO(HEADER + b"".join(rows) + TRAILER), size=_CHUNK)
+
+
+def _copy_rejecting(cursor: Any, statement: str, rows: Sequence[bytes]) -> list[tuple[int, str]]:
+    """COPY ``rows``, setting aside each one PostgreSQL refuses for its data (module doc);
+    ``(index, reason)`` of those. Any other error (a duplicate key included) propagates."""
+    rejected: list[tuple[int, str]] = []
+    start = 0
+    while start < len(rows):
+        cursor.execute("SAVEPOINT copy_rows")
+        try:
+            _copy_once(cursor, statement, rows[start:])
+        except DataError as exc:
+            cursor.execute("ROLLBACK TO SAVEPOINT copy_rows")
+            found = _COPY_LINE.search(getattr(exc.diag, "context", None) or "")
+            line = int(found.group(1)) if found else 0
+            if not 1 <= line <= len(rows) - start:
+                raise  # not one row's data: the batch fails and is read again
+            bad = start + line - 1
+            if bad > start:  # the rows before it went in before COPY stopped: again
+                _copy_once(cursor, statement, rows[start:bad])
+            reason = getattr(exc.diag, "message_primary", None) or str(exc).strip()
+            rejected.append((bad, reason))
+            start = bad + 1
+            continue
+        cursor.execute("RELEASE SAVEPOINT copy_rows")
+        break
+    return rejected

@@ -17,12 +17,19 @@ taken after it: the partitions are sought
 back to the batch's first offsets and the loader waits, doubling from
 ``SYNAPSEOPS_LOADER_RETRY_INITIAL_S`` up to 30 s. A record that does not decode is logged
 with its coordinates and counted (``synapseops_loader_rows_total{outcome="undecodable"}``)
-and its offset passes: one bad record never stalls a partition.
+and its offset passes: one bad record never stalls a partition. So does a row the warehouse
+refuses for its data (JSON PostgreSQL cannot store, a NUL in text):
+``outcome="rejected"``, logged with its coordinates and PostgreSQL's reason.
+
+Records are decoded with their timestamps as the wire's longs
+(:class:`~streams.aggregation.decode.WireTimes`) straight into binary COPY rows
+(:func:`~streams.aggregation.rows.encode_row`): no ``datetime``, no JSON parsed in Python.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +37,14 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from schemas import AvroSerde
+from sinks.aggregation.copy_format import text
 from sinks.aggregation.warehouse import Loaded, Warehouse
 from streams.aggregation import metrics
-from streams.aggregation.rows import is_json, to_row
+from streams.aggregation.columns import ExtraColumn, extra_columns
+from streams.aggregation.decode import WireTimes
+from streams.aggregation.rows import encode_row
 from streams.consumer import ConsumerLoop
-from synapseops.errors import SynapseOpsError, Undecodable
+from synapseops.errors import SynapseOpsError
 from synapseops.logging import get_logger
 from topics.registry import CANONICAL_EVENTS
 
@@ -50,6 +60,10 @@ class _Batch:
     first: dict[int, int]
     next_offsets: dict[tuple[str, int], int]
     started: float
+    # (partition, offset) of each row handed to the warehouse, in row order
+    coordinates: list[tuple[int, int]]
+    # the columns newer schema fields brought, written after the base ones in every row
+    extras: tuple[ExtraColumn, ...] = ()
 
     @classmethod
     def of(cls, messages: list[Message], topic: str) -> _Batch:
@@ -59,7 +73,11 @@ class _Batch:
             partition, offset = message.partition() or 0, message.offset() or 0
             first.setdefault(partition, offset)
             next_offsets[(message.topic() or topic, partition)] = offset + 1
-        return cls(first, next_offsets, time.monotonic())
+        return cls(first, next_offsets, time.monotonic(), [])
+
+    @property
+    def extra_columns(self) -> list[tuple[str, str]]:
+        return [(column.name, column.sql_type) for column in self.extras]
 
 
 class WarehouseLoader(ConsumerLoop):
@@ -75,13 +93,15 @@ class WarehouseLoader(ConsumerLoop):
     ) -> None:
         super().__init__(config, name="loader", batch_size=batch_size)
         self.warehouse = warehouse
-        self.serde = serde
+        # The serde's store and subject, read with timestamps as the wire's longs.
+        self.decoder = WireTimes(serde.store, serde.subject)
         self.topic = topic
         self.retry_initial_s = retry_initial_s
         self._backoff = retry_initial_s
         self.loaded = 0
         self.last_poll = time.monotonic()
         self._inflight: tuple[asyncio.Future[Loaded], _Batch, int] | None = None
+        self._extras: tuple[int, tuple[ExtraColumn, ...]] = (-1, ())
 
     def subscription(self) -> list[str]:
         return [self.topic]
@@ -103,19 +123,35 @@ class WarehouseLoader(ConsumerLoop):
             },
         )
 
-    def _rows(self, messages: list[Message]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for message in messages:
-            topic, partition, offset = (
-                message.topic() or "",
-                message.partition() or 0,
-                message.offset() or 0,
-            )
+    def _extra_columns(self) -> tuple[ExtraColumn, ...]:
+        """The columns the newest schema's fields beyond the base ones need (once per id)."""
+        latest_id, schema = self.decoder.store.latest(self.decoder.subject)
+        if latest_id != self._extras[0]:
             try:
-                record = self.serde.decode(message.value() or b"")
-                body = record.get("body") or {}
-                if not all(is_json(body.get(part)) for part in ("body", "resource", "attributes")):
-                    raise Undecodable("a JSON part of the OTel body is not JSON")
+                found = extra_columns(schema)
+            except SynapseOpsError as exc:
+                log.error("new canonical fields not loaded", extra={"error": str(exc)})
+                found = ()
+            self._extras = (latest_id, found)
+            log.info(
+                "warehouse columns of the newest schema",
+                extra={"schema_id": latest_id, "extra": [column.name for column in found]},
+            )
+        return self._extras[1]
+
+    def _rows(self, messages: list[Message], batch: _Batch) -> list[bytes]:
+        """The batch as binary COPY rows, ``batch.coordinates`` filled alongside; a record
+        that does not decode is logged, counted and left out (its offset passes)."""
+        rows: list[bytes] = []
+        coordinates = batch.coordinates
+        decode = self.decoder.decode
+        topic = self.topic
+        encoded_topic = text(topic)
+        extras = batch.extras
+        for message in messages:
+            partition, offset = message.partition() or 0, message.offset() or 0
+            try:
+                record = decode(message.value() or b"")
             except SynapseOpsError as exc:
                 metrics.LOADED_ROWS.labels("undecodable").inc()
                 log.error(
@@ -128,18 +164,20 @@ class WarehouseLoader(ConsumerLoop):
                     },
                 )
                 continue
-            rows.append(to_row(record, topic, partition, offset))
+            rows.append(encode_row(record, encoded_topic, partition, offset, extras))
+            coordinates.append((partition, offset))
         return rows
 
     async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
         """Decode this batch while the previous one is written, then hand this one to the
         writer: the CPU work and PostgreSQL's overlap (one write in flight at most)."""
         batch = _Batch.of(messages, self.topic)
-        rows = self._rows(messages)
+        batch = dataclasses.replace(batch, extras=self._extra_columns())
+        rows = self._rows(messages, batch)
         if not await self._settle(consumer, also=batch):
             return  # the write before failed: both batches are read again
         write = asyncio.ensure_future(
-            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets)
+            asyncio.to_thread(self.warehouse.load, rows, batch.next_offsets, batch.extra_columns)
         )
         self._inflight = (write, batch, len(rows))
 
@@ -189,6 +227,18 @@ class WarehouseLoader(ConsumerLoop):
                 "rows already in the warehouse skipped",
                 extra={"consumer": self.name, "skipped": loaded.skipped, "rows": count},
             )
+        for index, reason in loaded.rejected:
+            partition, offset = batch.coordinates[index]
+            log.error(
+                "canonical record skipped: the warehouse refused its row",
+                extra={
+                    "topic": self.topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "error": reason,
+                },
+            )
+        metrics.LOADED_ROWS.labels("rejected").inc(len(loaded.rejected))
         metrics.LOADED_ROWS.labels("inserted").inc(loaded.inserted)
         metrics.LOADED_ROWS.labels("skipped").inc(loaded.skipped)
         metrics.LOAD_SECONDS.observe(time.monotonic() - batch.started)

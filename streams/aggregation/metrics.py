@@ -26,11 +26,16 @@ LATENCY = Histogram(
 )
 LOADED_ROWS = Counter(
     "synapseops_loader_rows_total",
-    "Rows the warehouse loader wrote (inserted) and skipped (already there)",
+    "Canonical records the warehouse loader handled: inserted, skipped (already there), "
+    "undecodable (not canonical Avro), rejected (the warehouse refused the row's data)",
     ["outcome"],
 )
 LOAD_SECONDS = Histogram(
     "synapseops_loader_batch_seconds",
     "One loader batch: COPY, insert, offsets, commit",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SEEN_PRUNED = Counter(
+    "synapseops_aggregation_seen_pruned_total",
+    "De-duplication keys (aggregation_seen) deleted past their retention",
 )

@@ -204,9 +204,11 @@ def pipelines(runtime: Runtime) -> list[Pipeline]:
 
 
 def tasks(runtime: Runtime) -> list[TaskSpec]:
-    """The GitHub poller (the shared poller over ``poll`` sources with logic ``github``) and
-    the market-data tick feed (off unless ``SYNAPSEOPS_AGGREGATION_TICKS_PER_S`` is set)."""
+    """The GitHub poller (the shared poller over ``poll`` sources with logic ``github``),
+    the market-data tick feed (off unless ``SYNAPSEOPS_AGGREGATION_TICKS_PER_S`` is set) and
+    the pruning of old de-duplication keys."""
     from streams.aggregation.github_poll import GitHubSources
+    from streams.aggregation.pruning import SeenPruner
     from streams.aggregation.ticks import TickFeed
 
     settings, engine, producer = runtime.settings, runtime.engine, runtime.producer
@@ -215,4 +217,5 @@ def tasks(runtime: Runtime) -> list[TaskSpec]:
             "github-poller", lambda: Poller(GitHubSources(engine, settings), engine, producer)
         ),
         TaskSpec("market-ticks", lambda: TickFeed(settings.aggregation, producer)),
+        TaskSpec("seen-pruner", lambda: SeenPruner(SeenKeys(engine), settings.aggregation)),
     ]

@@ -28,7 +28,8 @@ class LoaderSettings(BaseSettings):
 
 class AggregationSettings(BaseSettings):
     """Data Aggregation (``SYNAPSEOPS_AGGREGATION_*``): the market-data tick generator (a
-    simulated feed onto ``market.ticks``; 0 ticks/s keeps it off) and the bulk upload cap."""
+    simulated feed onto ``market.ticks``; 0 ticks/s keeps it off), the bulk upload cap and how
+    long the pipeline's de-duplication keys are kept."""
 
     model_config = section("SYNAPSEOPS_AGGREGATION_")
 
@@ -37,6 +38,11 @@ class AggregationSettings(BaseSettings):
     ticks_venue: str = Field(default="XSIM", pattern=r"^[A-Z0-9]{1,8}$")
     # A bulk upload is streamed (never held in memory); this caps what one may send.
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # The pipeline's de-duplication keys (aggregation_seen) are kept this long, then deleted
+    # every seen_prune_every_s (0 days: kept forever). A copy of an event older than this is
+    # published again and absorbed by the warehouse's primary key.
+    seen_retention_days: float = Field(default=30.0, ge=0)
+    seen_prune_every_s: float = Field(default=3600.0, gt=0)
 
     @property
     def symbols(self) -> list[str]:

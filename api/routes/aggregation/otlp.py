@@ -1,5 +1,5 @@
-"""``POST /v1/logs``: the OTLP/HTTP logs receiver (JSON encoding), as collectors and SDK
-exporters send it (https://opentelemetry.io/docs/specs/otlp/#otlphttp).
+"""``POST /v1/logs``: the OTLP/HTTP logs receiver, JSON and protobuf encodings, as collectors
+and SDK exporters send it (https://opentelemetry.io/docs/specs/otlp/#otlphttp).
 
 Authentication: ``Authorization: Bearer <token>`` — a stream source's ingest token (the
 source is the token's), or an API token whose role is operator or above, naming the source
@@ -12,6 +12,10 @@ in ``X-SynapseOps-Source`` (default ``otel``). Answers as OTLP says:
   request; 415 for protobuf (not supported yet); 401/403 for credentials; 413 past the body
   cap; 503 with ``Retry-After`` while a source is paused or Kafka does not take the records
   (retryable: an exporter retries and the events de-duplicate on their id).
+
+A protobuf request (``Content-Type: application/x-protobuf``) is read into the OTLP/JSON shape
+(:mod:`api.routes.aggregation.otlp_protobuf`) and checked by the same reader; every answer to
+it is protobuf (``ExportLogsServiceResponse``, or ``google.rpc.Status`` for a failure).
 
 Every accepted log record is published alone (its resource and scope with it) to
 ``aggregation.raw``; the pipeline transforms it again there, so what is checked here is
@@ -26,11 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from api.auth import Refused, authenticate
 from api.deps import EngineDep, ProducerDep, SettingsDep
 from api.ingress import parse_json_body
+from api.routes.aggregation import otlp_protobuf
 from sinks.aggregation.sources import get_source, source_by_token
 from streams.aggregation.logic import otel
 from streams.aggregation.logic.common import Context
@@ -48,9 +53,31 @@ DEFAULT_SOURCE = "otel"
 INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE = 3, 16, 7, 14
 
 
-def _status(http: int, code: int, message: str, retry: bool = False) -> JSONResponse:
+JSON = "application/json"
+
+
+def _status(
+    http: int, code: int, message: str, retry: bool = False, protobuf: bool = False
+) -> Response:
+    """A failed request's answer: ``google.rpc.Status``, in the request's encoding."""
     headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+    if protobuf:
+        body = otlp_protobuf.status(code, message)
+        return Response(body, http, headers=headers, media_type=otlp_protobuf.MEDIA_TYPE)
     return JSONResponse({"code": code, "message": message}, http, headers=headers)
+
+
+def _accepted(rejected: list[str], protobuf: bool) -> Response:
+    """200: all accepted, or ``partialSuccess`` naming how many were rejected and the first."""
+    message = f"{len(rejected)} log record(s) rejected; first: {rejected[0]}" if rejected else ""
+    if protobuf:
+        body = otlp_protobuf.response(len(rejected), message)
+        return Response(body, 200, media_type=otlp_protobuf.MEDIA_TYPE)
+    if not rejected:
+        return JSONResponse({})
+    return JSONResponse(
+        {"partialSuccess": {"rejectedLogRecords": str(len(rejected)), "errorMessage": message}}
+    )
 
 
 async def _source(request: Request, settings: Any, engine: Any) -> dict[str, Any]:
@@ -73,24 +100,28 @@ async def _source(request: Request, settings: Any, engine: Any) -> dict[str, Any
 @router.post("/v1/logs", response_model=None)
 async def export_logs(
     request: Request, settings: SettingsDep, engine: EngineDep, producer: ProducerDep
-) -> JSONResponse:
+) -> Response:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    protobuf = media == otlp_protobuf.MEDIA_TYPE
     try:
         source = await _source(request, settings, engine)
     except Refused as refused:
         code = UNAUTHENTICATED if refused.status_code == 401 else PERMISSION_DENIED
         if refused.status_code == 503:
-            return _status(503, UNAVAILABLE, refused.reason, retry=True)
-        return _status(refused.status_code, code, refused.reason)
+            return _status(503, UNAVAILABLE, refused.reason, retry=True, protobuf=protobuf)
+        return _status(refused.status_code, code, refused.reason, protobuf=protobuf)
     if source["paused"]:
-        return _status(503, UNAVAILABLE, f"data source {source['name']} is paused", retry=True)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media == "application/x-protobuf":
-        return _status(415, INVALID_ARGUMENT, "OTLP/HTTP protobuf is not supported; send JSON")
+        paused = f"data source {source['name']} is paused"
+        return _status(503, UNAVAILABLE, paused, retry=True, protobuf=protobuf)
+    if media not in (JSON, otlp_protobuf.MEDIA_TYPE, ""):
+        unsupported = f"Content-Type {media!r}: send {JSON} or {otlp_protobuf.MEDIA_TYPE}"
+        return _status(415, INVALID_ARGUMENT, unsupported)
     try:
-        export = parse_json_body(await request.body())
+        body = await request.body()
+        export = otlp_protobuf.request_as_json(body) if protobuf else parse_json_body(body)
         records = list(otel.log_records(export))
     except (Undecodable, PayloadUntransformable) as exc:
-        return _status(400, INVALID_ARGUMENT, str(exc))
+        return _status(400, INVALID_ARGUMENT, str(exc), protobuf=protobuf)
     traceparent = child_traceparent(request.headers.get("traceparent"))
     context = Context(
         source=source["name"],
@@ -119,10 +150,6 @@ async def export_logs(
         sends.append(Outgoing(AGGREGATION_RAW.name, value, key=key, headers=headers))
     deliveries = await producer.send_many(sends)
     if any(isinstance(delivery, BaseException) for delivery in deliveries):
-        return _status(503, UNAVAILABLE, "the event stream did not take every record", retry=True)
-    if not rejected:
-        return JSONResponse({})
-    message = f"{len(rejected)} log record(s) rejected; first: {rejected[0]}"
-    return JSONResponse(
-        {"partialSuccess": {"rejectedLogRecords": str(len(rejected)), "errorMessage": message}}
-    )
+        lost = "the event stream did not take every record"
+        return _status(503, UNAVAILABLE, lost, retry=True, protobuf=protobuf)
+    return _accepted(rejected, protobuf)

@@ -45,6 +45,27 @@ def encoded_events(source: str, count: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def wire_record_without_body(**fields: object) -> dict[str, object]:
+    """A record as :class:`~streams.aggregation.decode.WireTimes` reads data written with
+    v1/v2 (no OTel body, flat attributes; times in ms), ``fields`` replacing its values."""
+    return {
+        "id": "e1",
+        "source": "s",
+        "specversion": "1.0",
+        "type": "t",
+        "time": 1_764_547_200_000,  # 2025-12-01T00:00:00Z
+        "subject": None,
+        "source_type": "stream",
+        "ingested_at": 1_764_547_200_040,
+        "actor_id": None,
+        "attributes": {"n": 1, "ok": True},
+        "trace_id": "a" * 32,
+        "tags": [],
+        "raw_ref": None,
+        "body": None,
+    } | fields
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int = 6) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():

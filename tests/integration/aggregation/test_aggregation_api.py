@@ -10,18 +10,34 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import sqlalchemy
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from sinks.aggregation.copy_format import text
 from sinks.aggregation.jobs import progress, start_job
 from sinks.aggregation.warehouse import Warehouse
+from streams.aggregation.rows import encode_row
 from synapseops import headers as h
 from tests.fixtures import SAMPLES
 from tests.integration.aggregation.canonical import end_offsets, read_topic
 from tests.integration.aggregation.conftest import AUTH
+from tests.integration.aggregation.events import wire_record_without_body
 from topics.registry import AGGREGATION_RAW
 
 pytestmark = pytest.mark.integration
@@ -109,10 +125,8 @@ def test_otlp_refusals_answer_as_otlp_says(base_url: str) -> None:
     own = {"Authorization": f"Bearer {token}"}
     broken = httpx.post(url, content=b'{"resourceLogs": ', headers=own)
     assert broken.status_code == 400 and broken.json()["code"] == 3
-    protobuf = httpx.post(
-        url, content=b"\x0a\x00", headers=own | {"Content-Type": "application/x-protobuf"}
-    )
-    assert protobuf.status_code == 415
+    text = httpx.post(url, content=b"hello", headers=own | {"Content-Type": "text/plain"})
+    assert text.status_code == 415
     httpx.post(f"{base_url}/api/v1/aggregation/sources/{name}/pause", headers=AUTH)
     paused = httpx.post(url, json=body, headers=own)
     assert paused.status_code == 503 and paused.headers["Retry-After"]
@@ -120,6 +134,67 @@ def test_otlp_refusals_answer_as_otlp_says(base_url: str) -> None:
     httpx.post(f"{base_url}/api/v1/aggregation/sources/{name}/resume", headers=AUTH)
     by_api_token = httpx.post(url, json=body, headers=AUTH | {"X-SynapseOps-Source": name})
     assert by_api_token.status_code == 200 and by_api_token.json() == {}
+
+
+def _protobuf_export(run: str) -> ExportLogsServiceRequest:
+    """Two log records built with OpenTelemetry's own messages; the second one's trace id is
+    5 bytes (OTLP's are 16), so it is rejected."""
+    good = LogRecord(
+        time_unix_nano=1_544_712_660_300_000_123,
+        severity_number=SeverityNumber.SEVERITY_NUMBER_WARN,
+        severity_text="Warning",
+        trace_id=bytes.fromhex("5b8efff798038103d269b633813fc60c"),
+        span_id=bytes.fromhex("eee19b7ec3c1b174"),
+        body=AnyValue(kvlist_value=KeyValueList(values=[_kv("nested", AnyValue(int_value=7))])),
+        attributes=[_kv("run", AnyValue(string_value=run)), _kv("b", AnyValue(bytes_value=b"\0"))],
+    )
+    bad = LogRecord(time_unix_nano=1, trace_id=b"short", body=AnyValue(string_value="x"))
+    resource = Resource(attributes=[_kv("service.name", AnyValue(string_value="proto-svc"))])
+    scope = ScopeLogs(scope=InstrumentationScope(name="lib"), log_records=[good, bad])
+    return ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(resource=resource, scope_logs=[scope])]
+    )
+
+
+def _kv(key: str, value: AnyValue) -> KeyValue:
+    return KeyValue(key=key, value=value)
+
+
+def test_otlp_protobuf_is_read_and_answered_in_protobuf(
+    base_url: str, kafka_bootstrap: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    name = f"proto-{run}"
+    own = {"Authorization": f"Bearer {_create(base_url, name)['token']}"}
+    start = end_offsets(kafka_bootstrap, AGGREGATION_RAW.name)
+    protobuf = {"Content-Type": "application/x-protobuf"}
+    body = _protobuf_export(run).SerializeToString()
+    answer = httpx.post(f"{base_url}/v1/logs", content=body, headers=own | protobuf)
+    assert answer.status_code == 200, answer.content
+    assert answer.headers["content-type"] == "application/x-protobuf"
+    partial = ExportLogsServiceResponse.FromString(answer.content).partial_success
+    assert partial.rejected_log_records == 1 and "traceId" in partial.error_message
+    found = read_topic(kafka_bootstrap, AGGREGATION_RAW.name, start, want=50, deadline_s=5)
+    mine = [json.loads(v) for v, hs in found if hs.get(h.SOURCE) == name.encode()]
+    assert len(mine) == 1
+    resource_logs = mine[0]["resourceLogs"][0]
+    record = resource_logs["scopeLogs"][0]["logRecords"][0]
+    assert record["traceId"] == "5b8efff798038103d269b633813fc60c"
+    assert record["spanId"] == "eee19b7ec3c1b174"
+    assert record["timeUnixNano"] == "1544712660300000123" and record["severityNumber"] == 13
+    assert resource_logs["resource"]["attributes"][0]["value"] == {"stringValue": "proto-svc"}
+    # Failures of a protobuf request answer with a protobuf google.rpc.Status.
+    broken = httpx.post(f"{base_url}/v1/logs", content=body[:-3], headers=own | protobuf)
+    assert broken.status_code == 400
+    assert Status.FromString(broken.content).code == 3
+    unknown = httpx.post(f"{base_url}/v1/logs", content=body, headers=protobuf)
+    assert unknown.status_code == 401 and Status.FromString(unknown.content).code == 16
+    everything = _protobuf_export(run)
+    del everything.resource_logs[0].scope_logs[0].log_records[1]
+    whole = httpx.post(
+        f"{base_url}/v1/logs", content=everything.SerializeToString(), headers=own | protobuf
+    )
+    assert whole.status_code == 200 and whole.content == b""  # an empty ExportLogsServiceResponse
 
 
 def test_logic_test_answers_events_or_the_reason(base_url: str) -> None:
@@ -144,34 +219,16 @@ def test_schema_versions(base_url: str) -> None:
     assert missing.status_code == 404
 
 
-def _row(source: str, n: int, latency_s: float) -> dict:
-    now = datetime.now(UTC)
-    return {
-        "source": source,
-        "id": f"r{n}",
-        "type": "t",
-        "time": now - timedelta(seconds=latency_s),
-        "subject": None,
-        "specversion": "1.0",
-        "source_type": "stream",
-        "ingested_at": now,
-        "actor_id": None,
-        "trace_id": "a" * 32,
-        "tags": [],
-        "raw_ref": None,
-        "time_unix_nano": None,
-        "observed_time_unix_nano": None,
-        "severity_number": 9,
-        "severity_text": None,
-        "body": None,
-        "resource": "{}",
-        "attributes": "{}",
-        "log_trace_id": None,
-        "log_span_id": None,
-        "topic": "t",
-        "partition": 0,
-        "offset": n,
-    }
+def _row(source: str, n: int, latency_s: float) -> bytes:
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    record = wire_record_without_body(
+        source=source,
+        id=f"r{n}",
+        time=now_ms - int(latency_s * 1000),
+        ingested_at=now_ms,
+        attributes={},
+    )
+    return encode_row(record, text("t"), 0, n)
 
 
 def test_health_per_source_flags_the_slow_one(base_url: str, api_database: str) -> None:

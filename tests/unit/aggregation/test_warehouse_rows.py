@@ -1,56 +1,93 @@
-"""Canonical records as warehouse rows, and rows as COPY text (no database needed)."""
+"""Canonical records as binary COPY rows (no database needed; the round trip through
+PostgreSQL is tests/integration/aggregation/test_warehouse_copy.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import struct
 
-from sinks.aggregation.warehouse import COLUMNS, copy_line
-from streams.aggregation.rows import is_json, to_row
+import pytest
 
-WHEN = datetime(2026, 12, 1, tzinfo=UTC)
+from schemas import CANONICAL_EVENT
+from schemas.store import LocalSchemaStore
+from sinks.aggregation.copy_format import PG_EPOCH_MS, jsonb, text, text_array, timestamptz_ms
+from sinks.aggregation.warehouse import COLUMNS
+from streams.aggregation.columns import extra_columns
+from streams.aggregation.rows import ROW_COLUMNS, encode_row
+from synapseops.errors import SchemaInvalid
+from tests.integration.aggregation.events import wire_record_without_body
+
+WHEN_MS = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 
 
-def _v1_shaped() -> dict[str, object]:
-    """What v3 reads from data written with v1/v2: no body, flat attributes."""
-    return {
-        "id": "e1",
-        "source": "s",
-        "specversion": "1.0",
-        "type": "t",
-        "time": WHEN,
-        "subject": None,
-        "source_type": "stream",
-        "ingested_at": WHEN,
-        "actor_id": None,
-        "attributes": {"n": 1, "ok": True},
-        "trace_id": "a" * 32,
-        "tags": [],
-        "raw_ref": None,
-        "body": None,
-    }
+def _fields(row: bytes) -> list[bytes | None]:
+    """Split one binary COPY row into its fields (None for null)."""
+    (count,) = struct.unpack_from(">h", row)
+    at, out = 2, []
+    for _ in range(count):
+        (length,) = struct.unpack_from(">i", row, at)
+        at += 4
+        if length < 0:
+            out.append(None)
+            continue
+        out.append(row[at : at + length])
+        at += length
+    assert at == len(row), "bytes left after the last field"
+    return out
+
+
+def test_the_row_is_written_in_the_table_s_column_order() -> None:
+    assert ROW_COLUMNS == COLUMNS
 
 
 def test_data_without_a_body_keeps_its_flat_attributes() -> None:
-    row = to_row(_v1_shaped(), "topic", 2, 7)
-    assert row["attributes"] == '{"n":1,"ok":true}'
-    assert row["resource"] == "{}" and row["body"] is None
-    assert set(row) == set(COLUMNS)
+    fields = dict(
+        zip(
+            COLUMNS,
+            _fields(encode_row(wire_record_without_body(), text("topic"), 2, 7)),
+            strict=True,
+        )
+    )
+    assert fields["attributes"] == b'\x01{"n":1,"ok":true}'
+    assert fields["resource"] == b"\x01{}" and fields["body"] is None
+    assert fields["subject"] is None and fields["topic"] == b"topic"
+    assert fields["partition"] == struct.pack(">i", 2) and fields["offset"] == struct.pack(">q", 7)
+    micros = (WHEN_MS - PG_EPOCH_MS) * 1000
+    assert fields["time"] == struct.pack(">q", micros)
 
 
-def test_copy_line_escapes_what_copy_would_misread() -> None:
-    row = to_row(_v1_shaped(), "topic", 2, 7) | {
-        "subject": "tab\there\nnewline\\back",
-        "tags": ['quo"te', "back\\slash", "plain"],
-        "body": '{"x":"a\\tb"}',
+def test_field_encodings() -> None:
+    assert text("ü\t") == struct.pack(">i", 3) + "ü\t".encode()
+    assert jsonb(None) == struct.pack(">i", -1)
+    assert timestamptz_ms(PG_EPOCH_MS) == struct.pack(">iq", 8, 0)
+    array = text_array(["a", "bc"])
+    assert array == struct.pack(">iiiiii", 20 + 5 + 6, 1, 0, 25, 2, 1) + text("a") + text("bc")
+    assert text_array([]) == struct.pack(">iiii", 12, 0, 0, 25)
+
+
+def test_fields_beyond_the_mapped_ones_become_typed_columns() -> None:
+    _, v3 = LocalSchemaStore().latest(CANONICAL_EVENT)
+    assert extra_columns(v3) == ()
+    v4 = v3 | {
+        "fields": [
+            *v3["fields"],
+            {"name": "region", "type": ["null", "string"], "default": None},
+            {"name": "seen", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}]},
+            {"name": "labels", "type": ["null", {"type": "map", "values": "string"}]},
+            {"name": "ok", "type": "boolean", "default": False},
+        ]
     }
-    fields = copy_line(row).rstrip("\n").split("\t")
-    assert len(fields) == len(COLUMNS)
-    by_name = dict(zip(COLUMNS, fields, strict=True))
-    assert by_name["subject"] == "tab\\there\\nnewline\\\\back"
-    assert by_name["actor_id"] == "\\N"
-    assert by_name["tags"] == '{"quo\\\\"te","back\\\\\\\\slash","plain"}'
-    assert by_name["time"] == "2026-12-01T00:00:00+00:00"
-
-
-def test_is_json() -> None:
-    assert is_json('{"a": 1}') and is_json(None) and not is_json("{oops")
+    columns = extra_columns(v4)
+    assert [(c.name, c.sql_type) for c in columns] == [
+        ("region", "text"),
+        ("seen", "timestamptz"),
+        ("labels", "jsonb"),
+        ("ok", "boolean"),
+    ]
+    row = encode_row(
+        wire_record_without_body(region="eu", labels={"a": "b"}), text("t"), 0, 0, columns
+    )
+    fields = _fields(row)
+    assert len(fields) == len(COLUMNS) + 4
+    assert fields[-4:] == [b"eu", None, b'\x01{"a":"b"}', None]
+    with pytest.raises(SchemaInvalid):
+        extra_columns(v3 | {"fields": [*v3["fields"], {"name": "topic", "type": "string"}]})
