@@ -8,8 +8,10 @@ worker's own gauge could never report.
 
 Which groups: those named by ``SYNAPSEOPS_OBSERVABILITY_LAG_GROUPS`` (comma-separated ids),
 each with every group ``<id>.*`` — by default the worker's group, whose Faust agents commit
-as ``<id>`` and whose tier consumers, dead-letter store and Kafka sources as ``<id>.<what>``.
-A second worker pool with its own group id is one more id in the setting.
+as ``<id>`` and whose tier consumers, dead-letter store and Kafka sources as ``<id>.<what>``,
+and the warehouse loader's (``SYNAPSEOPS_LOADER_GROUP_ID``: it commits what it loaded for
+exactly this reading). A second worker pool with its own group id is one more id in the
+setting.
 
 Bounded work: a scrape reuses the last reading for ``SYNAPSEOPS_OBSERVABILITY_LAG_CACHE_S``
 seconds (concurrent scrapes share the reading in flight); a reading makes one group listing,
@@ -105,9 +107,9 @@ class LagReading:
 
 
 def lag_prefixes(settings: Settings) -> list[str]:
-    """The group ids the setting names, or the worker's own."""
+    """The group ids the setting names, or the worker's and the loader's own."""
     named = [part.strip() for part in settings.observability.lag_groups.split(",")]
-    return [name for name in named if name] or [settings.worker.group_id]
+    return [name for name in named if name] or [settings.worker.group_id, settings.loader.group_id]
 
 
 class LagReader:

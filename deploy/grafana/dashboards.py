@@ -91,10 +91,17 @@ def failure_ratio(pipeline: str) -> str:
     return f'sum(rate({tries},outcome=~"retry|dead|rejected"}}[10m])) / sum(rate({tries}}}[10m]))'
 
 
-def road_row(pipeline: str, failing: str, *extra: Panel) -> Row:
+def road_row(pipeline: str, failing: str, *extra: Panel, retries: bool = True) -> Row:
     """One service pipeline on the road: its tries, failure rate, processing time, retries
-    and dead letters (every service dashboard has this row; ``failing`` names its tries)."""
+    and dead letters (every service dashboard has this row; ``failing`` names its tries).
+    ``retries=False`` for a pipeline whose handler is pure: only the platform fails it
+    retryably, which the platform dashboard's retries panel shows."""
     only = f'{{pipeline="{pipeline}"}}'
+    by_tier = panel(
+        "Retries by tier",
+        q(f"sum by (tier) (rate(synapseops_road_retries_total{only}[5m]))", "tier {{tier}}"),
+        unit="ops",
+    )
     return row(
         f"{pipeline} on the road",
         panel("Tries by outcome",
@@ -104,9 +111,7 @@ def road_row(pipeline: str, failing: str, *extra: Panel) -> Row:
               q(failure_ratio(pipeline), "failing"), unit="percentunit"),
         panel("Processing time p50 / p99",
               *quantiles("synapseops_road_processing_seconds", "pipeline", only), unit="s"),
-        panel("Retries by tier",
-              q(f"sum by (tier) (rate(synapseops_road_retries_total{only}[5m]))", "tier {{tier}}"),
-              unit="ops"),
+        *((by_tier,) if retries else ()),
         panel("Dead letters waiting / oldest age (s)",
               q(f"max(synapseops_dead_letters_depth{only})", "waiting"),
               q(f"max(synapseops_dead_letters_oldest_age_seconds{only})", "oldest (s)")),
@@ -340,7 +345,120 @@ NOTIFICATIONS = Dashboard(
     ),
 )  # fmt: skip
 
-DASHBOARDS = (PLATFORM, PAYMENTS, INTEGRATION, NOTIFICATIONS)
+MAPPING = '{mapping=~"$mapping"}'
+CRM_CHANGES = "synapseops_crm_changes_total"
+HANDLED = 'outcome=~"written|skipped|failed"'
+
+CRM = Dashboard(
+    uid="synapseops-crm",
+    title="SynapseOps CRM automation",
+    description="CRM Automation: changes read from each CRM's feed and written to the other, "
+    "per mapping and direction, the sync lag, conflicts held for a person, the CRMs' "
+    "answers, and the crm-sync pipeline's road.",
+    variables=(Variable("mapping", CRM_CHANGES, "mapping"),),
+    rows=(
+        row(
+            "Sync, per mapping and direction",
+            panel("Changes read from the feeds (own: the sync's own writes, dropped)",
+                  q(f'sum by (mapping, direction, outcome) (rate({CRM_CHANGES}'
+                    f'{{mapping=~"$mapping",outcome=~"read|own"}}[5m]))',
+                    "{{mapping}} {{direction}} {{outcome}}"), unit="ops"),
+            panel("Changes handled: written, skipped (nothing to do), failed",
+                  q(f'sum by (mapping, direction, outcome) (rate({CRM_CHANGES}'
+                    f'{{mapping=~"$mapping",{HANDLED}}}[5m]))',
+                    "{{mapping}} {{direction}} {{outcome}}"), unit="ops"),
+            panel("Changes failing (share, 10 min)",
+                  q(f'sum by (mapping, direction) (rate({CRM_CHANGES}'
+                    f'{{mapping=~"$mapping",outcome="failed"}}[10m])) / sum by (mapping, '
+                    f'direction) (rate({CRM_CHANGES}{{mapping=~"$mapping",{HANDLED}}}[10m]))',
+                    "{{mapping}} {{direction}}"), unit="percentunit"),
+            panel("Sync lag p50 / p99 (change committed on its CRM → handled)",
+                  *quantiles("synapseops_crm_sync_lag_seconds", "direction", window="10m"),
+                  unit="s"),
+            panel("Conflicts held for a person (1 h)",
+                  q("sum by (mapping) (increase("
+                    f"synapseops_crm_conflicts_opened_total{MAPPING}[1h]))", "{{mapping}}")),
+            panel("Feed reads failing (15 min)",
+                  q('sum by (reason) (increase(synapseops_source_failures_total{kind="crm"}'
+                    "[15m]))", "{{reason}}")),
+            panel("Answers of the CRMs by status, 429s included (sandbox: dev and tests)",
+                  q('sum by (target, status) (rate(synapseops_sandbox_requests_total'
+                    '{target=~"salesforce|hubspot"}[5m]))', "{{target}} {{status}}"),
+                  unit="reqps"),
+            panel("429 answers of the CRMs (sandbox: dev and tests)",
+                  q('sum by (target) (increase(synapseops_sandbox_requests_total'
+                    '{target=~"salesforce|hubspot",status="429"}[1h]))', "{{target}}")),
+        ),
+        road_row(
+            "crm-sync",
+            "Sync",
+            panel("Consumer lag of the change events",
+                  q('sum by (group) (synapseops_kafka_consumer_lag{topic="crm.changes"})',
+                    "{{group}}")),
+        ),
+    ),
+)  # fmt: skip
+
+SOURCE = '{source=~"$source"}'
+EVENTS = "synapseops_aggregation_events_total"
+LOADER_LAG = 'synapseops_kafka_consumer_lag{topic="synapseops.canonical.events"}'
+LOADED = "synapseops_loader_rows_total"
+
+AGGREGATION = Dashboard(
+    uid="synapseops-aggregation",
+    title="SynapseOps data aggregation",
+    description="Data Aggregation: canonical events per source (published, duplicates "
+    "skipped), ingestion latency, payloads no logic takes, the warehouse loader (rows, "
+    "lag, batches, undecodable records), and the aggregation-transform pipeline's road. "
+    "Ingestion jobs (polls, uploads) are followed at /api/v1/aggregation/jobs.",
+    variables=(Variable("source", EVENTS, "source"),),
+    rows=(
+        row(
+            "Ingestion, per source",
+            panel("Canonical events by source and outcome",
+                  q(f"sum by (source, outcome) (rate({EVENTS}{SOURCE}[5m]))",
+                    "{{source}} {{outcome}}"), unit="ops"),
+            panel("Ingestion latency p50 / p99 (observed minus event time)",
+                  *quantiles("synapseops_aggregation_ingestion_latency_seconds", "source",
+                             SOURCE, window="10m"), unit="s"),
+            panel("Duplicates skipped (1 h)",
+                  q(f'sum by (source) (increase({EVENTS}{{source=~"$source",'
+                    'outcome="duplicate"}[1h]))', "{{source}}")),
+            panel("Payloads no logic takes (dead-lettered, 1 h)",
+                  q("sum by (logic) (increase("
+                    "synapseops_aggregation_payloads_failed_total[1h]))", "{{logic}}")),
+            panel("OTLP/HTTP log exports by status",
+                  q('sum by (status) (rate(synapseops_http_requests_total{route="/v1/logs"}'
+                    "[5m]))", "{{status}}"), unit="reqps"),
+            panel("Consumer lag of the sources' topics",
+                  q('sum by (group, topic) (synapseops_kafka_consumer_lag'
+                    '{topic=~"aggregation.raw|market.ticks"})', "{{group}} {{topic}}")),
+        ),
+        row(
+            "Warehouse loader",
+            panel("Rows per second: inserted, skipped (already there), undecodable",
+                  q(f"sum by (outcome) (rate({LOADED}[5m]))", "{{outcome}}"), unit="ops"),
+            panel("Loader lag (canonical events not loaded, from the broker)",
+                  q(f"sum by (group) ({LOADER_LAG})", "{{group}}"),
+                  q(f"{LOADER_LAG}", "{{group}} [{{partition}}]")),
+            panel("Batch time p50 / p99 (COPY, insert, offsets, commit)",
+                  q("histogram_quantile(0.5, sum by (le) (rate("
+                    "synapseops_loader_batch_seconds_bucket[5m])))", "p50"),
+                  q("histogram_quantile(0.99, sum by (le) (rate("
+                    "synapseops_loader_batch_seconds_bucket[5m])))", "p99"), unit="s"),
+            panel("Loaders answering (1 up, 0 down) and their inserted rows/s",
+                  q('up{job="synapseops-loader"}', "up {{instance}}"),
+                  q(f'sum by (instance) (rate({LOADED}{{outcome="inserted"}}[5m]))',
+                    "rows/s {{instance}}")),
+            panel("Undecodable records skipped (1 h)",
+                  q(f'sum by (instance) (increase({LOADED}{{outcome="undecodable"}}[1h]))',
+                    "{{instance}}")),
+        ),
+        road_row("aggregation-transform", "Transform", retries=False),
+    ),
+)  # fmt: skip
+
+DASHBOARDS = (PLATFORM, PAYMENTS, INTEGRATION, NOTIFICATIONS, CRM, AGGREGATION)
 
 
 def _variable(variable: Variable) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from synapseops.settings import (
     DEFAULT_DEV_STRIPE_SECRET,
     ApiSettings,
     KafkaSettings,
+    LoaderSettings,
     SandboxSettings,
     Settings,
     WorkerSettings,
@@ -32,7 +33,7 @@ from synapseops.settings import (
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.kafka.yml"
 PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
-PLATFORM = ("api", "worker", "sandbox")
+PLATFORM = ("api", "worker", "sandbox", "loader")
 # Every container that runs the platform's code, the one-shot steps included.
 PLATFORM_CONTAINERS = (*PLATFORM, "migrate", "topics")
 VARIABLE = re.compile(r"\b(SYNAPSEOPS_[A-Z0-9_]+)")
@@ -215,7 +216,7 @@ def test_ports_match_the_settings_defaults(compose: dict[str, Any]) -> None:
     assert services["postgres"]["image"] == "postgres:15"
 
 
-def test_prometheus_scrapes_api_and_worker(compose: dict[str, Any]) -> None:
+def test_prometheus_scrapes_every_platform_process(compose: dict[str, Any]) -> None:
     mounts = compose["services"]["prometheus"]["volumes"]
     assert any(m.startswith("./deploy/prometheus/prometheus.yml:") for m in mounts)
     config = yaml.safe_load(PROMETHEUS.read_text())
@@ -227,7 +228,10 @@ def test_prometheus_scrapes_api_and_worker(compose: dict[str, Any]) -> None:
     }
     api = f"api:{default(ApiSettings, 'port')}"
     worker = f"worker:{default(WorkerSettings, 'metrics_port')}"
-    assert {api, worker} <= targets
+    loader = f"loader:{default(LoaderSettings, 'metrics_port')}"
+    assert {api, worker, loader} <= targets
+    # Every scraped process is a service of this file (a job for none would stay down).
+    assert {target.split(":")[0] for target in targets} - {"localhost"} <= set(compose["services"])
     paths = {job.get("metrics_path", "/metrics") for job in config["scrape_configs"]}
     assert paths == {"/metrics"}
 

@@ -36,7 +36,14 @@ def test_the_json_files_are_what_the_code_writes() -> None:
 
 def test_a_platform_dashboard_and_one_per_built_service() -> None:
     uids = {dashboard["uid"] for dashboard in dashboards().values()}
-    assert {"synapseops-platform", "synapseops-payments", "synapseops-integration"} <= uids
+    assert {
+        "synapseops-platform",
+        "synapseops-payments",
+        "synapseops-integration",
+        "synapseops-notifications",
+        "synapseops-crm",
+        "synapseops-aggregation",
+    } <= uids
     assert len(uids) == len(dashboards())
 
 

@@ -15,7 +15,7 @@ from synapseops.kafka_lag import (
     lag_prefixes,
     watched_groups,
 )
-from synapseops.settings import ObservabilitySettings, Settings, WorkerSettings
+from synapseops.settings import LoaderSettings, ObservabilitySettings, Settings, WorkerSettings
 
 
 def samples(families: list[Metric]) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -33,9 +33,12 @@ def test_beyond_the_limit_groups_are_counted_as_skipped_and_the_choice_is_stable
     assert watched_groups(reversed(ids), ["w"], limit=4) == (ids[:4], 6)
 
 
-def test_the_worker_group_is_watched_unless_the_setting_names_others() -> None:
-    settings = Settings(worker=WorkerSettings(group_id="pool-a"))
-    assert lag_prefixes(settings) == ["pool-a"]
+def test_the_worker_and_loader_groups_are_watched_unless_the_setting_names_others() -> None:
+    settings = Settings(
+        worker=WorkerSettings(group_id="pool-a"), loader=LoaderSettings(group_id="load-a")
+    )
+    # The loader commits its loaded offsets so that its lag is read (LoaderLagGrowing).
+    assert lag_prefixes(settings) == ["pool-a", "load-a"]
     named = settings.model_copy(
         update={"observability": ObservabilitySettings(lag_groups="pool-a, pool-b,")}
     )

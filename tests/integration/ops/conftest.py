@@ -24,7 +24,7 @@ def ops_stack(
             yield stack.start()
         finally:
             stack.stop()
-            for process in (stack.api, stack.sandbox):
+            for process in (stack.api, stack.sandbox, stack.loader):
                 print(f"--- {process.command} log\n{process.log_tail(1500)}")
             print(f"--- worker log\n{stack.worker.log_tail(1500)}")
 

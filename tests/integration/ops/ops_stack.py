@@ -1,15 +1,19 @@
-"""A whole running stack for the ops tests: the real API, worker and sandbox as subprocesses.
+"""A whole running stack for the ops tests: the real API, worker, warehouse loader and sandbox
+as subprocesses.
 
 On the session's broker and PostgreSQL server, with a database of its own (the dead-letter
 gauges count the whole ``dead_letters`` table: other tests' rows must not show) and a worker
 group of its own that starts at the topics' ends (other tests' records are not its work).
 Every process runs ``synapseops <process>`` exactly as a user would, on free ports, with
 1-second caches (dead-letter gauges, consumer lag, health) so a scrape sees a change within
-a scrape or two, and retry tiers of 1, 2 and 3 s.
+a scrape or two, and retry tiers of 1, 2 and 3 s. The worker's market feed sends 2 ticks a
+second (Data Aggregation has traffic of its own from the start). The loader has a group of
+its own too, and starts at the canonical topic's end: its offsets are stored in the
+warehouse (where it reads them) and committed to Kafka (where the API reads its lag).
 
 :meth:`OpsStack.targets` is what Prometheus scrapes, keyed by the ``process`` label of the
-jobs in ``deploy/prometheus/prometheus.yml``. A new process (the warehouse ``loader``) is one
-more :class:`ServedProcess` here and one more entry there.
+jobs in ``deploy/prometheus/prometheus.yml``. A new process is one more
+:class:`ServedProcess` here and one more entry there.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ from uuid import uuid4
 import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from pydantic import SecretStr
 
+from sinks.aggregation.warehouse import Warehouse
+from sinks.db import make_engine
 from synapseops.kafka import consumer_config
 from synapseops.settings import (
     ApiSettings,
+    DatabaseSettings,
     KafkaSettings,
     RetrySettings,
     SandboxSettings,
@@ -36,7 +44,7 @@ from synapseops.settings import (
 )
 from tests.integration.worker_process import CLI, WorkerProcess, free_port
 from topics.admin import apply_topics
-from topics.registry import platform_registry
+from topics.registry import CANONICAL_EVENTS, platform_registry
 
 TIERS = "1s,2s,3s"
 HEALTHY_WITHIN_S = 60.0
@@ -108,22 +116,41 @@ def worker_group_topics(group: str) -> dict[str, list[str]]:
 def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Sequence[str]]) -> None:
     """Commit each group's topics at their ends before its first member runs: what other tests
     left there is not this worker's work, and a group only commits on what it reads."""
-    probe = Consumer(consumer_config(kafka, f"probe-{uuid4().hex[:8]}"))
-    try:
-        existing = probe.list_topics(timeout=10).topics
-        ends = {
-            topic: [
-                TopicPartition(topic, partition, _end(probe, topic, partition))
-                for partition in existing[topic].partitions
-            ]
-            for topic in {topic for topics in groups.values() for topic in topics}
-        }
-    finally:
-        probe.close()
+    ends = topic_ends(kafka, {topic for topics in groups.values() for topic in topics})
     for group, topics in groups.items():
         consumer = Consumer(consumer_config(kafka, group))
         consumer.commit(offsets=[tp for topic in topics for tp in ends[topic]], asynchronous=False)
         consumer.close()
+
+
+def topic_ends(kafka: KafkaSettings, topics: set[str]) -> dict[str, list[TopicPartition]]:
+    """Every partition of ``topics`` at its end offset."""
+    probe = Consumer(consumer_config(kafka, f"probe-{uuid4().hex[:8]}"))
+    try:
+        existing = probe.list_topics(timeout=10).topics
+        return {
+            topic: [
+                TopicPartition(topic, partition, _end(probe, topic, partition))
+                for partition in existing[topic].partitions
+            ]
+            for topic in topics
+        }
+    finally:
+        probe.close()
+
+
+def start_loader_at_end(stack: OpsStack) -> None:
+    """The loader's stored offsets at the canonical topic's end (what other tests left there
+    is not its work; it trusts ``warehouse.loader_offsets``, not Kafka), the same offsets
+    committed for its group so its lag has a series from the start."""
+    [ends] = topic_ends(stack.kafka, {CANONICAL_EVENTS.name}).values()
+    engine = make_engine(stack.settings)
+    try:
+        offsets = {(CANONICAL_EVENTS.name, tp.partition): tp.offset for tp in ends}
+        Warehouse(engine, stack.loader_group).load([], offsets)
+    finally:
+        engine.dispose()
+    start_groups_at_end(stack.kafka, {stack.loader_group: [CANONICAL_EVENTS.name]})
 
 
 def _end(probe: Consumer, topic: str, partition: int) -> int:
@@ -143,9 +170,12 @@ class OpsStack:
     def __init__(self, kafka_bootstrap: str, database_url: str, data_dir: Path) -> None:
         self.kafka = KafkaSettings(bootstrap=kafka_bootstrap)
         self.group = f"t-ops-{uuid4().hex[:8]}"
+        # Not under the worker's group id: the API watches the loader's group by default.
+        self.loader_group = f"t-ops-loader-{uuid4().hex[:8]}"
         self.data_dir = data_dir
         self.database_url = database_url
         api_port, sandbox_port, smtp_port = free_port(), free_port(), free_port()
+        loader_port = free_port()
         own = {
             "SYNAPSEOPS_ENV": "dev",
             "SYNAPSEOPS_LOG_LEVEL": "WARNING",
@@ -164,11 +194,15 @@ class OpsStack:
             # A task that dies stays down 2-4 s between restarts: several scrapes see it.
             "SYNAPSEOPS_SUPERVISION_BACKOFF_INITIAL_S": "2",
             "SYNAPSEOPS_SUPERVISION_BACKOFF_MAX_S": "4",
+            "SYNAPSEOPS_AGGREGATION_TICKS_PER_S": "2",
+            "SYNAPSEOPS_LOADER_GROUP_ID": self.loader_group,
+            "SYNAPSEOPS_LOADER_METRICS_PORT": str(loader_port),
         }
         self.env = {**os.environ, **own}
         self.settings = Settings(
             env="dev",
             kafka=self.kafka,
+            database=DatabaseSettings(url=SecretStr(database_url)),
             api=ApiSettings(port=api_port),
             sandbox=SandboxSettings(port=sandbox_port, smtp_port=smtp_port),
         )
@@ -176,6 +210,9 @@ class OpsStack:
             "sandbox", sandbox_port, self.env, data_dir / "sandbox.log", "/metrics"
         )
         self.api = ServedProcess("api", api_port, self.env, data_dir / "api.log", "/health")
+        self.loader = ServedProcess(
+            "loader", loader_port, self.env, data_dir / "loader.log", "/health"
+        )
         self.worker = WorkerProcess(
             kafka_bootstrap,
             database_url,
@@ -199,21 +236,23 @@ class OpsStack:
             "api": [self.api.address],
             "worker": [f"127.0.0.1:{self.worker.port}"],
             "sandbox": [self.sandbox.address],
+            "loader": [self.loader.address],
         }
 
     def start(self) -> OpsStack:
         apply_topics(self.settings.model_copy(update={"retry": RetrySettings(tiers=TIERS)}))
         start_groups_at_end(self.kafka, worker_group_topics(self.group))
+        start_loader_at_end(self)
         self.sandbox.start()
         self.worker.start()
         self.api.start()
-        self.sandbox.wait_healthy()
-        self.worker.wait_healthy()
-        self.api.wait_healthy()
+        self.loader.start()
+        for process in (self.sandbox, self.worker, self.api, self.loader):
+            process.wait_healthy()
         return self
 
     def stop(self) -> None:
-        for process in (self.api, self.worker, self.sandbox):
+        for process in (self.api, self.loader, self.worker, self.sandbox):
             process.stop()
 
     def restart_worker(self) -> None:

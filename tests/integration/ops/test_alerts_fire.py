@@ -1,11 +1,13 @@
 """The important alerts fire on a real stack under the real failure each one is meant for.
 
-Real worker, API and sandbox (subprocesses), the session's broker and PostgreSQL, a real
+Real worker, API, warehouse loader and sandbox (subprocesses), the session's broker and
+PostgreSQL, a real
 Prometheus scraping them every second with the live copy of ``deploy/prometheus/rules`` (every
 ``for:`` zero; why that is the right copy: :mod:`tests.integration.ops.live_rules`). The
 tests run in order on one stack; each leaves it healthy again:
 
-1. healthy traffic of the three services fires nothing;
+1. healthy traffic of every service (payments, generic events, Shopify orders, a CRM pair
+   synced both ways, OTLP logs, the market feed) fires nothing;
 2. finance answers 503 to every call → settlements go through the tiers and die:
    dead-letter depth and oldest age, finance calls failing, settlement failure rate; a
    replay after finance is back settles them once each and the depth alert clears;
@@ -16,7 +18,13 @@ tests run in order on one stack; each leaves it healthy again:
    letter's trigger and dies, again after each restart: a supervised task down;
 5. an API process whose Kafka is unreachable answers webhooks 503: ingress 5xx, and its
    consumer-lag reading fails;
-6. the worker stopped while events keep arriving: consumer lag, and a process down.
+6. the worker stopped while events keep arriving: consumer lag, and a process down;
+7. HubSpot answers 503 to the CRM sync's reads and writes: CRM changes failing; once it is
+   back, a replay syncs the person once;
+8. OTLP logs an hour late: a source's ingestion latency;
+9. a record on the canonical topic that does not decode: the loader's undecodable rows;
+   then the loader stopped while logs keep arriving: no loader running, its lag growing;
+   restarted, it loads every one of them exactly once.
 """
 
 from __future__ import annotations
@@ -33,10 +41,17 @@ import sqlalchemy
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import func, select
 
+from sinks.aggregation.tables import events as warehouse_events
 from sinks.event_log.tables import inbound_events
 from tests.integration.ops.live_rules import alert_rules
 from tests.integration.ops.ops_stack import OpsStack, ServedProcess
 from tests.integration.ops.prometheus_server import PrometheusServer
+from tests.integration.ops.service_traffic import (
+    HUBSPOT_RECORDS,
+    LOGS_SOURCE,
+    AggregationTraffic,
+    CrmTraffic,
+)
 from tests.integration.ops.traffic import StackTraffic, wait_until
 from tests.integration.worker_process import free_port
 from topics.admin import apply_topics
@@ -53,6 +68,16 @@ def traffic(ops_stack: OpsStack) -> Iterator[StackTraffic]:
     sender = StackTraffic(ops_stack)
     yield sender
     sender.close()
+
+
+@pytest.fixture(scope="module")
+def crm(traffic: StackTraffic) -> CrmTraffic:
+    return CrmTraffic(traffic)
+
+
+@pytest.fixture(scope="module")
+def logs(traffic: StackTraffic) -> AggregationTraffic:
+    return AggregationTraffic(traffic)
 
 
 def firing(prometheus: PrometheusServer, alert: str, **labels: str) -> list[dict[str, Any]]:
@@ -86,13 +111,19 @@ def test_the_live_copy_holds_every_rule_of_deploy(prometheus: PrometheusServer) 
     assert prometheus.rule_names() == set(alert_rules())
 
 
-def test_healthy_traffic_fires_nothing(prometheus: PrometheusServer, traffic: StackTraffic) -> None:
+def test_healthy_traffic_fires_nothing(
+    prometheus: PrometheusServer, traffic: StackTraffic, crm: CrmTraffic, logs: AggregationTraffic
+) -> None:
     payments = traffic.payments(4)
     events = traffic.generic(12)
     orders = traffic.orders(3)
+    crm.ensure_pair()
+    people = {crm.create("salesforce"), crm.create("hubspot")}
+    logs.send_logs(logs.logs_export(5))
     traffic.wait_settled(payments)
     traffic.wait_stored(events)
     traffic.wait_delivered(orders)
+    crm.wait_synced(people)
     time.sleep(5)  # five evaluations of every rule over what was scraped
     assert [a["labels"] for a in prometheus.alerts() if a["state"] == "firing"] == []
 
@@ -275,3 +306,101 @@ def test_consumer_lag_and_a_stopped_worker(
         ).scalar_one()
     engine.dispose()
     assert stored == len(events)
+
+
+def test_crm_changes_failing_while_hubspot_answers_5xx(
+    prometheus: PrometheusServer, traffic: StackTraffic, crm: CrmTraffic
+) -> None:
+    mapping = str(crm.ensure_pair())
+    traffic.set_fault("hubspot", error_rate=1.0, status=503, path_prefix=HUBSPOT_RECORDS)
+    try:
+        email = crm.create("salesforce")
+        failing = wait_firing(
+            prometheus, "CrmSyncFailing", mapping=mapping, direction="salesforce_to_hubspot"
+        )
+        assert failing["annotations"]["summary"].startswith(
+            f"mapping {mapping} salesforce_to_hubspot: "
+        )
+    finally:
+        traffic.clear_faults()
+    # HubSpot is back: whatever the tiers did not finish is a dead letter, which a replay
+    # syncs; the person is on HubSpot once.
+    if email not in crm.records("hubspot"):
+        wait_until(
+            lambda: email in crm.records("hubspot") or _dead(traffic, "crm-sync") > 0,
+            "the change synced by a tier, or dead-lettered",
+        )
+        if _dead(traffic, "crm-sync"):
+            traffic.api("POST", "/api/v1/dead-letters/replay", json={"pipeline": "crm-sync"})
+    crm.wait_synced({email})
+    contacts = traffic.http.get(
+        f"{traffic.stack.sandbox_url}/_sandbox/hubspot/records",
+        params={"object_type": "contacts"},
+    ).json()["records"]
+    assert len([r for r in contacts if r["properties"].get("email") == email]) == 1
+
+
+def _dead(traffic: StackTraffic, pipeline: str) -> int:
+    rows = traffic.api("GET", "/api/v1/dead-letters", params={"pipeline": pipeline})["items"]
+    return sum(1 for row in rows if row["status"] == "dead")
+
+
+def test_logs_arriving_an_hour_late(prometheus: PrometheusServer, logs: AggregationTraffic) -> None:
+    for _ in range(3):
+        logs.send_logs(logs.logs_export(5, late_s=3600))
+        time.sleep(1.5)  # a few scrapes apart: the latency buckets have a rate
+    late = wait_firing(prometheus, "IngestionLatencyHigh", source=LOGS_SOURCE)
+    assert late["annotations"]["summary"].startswith(f"{LOGS_SOURCE}: events arrive ")
+
+
+def test_the_loader_skipping_a_record_then_stopped_while_logs_arrive(
+    prometheus: PrometheusServer, logs: AggregationTraffic, ops_stack: OpsStack
+) -> None:
+    loader = ops_stack.loader.address
+    logs.undecodable_canonical()
+    wait_firing(prometheus, "LoaderUndecodableRows", instance=loader)
+    lag = f"sum({_loader_lag(ops_stack)})"
+    wait_until(lambda: _value(prometheus, lag) == 0, "the loader caught up")
+    loaded_before = _loaded(ops_stack)
+    ops_stack.loader.stop()
+    sent = 0
+    try:
+        wait_firing(prometheus, "NoLoaderRunning")
+        wait_firing(prometheus, "SynapseOpsProcessDown", job="synapseops-loader")
+        for _ in range(3):  # 1,200 log records, three exports under the body cap
+            logs.send_logs(logs.logs_export(400))
+            sent += 400
+        growing = wait_firing(prometheus, "LoaderLagGrowing", group=ops_stack.loader_group)
+        assert growing["annotations"]["summary"].startswith(
+            f"loader group {ops_stack.loader_group} is "
+        )
+    finally:
+        ops_stack.loader.start()
+        ops_stack.loader.wait_healthy()
+    # Restarted, it resumes from its stored offsets: every record loaded, none twice.
+    wait_until(lambda: _value(prometheus, lag) == 0, "the loader's lag back to zero", 180)
+    wait_until(lambda: _loaded(ops_stack) >= loaded_before + sent, "the backlog loaded")
+    assert _loaded(ops_stack) == loaded_before + sent
+    wait_until(lambda: not firing(prometheus, "NoLoaderRunning"), "NoLoaderRunning clears")
+
+
+def _loader_lag(stack: OpsStack) -> str:
+    return f'synapseops_kafka_consumer_lag{{group="{stack.loader_group}"}}'
+
+
+def _value(prometheus: PrometheusServer, expr: str) -> float | None:
+    result = prometheus.query(expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+def _loaded(stack: OpsStack) -> int:
+    engine = sqlalchemy.create_engine(stack.database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(warehouse_events.c.source == LOGS_SOURCE)
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()

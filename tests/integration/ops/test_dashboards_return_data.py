@@ -1,7 +1,10 @@
 """Every panel of every dashboard returns data from a real Prometheus scraping a real stack.
 
-After traffic of the three services (settled payments, generic events, Shopify orders to
-the ERP; a few finance and ERP failures that retry, some that die, one replay), each target
+After traffic of every service (settled payments, generic events, Shopify orders to the
+ERP; a few finance and ERP failures that retry, some that die, one replay; a CRM pair synced
+both ways, with HubSpot refusing for a while (a conflict held, 429s waited out, a feed read
+failing, a record refused for good); OTLP logs sent twice, a polled GitHub source, the
+market feed, a payload no logic takes, a canonical record the loader cannot decode), each target
 ``expr`` of ``deploy/grafana/dashboards/*.json`` is evaluated as an instant query. Dashboard
 variables are substituted by each value Prometheus has for them (``label_values`` of their
 definition) until one gives data. A query fails the test when Prometheus refuses it, or when
@@ -17,6 +20,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,6 +29,12 @@ import pytest
 from synapseops.settings import PROJECT_ROOT
 from tests.integration.ops.ops_stack import OpsStack
 from tests.integration.ops.prometheus_server import PrometheusError, PrometheusServer
+from tests.integration.ops.service_traffic import (
+    HUBSPOT_FEED,
+    HUBSPOT_RECORDS,
+    AggregationTraffic,
+    CrmTraffic,
+)
 from tests.integration.ops.traffic import StackTraffic, wait_until
 
 pytestmark = pytest.mark.integration
@@ -71,6 +81,7 @@ def after_traffic(ops_stack: OpsStack, prometheus: PrometheusServer) -> Iterator
             ) == 1,
             "the replayed payment settled",
         )  # fmt: skip
+        crm_and_aggregation(traffic, prometheus)
         bad = httpx.post(
             f"{ops_stack.api_url}/webhooks/stripe",
             content=b"{}",
@@ -82,6 +93,38 @@ def after_traffic(ops_stack: OpsStack, prometheus: PrometheusServer) -> Iterator
     finally:
         traffic.clear_faults()
         traffic.close()
+
+
+def crm_and_aggregation(traffic: StackTraffic, prometheus: PrometheusServer) -> None:
+    crm, aggregation = CrmTraffic(traffic), AggregationTraffic(traffic)
+    crm.ensure_pair()
+    crm.wait_synced({crm.create("salesforce"), crm.create("hubspot")})
+    crm.conflict()  # HubSpot's records refuse (503) a while: failed changes, retries, conflict
+    traffic.set_fault("hubspot", count=2, status=429, retry_after_s=1, path_prefix=HUBSPOT_RECORDS)
+    crm.wait_synced({crm.create("salesforce")})  # the 429s waited out inside the calls
+    traffic.wait_fault_spent("hubspot")
+    traffic.set_fault("hubspot", count=1, status=503, path_prefix=HUBSPOT_FEED)
+    traffic.wait_fault_spent("hubspot")  # one feed read failed
+    traffic.set_fault("hubspot", count=1, status=422, path_prefix=HUBSPOT_RECORDS)
+    crm.create("salesforce")  # its pair refused for good: a dead letter
+    traffic.wait_fault_spent("hubspot")
+    export = aggregation.logs_export(5)
+    aggregation.send_logs(export)
+    aggregation.send_logs(export)  # the same records again: duplicates
+    aggregation.poll_github(3)
+    aggregation.poison_payload()
+    aggregation.undecodable_canonical()
+    _wait_dead(traffic, {"crm-sync": 1, "aggregation-transform": 1})
+    for expr in (
+        'synapseops_loader_rows_total{outcome="undecodable"}',
+        'synapseops_aggregation_events_total{source="demo-github",outcome="published"}',
+        'synapseops_aggregation_events_total{source="ops-logs",outcome="duplicate"}',
+    ):
+        wait_until(partial(_has_data, prometheus, expr), f"Prometheus has {expr}")
+
+
+def _has_data(prometheus: PrometheusServer, expr: str) -> bool:
+    return has_numbers(prometheus.query(expr))
 
 
 def _settled(traffic: StackTraffic, payments: list[str]) -> set[str]:

@@ -19,6 +19,14 @@ The processing gap at each rebalance is measured per partition from the ledger: 
 time a partition had a record waiting (sent, not booked) and booked nothing, among bookings in
 the seconds after the change. It is printed beside the same figure for the steady phase before
 it. Nothing about time is asserted (the figures are the report's).
+
+What a gap is made of is measured too: a thread watches the group's state at the broker's
+coordinator (``describe_consumer_groups`` every 0.2 s). After a change it prints how long
+the coordinator took to notice a kill -9 (the session timeout running out:
+``PreparingRebalance`` begins), how long the rebalance took (until ``Stable`` again, with its
+member count), and how long after that the stalled partition booked again (Faust's
+assignment handling, and redoing what the dead member had not committed); for the join,
+every rebalance the three joiners caused (each member joining is one) and its duration.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
 
 from sandbox.harness import SandboxServer
 from synapseops.kafka import producer_config
@@ -96,29 +105,90 @@ class Load:
         assert producer.flush(60) == 0
 
 
+@dataclass
+class GroupWatch:
+    """The group's state at the coordinator over time: ``(time, state, members)`` at each
+    change, from a thread polling ``describe_consumer_groups``."""
+
+    kafka: KafkaSettings
+    group: str
+    changes: list[tuple[float, str, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap})
+        while not self.stop.wait(0.2):
+            try:
+                described = admin.describe_consumer_groups([self.group])[self.group].result(5)
+            except KafkaException:
+                continue
+            now = (time.time(), str(described.state.name), len(described.members))
+            if not self.changes or self.changes[-1][1:] != now[1:]:
+                self.changes.append(now)
+
+    def phases(self, since: float, members: int) -> tuple[float, float] | None:
+        """After ``since``: (seconds until a rebalance began, seconds it took until the group
+        was stable with ``members``), or None when the watch did not see both."""
+        began = next((t for t, state, _ in self.changes if t >= since and state != STABLE), None)
+        if began is None:
+            return None
+        stable = next(
+            (t for t, state, n in self.changes if t > began and state == STABLE and n == members),
+            None,
+        )
+        return None if stable is None else (began - since, stable - began)
+
+    def rebalances(self, since: float, until: float) -> list[tuple[float, float, int]]:
+        """Each rebalance begun in ``[since, until]``: (start after ``since``, its duration
+        until the group was stable again, the members then)."""
+        found, began = [], None
+        for t, state, members in self.changes:
+            if state != STABLE and began is None and since <= t <= until:
+                began = t
+            elif state == STABLE and began is not None:
+                found.append((round(began - since, 2), round(t - began, 2), members))
+                began = None
+        return found
+
+
+STABLE = ConsumerGroupState.STABLE.name
+
+
+def phases_text(watch: GroupWatch, since: float, members: int, resumed: float) -> str:
+    found = watch.phases(since, members)
+    if found is None:
+        return "phases not seen by the watch"
+    noticed, rebalance = found
+    after = resumed - (since + noticed + rebalance)
+    return (
+        f"coordinator noticed after {noticed:.2f}s, rebalance {rebalance:.2f}s, partition "
+        f"booking again {after:.2f}s after the group was stable"
+    )
+
+
 def booked_at(entry: dict[str, object]) -> float:
     return datetime.fromisoformat(str(entry["created_at"]).replace("Z", "+00:00")).timestamp()
 
 
 def longest_stall(
     entries: list[dict[str, object]], load: Load, since: float, until: float
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """The longest time one partition had a record waiting and booked nothing, over bookings
-    in ``[since, until]``; with the partition it was on."""
+    in ``[since, until]``; with the partition it was on and when it booked again."""
     per_partition: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for entry in entries:
         sid = str(entry["key"])
         if sid in load.partition:
             per_partition[load.partition[sid]].append((booked_at(entry), load.sent_at[sid]))
-    worst, where = 0.0, -1
+    worst, where, resumed = 0.0, -1, since
     for partition, bookings in per_partition.items():
         bookings.sort()
         for (previous, _), (booked, sent) in zip(bookings, bookings[1:], strict=False):
             if since <= booked <= until:
                 stall = booked - max(previous, sent)
                 if stall > worst:
-                    worst, where = stall, partition
-    return worst, where
+                    worst, where, resumed = stall, partition, booked
+    return worst, where, resumed
 
 
 def booked_by(worker: WorkerProcess) -> float:
@@ -158,6 +228,9 @@ def test_workers_join_and_die_under_load_and_every_payment_is_booked_exactly_onc
         first, joining, doomed = workers[0], workers[1:], workers[1:3]
         load = Load()
         sender = threading.Thread(target=load.run, args=(kafka,), daemon=True)
+        watch = GroupWatch(kafka, group)
+        watcher = threading.Thread(target=watch.run, daemon=True)
+        watcher.start()
         try:
             first.start()
             first.wait_healthy()
@@ -194,6 +267,7 @@ def test_workers_join_and_die_under_load_and_every_payment_is_booked_exactly_onc
             entries = ledger()
         finally:
             load.stop.set()
+            watch.stop.set()
             for worker in workers:
                 worker.stop()
             for n, worker in enumerate(workers):
@@ -204,14 +278,23 @@ def test_workers_join_and_die_under_load_and_every_payment_is_booked_exactly_onc
     doubled = sorted(key for key, count in keys.items() if count > 1)
     phantom = sorted(set(keys) - sent)
     steady = longest_stall(entries, load, scaled_at - STEADY_S + 3, scaled_at)
-    up = longest_stall(entries, load, scaled_at, scaled_at + healthy_s + WINDOW_S)
+    # The join's window ends at the kill: a slow start leaves less than WINDOW_S before it.
+    joined_until = min(scaled_at + healthy_s + WINDOW_S, killed_at)
+    up = longest_stall(entries, load, scaled_at, joined_until)
     down = longest_stall(entries, load, killed_at, killed_at + WINDOW_S)
+    timeouts = KafkaSettings()  # what the workers run with (the same environment)
     print(
         f"\nscale-out at {RATE_PER_S:g} payments/s: {len(sent)} sent, {len(entries)} ledger "
         f"entries, lost {len(lost)}, doubled {len(doubled)}; records done per worker before "
         f"the kill {[int(n) for n in spread]}\n"
         f"processing gap per partition: steady {steady[0]:.2f}s; 1→4 workers (joined within "
-        f"{healthy_s:.1f}s) {up[0]:.2f}s on p{up[1]}; 4→2 by kill -9 {down[0]:.2f}s on p{down[1]}"
+        f"{healthy_s:.1f}s) {up[0]:.2f}s on p{up[1]}; 4→2 by kill -9 {down[0]:.2f}s on p{down[1]}\n"
+        f"rebalances while joining (start s, duration s, members): "
+        f"{watch.rebalances(scaled_at, joined_until)}\n"
+        f"the kill's gap: {phases_text(watch, killed_at, 2, down[2])} (session timeout "
+        f"{timeouts.session_timeout_s:g}s, heartbeat {timeouts.heartbeat_interval_s:g}s)\n"
+        f"group states after the kill: "
+        f"{[(round(t - killed_at, 2), st, n) for t, st, n in watch.changes if t >= killed_at]}"
     )
     assert load.failed == []
     assert (lost, doubled, phantom) == ([], [], [])
