@@ -50,6 +50,14 @@ const Console = (() => {
     });
   }
 
+  // A small button of a row's operations (move, delete), named for screen readers.
+  function opButton(text, label, handler) {
+    const button = document.createElement("button");
+    button.type = "button"; button.className = "small"; button.textContent = text;
+    button.setAttribute("aria-label", label); button.addEventListener("click", handler);
+    return button;
+  }
+
   function fill(template, data) {
     return template.replace(/\{(\w+)\}/g, (_, key) => encodeURIComponent(data?.[key] ?? ""));
   }
@@ -211,7 +219,7 @@ const Console = (() => {
     startLive();
   }
 
-  return { api, reason, toast, confirmDialog, refreshAll, drawCharts, start };
+  return { api, reason, toast, confirmDialog, opButton, refreshAll, drawCharts, start };
 })();
 
 document.addEventListener("DOMContentLoaded", Console.start);

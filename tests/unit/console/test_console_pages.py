@@ -11,6 +11,7 @@ from api.console import services as services_package
 from api.console.registry import ServicePages
 from api.console.render import Pages, age, money, pretty
 from api.console.services import SERVICES
+from api.console.services.crm.pages import direction_summary
 from api.console.services.integration.mappings import rule_lines
 from api.console.services.integration.pages import success_chart
 from api.console.services.payments.pages import volume_chart
@@ -100,3 +101,14 @@ def test_every_template_compiles_and_what_it_shows_is_escaped() -> None:
         x="<script>alert(1)</script>"
     )
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_a_crm_field_pair_reads_as_its_steps_toward_each_side() -> None:
+    pair = {
+        "salesforce": "LeadSource",
+        "hubspot": "hs_lead_source",
+        "to_hubspot": [{"op": "lookup", "table": {"Web": "ORGANIC_SEARCH"}}, "to_str"],
+        "hubspot_default": "n/a",
+    }
+    assert direction_summary(pair, "hubspot") == "map Web→ORGANIC_SEARCH; to_str; default 'n/a'"
+    assert direction_summary(pair, "salesforce") == "—"
