@@ -105,8 +105,12 @@ def test_a_bulk_upload_is_followed_live_until_it_finishes(
     name = f"e2e-bulk-{uuid.uuid4().hex[:6]}"
     stack.post("/api/v1/aggregation/sources", {"name": name, "kind": "bulk", "logic": "bulk"})
 
+    watched = threading.Event()  # the rest of the file is sent once the page showed it running
+
     def slow_body() -> Iterator[bytes]:
         for chunk in range(30):
+            if chunk == 3:
+                watched.wait(timeout=90)
             lines = [
                 json.dumps({"id": f"{chunk}-{n}", "type": "order", "time": "2026-12-01T00:00:00Z"})
                 for n in range(50)
@@ -139,10 +143,12 @@ def test_a_bulk_upload_is_followed_live_until_it_finishes(
         panel = operator.page.locator("[data-live=job] section")
         expect(panel).to_have_attribute("data-state", "running")
         operator.shot("aggregation-job-running")
+        watched.set()
         expect(panel).to_have_attribute("data-state", "succeeded", timeout=60_000)
         expect(operator.page.locator("[data-counts]")).to_contain_text("in 1500")
         expect(operator.page.locator("table[data-errors]")).to_contain_text("105")
         operator.shot("aggregation-job-done")
     finally:
+        watched.set()
         upload.join(timeout=120)
     assert answers and answers[0].json()["records_failed"] == 1
