@@ -82,9 +82,12 @@ def money(amount: int | None, currency: str | None) -> str:
     return f"{value:,.{places}f} {code}".strip()
 
 
-def stamp(moment: datetime | None) -> str:
+def stamp(moment: datetime | str | None) -> str:
+    """A moment for people, in UTC to the second; an ISO 8601 text (a JSON route's) too."""
     if moment is None:
         return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

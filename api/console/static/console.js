@@ -62,6 +62,20 @@ const Console = (() => {
     return template.replace(/\{(\w+)\}/g, (_, key) => encodeURIComponent(data?.[key] ?? ""));
   }
 
+  // A message for people from an answer: {key} as text (an object as "k v, k v", not as
+  // "[object Object]"), never URL-encoded; fill() is for URLs.
+  function shown(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value !== "object") return String(value);
+    const text = Array.isArray(value) ? value.map(shown).join(", ")
+      : Object.entries(value).map(([k, v]) => `${k} ${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`).join(", ");
+    return text.length > 160 ? `${text.slice(0, 159)}…` : text;
+  }
+
+  function say(template, data) {
+    return template.replace(/\{(\w+)\}/g, (_, key) => shown(data?.[key]));
+  }
+
   // ---- buttons: data-method + data-url (+ data-body, data-confirm, data-dry-run) ----------
   async function act(button) {
     const method = button.dataset.method, url = button.dataset.url;
@@ -87,7 +101,7 @@ const Console = (() => {
       }
       const result = await api(method, url, body, headers);
       if (!result.ok) { toast(reason(result), "bad"); return; }
-      toast(fill(button.dataset.done || "Done.", result.data), "ok");
+      toast(say(button.dataset.done || "Done.", result.data), "ok");
       if (button.dataset.then) { location.href = fill(button.dataset.then, result.data); return; }
       refreshAll();
     } catch (error) {
@@ -124,7 +138,7 @@ const Console = (() => {
     try {
       const result = await api(method, fill(url, body), body);
       if (!result.ok) { if (errors) errors.textContent = reason(result); else toast(reason(result), "bad"); return; }
-      toast(fill(form.dataset.done || "Saved.", result.data), "ok");
+      toast(say(form.dataset.done || "Saved.", result.data), "ok");
       if (form.dataset.then) location.href = fill(form.dataset.then, result.data);
       else refreshAll();
     } finally {

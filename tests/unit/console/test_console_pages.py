@@ -10,7 +10,7 @@ from pathlib import Path
 from api.access import _routes
 from api.console import services as services_package
 from api.console.registry import ServicePages
-from api.console.render import Pages, age, duration, money, pretty
+from api.console.render import Pages, age, duration, money, pretty, stamp
 from api.console.services import SERVICES
 from api.console.services.aggregation.pages import minute_charts
 from api.console.services.crm.pages import direction_summary
@@ -32,6 +32,7 @@ def test_people_read_ages_and_money_in_their_units() -> None:
     assert money(125000, "usd") == "1,250.00 USD"
     assert money(1500, "JPY") == "1,500 JPY"
     assert money(None, "EUR") == "—"
+    assert stamp("2026-12-01T19:55:20.883180+00:00") == "2026-12-01 19:55:20 UTC"
     assert pretty('{"a": 1}') == '{\n  "a": 1\n}' and pretty("not json") == "not json"
 
 
