@@ -55,6 +55,23 @@ def age(moment: datetime | None, now: datetime | None = None) -> str:
     return f"{days}d {hours % 24}h"
 
 
+def duration(seconds: float | int | Decimal | None) -> str:
+    """A latency or a wait for people, in the unit that keeps it short: ``"850 ms"``,
+    ``"4.2 s"``, ``"12 min"``, ``"3.5 h"``, ``"2.1 d"`` (never ``"7384.23 s"``)."""
+    if seconds is None:
+        return "—"
+    value = float(seconds)
+    sign, value = ("−" if value < 0 else ""), abs(value)
+    if value < 1:
+        return f"{sign}{value * 1000:.0f} ms"
+    for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600)):
+        if value < limit:
+            shown = value / size
+            return f"{sign}{shown:.1f} {unit}" if shown < 10 else f"{sign}{shown:.0f} {unit}"
+    days = value / 86400
+    return f"{sign}{days:.1f} d" if days < 10 else f"{sign}{days:,.0f} d"
+
+
 def money(amount: int | None, currency: str | None) -> str:
     """Minor units as the currency's major units: ``125000, 'usd'`` → ``1,250.00 USD``."""
     if amount is None:
@@ -65,9 +82,12 @@ def money(amount: int | None, currency: str | None) -> str:
     return f"{value:,.{places}f} {code}".strip()
 
 
-def stamp(moment: datetime | None) -> str:
+def stamp(moment: datetime | str | None) -> str:
+    """A moment for people, in UTC to the second; an ISO 8601 text (a JSON route's) too."""
     if moment is None:
         return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -108,7 +128,9 @@ def _environment(folders: Sequence[Path]) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(age=age, money=money, stamp=stamp, pretty=pretty, urlquote=quote)
+    env.filters.update(
+        age=age, duration=duration, money=money, stamp=stamp, pretty=pretty, urlquote=quote
+    )
     return env
 
 

@@ -53,6 +53,9 @@ class Console:
     def shot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        # From the top: a full-page shot keeps the sticky header (and a table's sticky head)
+        # where the last scroll left them, in the middle of the picture, over the content.
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=True)
         return path
 

@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from tests.e2e.stack import Stack
 from tests.fixtures import SAMPLES
+
+
+class Machine(Protocol):
+    """What speaks the management API with the bootstrap token (:class:`Stack` does), and
+    where the sandbox's outside systems answer."""
+
+    @property
+    def sandbox(self) -> str: ...
+
+    def post(self, path: str, body: dict[str, Any]) -> Any: ...
+
+    def get(self, path: str, **params: Any) -> Any: ...
+
 
 ORDER = (SAMPLES / "shopify" / "order.json").read_bytes()
 
 
-def shop_and_erp(stack: Stack, suffix: str) -> dict[str, Any]:
+def shop_and_erp(stack: Machine, suffix: str) -> dict[str, Any]:
     """What an admin connected earlier: the shop's webhook, the ERP's order API."""
     secret = f"shpss_{uuid.uuid4().hex}"
     signing = stack.post(
@@ -66,7 +78,7 @@ def broken_rules() -> dict[str, Any]:
     return dict(rules)
 
 
-def flow_via_api(stack: Stack, world: dict[str, Any], rules: dict[str, Any]) -> dict[str, Any]:
+def flow_via_api(stack: Machine, world: dict[str, Any], rules: dict[str, Any]) -> dict[str, Any]:
     """A flow made by a machine (the bootstrap token), following the mapping's latest version."""
     mapping = stack.post("/api/v1/mappings", {"name": f"m-{world['suffix']}", "rules": rules})
     sources = stack.get("/api/v1/endpoints", direction="source")

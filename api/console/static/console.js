@@ -50,8 +50,30 @@ const Console = (() => {
     });
   }
 
+  // A small button of a row's operations (move, delete), named for screen readers.
+  function opButton(text, label, handler) {
+    const button = document.createElement("button");
+    button.type = "button"; button.className = "small"; button.textContent = text;
+    button.setAttribute("aria-label", label); button.addEventListener("click", handler);
+    return button;
+  }
+
   function fill(template, data) {
     return template.replace(/\{(\w+)\}/g, (_, key) => encodeURIComponent(data?.[key] ?? ""));
+  }
+
+  // A message for people from an answer: {key} as text (an object as "k v, k v", not as
+  // "[object Object]"), never URL-encoded; fill() is for URLs.
+  function shown(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value !== "object") return String(value);
+    const text = Array.isArray(value) ? value.map(shown).join(", ")
+      : Object.entries(value).map(([k, v]) => `${k} ${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`).join(", ");
+    return text.length > 160 ? `${text.slice(0, 159)}…` : text;
+  }
+
+  function say(template, data) {
+    return template.replace(/\{(\w+)\}/g, (_, key) => shown(data?.[key]));
   }
 
   // ---- buttons: data-method + data-url (+ data-body, data-confirm, data-dry-run) ----------
@@ -79,7 +101,7 @@ const Console = (() => {
       }
       const result = await api(method, url, body, headers);
       if (!result.ok) { toast(reason(result), "bad"); return; }
-      toast(fill(button.dataset.done || "Done.", result.data), "ok");
+      toast(say(button.dataset.done || "Done.", result.data), "ok");
       if (button.dataset.then) { location.href = fill(button.dataset.then, result.data); return; }
       refreshAll();
     } catch (error) {
@@ -116,7 +138,7 @@ const Console = (() => {
     try {
       const result = await api(method, fill(url, body), body);
       if (!result.ok) { if (errors) errors.textContent = reason(result); else toast(reason(result), "bad"); return; }
-      toast(fill(form.dataset.done || "Saved.", result.data), "ok");
+      toast(say(form.dataset.done || "Saved.", result.data), "ok");
       if (form.dataset.then) location.href = fill(form.dataset.then, result.data);
       else refreshAll();
     } finally {
@@ -152,6 +174,30 @@ const Console = (() => {
   // ---- charts: <div data-chart><script type="application/json">{x, series}</script></div> --
   const palette = ["#2456d3", "#1d7f45", "#b42318", "#9a5b00", "#7a3fc2", "#0e7490", "#be185d", "#4d7c0f"];
 
+  // A y tick in the chart's unit: percent, seconds as ms/s/min/h/d (as the pages' tables), counts.
+  function tick(spec, n) {
+    if (n === null) return "";
+    if (n === 0) return "0";
+    if (spec.percent) return `${n}%`;
+    if (spec.unit !== "s") return n.toLocaleString();
+    const a = Math.abs(n), short = (v) => (v < 10 ? v.toFixed(1).replace(/\.0$/, "") : v.toFixed(0));
+    if (a < 1) return `${Math.round(n * 1000)} ms`;
+    if (a < 60) return `${short(n)} s`;
+    if (a < 3600) return `${short(n / 60)} min`;
+    if (a < 86400) return `${short(n / 3600)} h`;
+    return `${short(n / 86400)} d`;
+  }
+
+  // Ticks of a seconds axis at whole human steps (5 min, 1 h, 6 h…), not at 5.6 h.
+  const SECOND_STEPS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
+    60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+  function secondSplits(u, axis, min, max) {
+    const step = SECOND_STEPS.find((s) => max / s <= 5) || SECOND_STEPS[SECOND_STEPS.length - 1];
+    const out = [];
+    for (let v = 0; v <= max + step / 1e6; v += step) out.push(v);
+    return out;
+  }
+
   function drawCharts(root = document) {
     if (typeof uPlot === "undefined") return;
     root.querySelectorAll("[data-chart]").forEach((box) => {
@@ -166,13 +212,14 @@ const Console = (() => {
         width, height: 240,
         scales: {
           x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] },
-          y: spec.percent ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(1, max) * 1.1] },
+          y: spec.percent ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(spec.unit === "s" ? 0.01 : 1, max) * 1.1] },
         },
         axes: [{ stroke: ink },
-               { stroke: ink, size: 76, values: (u, v) => v.map((n) => spec.percent ? `${n}%` : n.toLocaleString()) }],
+               { stroke: ink, size: 76, values: (u, v) => v.map((n) => tick(spec, n)),
+                 ...(spec.unit === "s" ? { splits: secondSplits } : {}) }],
         series: [{}, ...spec.series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2,
           fill: bars ? palette[i % palette.length] + "55" : undefined, paths: bars,
-          points: { show: !bars }, spanGaps: false }))],
+          points: { show: !bars }, spanGaps: false, value: (u, v) => (v == null ? "—" : tick(spec, v)) }))],
       };
       new uPlot(options, [spec.x, ...spec.series.map((s) => s.values)], box);
     });
@@ -211,7 +258,7 @@ const Console = (() => {
     startLive();
   }
 
-  return { api, reason, toast, confirmDialog, refreshAll, drawCharts, start };
+  return { api, reason, toast, confirmDialog, opButton, refreshAll, drawCharts, start };
 })();
 
 document.addEventListener("DOMContentLoaded", Console.start);

@@ -52,12 +52,6 @@
     return field;
   }
 
-  function opButton(text, label, handler) {
-    const button = document.createElement("button");
-    button.type = "button"; button.className = "small"; button.textContent = text;
-    button.setAttribute("aria-label", label); button.addEventListener("click", handler);
-    return button;
-  }
 
   function render() {
     rowsBody.replaceChildren();
@@ -78,9 +72,9 @@
       const ops = cell();
       ops.className = "ops";
       ops.append(
-        opButton("↑", `move rule ${index + 1} up`, () => move(index, -1)),
-        opButton("↓", `move rule ${index + 1} down`, () => move(index, 1)),
-        opButton("✕", `delete rule ${index + 1}`, () => { rules.splice(index, 1); render(); changed(); }),
+        Console.opButton("↑", `move rule ${index + 1} up`, () => move(index, -1)),
+        Console.opButton("↓", `move rule ${index + 1} down`, () => move(index, 1)),
+        Console.opButton("✕", `delete rule ${index + 1}`, () => { rules.splice(index, 1); render(); changed(); }),
       );
       const idx = cell(document.createTextNode(String(index + 1))); idx.className = "idx";
       row.append(idx, cell(target), cell(select), valueCell, cell(options), ops);

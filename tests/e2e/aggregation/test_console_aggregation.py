@@ -5,7 +5,9 @@ mapping; a bulk upload followed live on its job page until it finishes, bad line
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -39,10 +41,11 @@ def loader(stack: Stack, kafka_bootstrap: str) -> Iterator[LoaderProcess]:
         process.stop()
 
 
-def _export(run: str, n: int) -> dict:
+def _export(run: str, n: int, late_s: int = 0) -> dict:
     export = json.loads((SAMPLES / "otel" / "logs.json").read_bytes())
     record = export["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
     record["timeUnixNano"] = record["observedTimeUnixNano"] = str(time.time_ns())
+    record["timeUnixNano"] = str(time.time_ns() - late_s * 1_000_000_000)
     record["attributes"].append({"key": "e2e", "value": {"stringValue": f"{run}-{n}"}})
     return export
 
@@ -58,7 +61,7 @@ def test_logs_reach_the_warehouse_and_show_per_source_with_the_schema(
     for n in range(3):
         answer = httpx.post(
             f"{stack.api}/v1/logs",
-            json=_export(run, n),
+            json=_export(run, n, late_s=7200 if n == 2 else 0),  # one event two hours late
             headers={"Authorization": f"Bearer {token}"},
         )
         assert answer.status_code == 200 and answer.json() == {}, answer.text
@@ -75,7 +78,17 @@ def test_logs_reach_the_warehouse_and_show_per_source_with_the_schema(
     row = viewer.page.locator(f"[data-live=live] tr[data-source='{name}']")
     expect(row).to_be_visible()
     expect(row.locator("td").nth(1)).to_have_text("3")
-    expect(row).to_contain_text("ok")
+    # p99 over [~0 s, ~0 s, 2 h] is about 1.96 h: read in hours, not as 7056.42 s; flagged
+    expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^\d\.\d h$"))
+    expect(row.locator("td").nth(2)).to_have_text(re.compile(r"^\d+ ms$|^\d+(\.\d)? s$"))
+    expect(row).to_contain_text("high latency")
+    charts = viewer.page.locator("[data-live=live] [data-chart] script")
+    expect(charts).to_have_count(2)
+    for spec in (json.loads(text) for text in charts.all_text_contents()):
+        assert len(spec["x"]) == 60 and {b - a for a, b in itertools.pairwise(spec["x"])} == {60}
+        values = next(s["values"] for s in spec["series"] if s["label"] == name)
+        assert values.count(None) >= 57, values  # the minutes without events are gaps
+        assert any(v is not None for v in values[-3:]), values
     viewer.shot("aggregation-run-health")
 
     viewer.open("/services/data-aggregation/schema")
@@ -92,8 +105,12 @@ def test_a_bulk_upload_is_followed_live_until_it_finishes(
     name = f"e2e-bulk-{uuid.uuid4().hex[:6]}"
     stack.post("/api/v1/aggregation/sources", {"name": name, "kind": "bulk", "logic": "bulk"})
 
+    watched = threading.Event()  # the rest of the file is sent once the page showed it running
+
     def slow_body() -> Iterator[bytes]:
         for chunk in range(30):
+            if chunk == 3:
+                watched.wait(timeout=90)
             lines = [
                 json.dumps({"id": f"{chunk}-{n}", "type": "order", "time": "2026-12-01T00:00:00Z"})
                 for n in range(50)
@@ -126,10 +143,12 @@ def test_a_bulk_upload_is_followed_live_until_it_finishes(
         panel = operator.page.locator("[data-live=job] section")
         expect(panel).to_have_attribute("data-state", "running")
         operator.shot("aggregation-job-running")
+        watched.set()
         expect(panel).to_have_attribute("data-state", "succeeded", timeout=60_000)
         expect(operator.page.locator("[data-counts]")).to_contain_text("in 1500")
         expect(operator.page.locator("table[data-errors]")).to_contain_text("105")
         operator.shot("aggregation-job-done")
     finally:
+        watched.set()
         upload.join(timeout=120)
     assert answers and answers[0].json()["records_failed"] == 1

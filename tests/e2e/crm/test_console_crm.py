@@ -1,6 +1,7 @@
 """CRM Automation in the browser: two platforms connected in the Platforms tab (one tested),
-a mapping built with its per-field policies and previewed, the sync states moving, a held
-conflict resolved by an operator, and a full sync's dry run then run with its progress."""
+a mapping built row by row in the builder (policies, a value map, a type, a default) and
+previewed, the sync states moving, a held conflict resolved by an operator, and a full sync's
+dry run then run with its progress."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import httpx
 from playwright.sync_api import expect
 
 from sandbox.identity import DEFAULT_HUBSPOT_TOKEN, DEFAULT_SALESFORCE_TOKEN, HUBSPOT_APP_ID
-from tests.e2e.browser import Console
+from tests.e2e.browser import PHONE, Console
+from tests.e2e.crm.builder import build_lead_contact_mapping
 from tests.e2e.stack import Stack, wait_for
 
 BASE = "/services/crm-automation"
@@ -73,22 +75,14 @@ def test_a_pair_connected_mapped_synced_and_a_conflict_resolved_in_the_console(
     admin.shot("crm-platforms")
 
     admin.open(f"{BASE}/mappings")
-    form = page.locator("#mapping-form")
-    form.locator("input[name=name]").fill(f"leads-{suffix}")
-    form.locator("select[name=salesforce_platform_id]").select_option(label=f"sf-{suffix}")
-    form.locator("select[name=hubspot_platform_id]").select_option(label=f"hs-{suffix}")
-    page.locator("#preview-form button[type=submit]").click()
-    expect(page.locator("#toast div").last).to_contain_text("Previewed")
-    preview = admin.api(
-        "POST",
-        "/api/v1/crm/mappings/preview",
-        {"spec": _spec(page), "salesforce": {**lead, "Title": "CEO"}},
-    )
-    assert preview["status"] == 200 and '"firstname":"Ada"' in preview["body"].replace(" ", "")
-    admin.shot("crm-mapping-builder")
-    form.locator("button[type=submit]").click()
-    expect(page.locator("#toast div").last).to_contain_text(f"Mapping leads-{suffix} created")
-    page.reload()
+    saved = build_lead_contact_mapping(admin, stack, f"leads-{suffix}", suffix)
+    assert [f["policy"] for f in saved["spec"]["fields"]] == [
+        "last_writer_wins",
+        "last_writer_wins",
+        "manual",
+        "source_wins",
+        "fill_if_empty",
+    ]
     expect(page.locator("table.field-policies").last).to_contain_text("manual")
 
     wait_for(
@@ -139,9 +133,18 @@ def test_a_pair_connected_mapped_synced_and_a_conflict_resolved_in_the_console(
     viewer.open(BASE)
     expect(viewer.page.locator("section.crm-mapping", has_text=f"leads-{suffix}")).to_be_visible()
     expect(viewer.page.locator("button", has_text="Run full sync")).to_have_count(0)
+    viewer.open(f"{BASE}/mappings")
+    mine = viewer.page.locator(f"#m-{saved['id']}")
+    expect(mine).to_contain_text("map Web→ORGANIC_SEARCH, Partner→REFERRALS")
+    expect(viewer.page.locator("#crm-builder")).to_have_count(0)
+    expect(viewer.page.locator("main button:not([data-live-preview]), main form")).to_have_count(0)
+    mine.get_by_role("button", name="Preview on live records").click()  # reads, changes nothing
+    expect(mine.locator("table[data-preview=to_hubspot]")).to_contain_text("firstname")
+    viewer.shot("crm-mappings-viewer")
 
-
-def _spec(page: Any) -> Any:
-    import json
-
-    return json.loads(page.locator("#mapping-form textarea[name=spec]").input_value())
+    phone = console("admin", PHONE)
+    phone.open(f"{BASE}/mappings")
+    phone.page.click("#crm-template")
+    expect(phone.page.locator("#crm-rows tr")).to_have_count(5)
+    expect(phone.page.locator("[data-preview-state=to_hubspot]")).to_have_text("every rule applied")
+    phone.shot("crm-mapping-builder-phone")

@@ -4,13 +4,16 @@ that compile and escape what they show."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from api.access import _routes
 from api.console import services as services_package
 from api.console.registry import ServicePages
-from api.console.render import Pages, age, money, pretty
+from api.console.render import Pages, age, duration, money, pretty, stamp
 from api.console.services import SERVICES
+from api.console.services.aggregation.pages import minute_charts
+from api.console.services.crm.pages import direction_summary
 from api.console.services.integration.mappings import rule_lines
 from api.console.services.integration.pages import success_chart
 from api.console.services.payments.pages import volume_chart
@@ -29,6 +32,7 @@ def test_people_read_ages_and_money_in_their_units() -> None:
     assert money(125000, "usd") == "1,250.00 USD"
     assert money(1500, "JPY") == "1,500 JPY"
     assert money(None, "EUR") == "—"
+    assert stamp("2026-12-01T19:55:20.883180+00:00") == "2026-12-01 19:55:20 UTC"
     assert pretty('{"a": 1}') == '{\n  "a": 1\n}' and pretty("not json") == "not json"
 
 
@@ -100,3 +104,46 @@ def test_every_template_compiles_and_what_it_shows_is_escaped() -> None:
         x="<script>alert(1)</script>"
     )
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_a_crm_field_pair_reads_as_its_steps_toward_each_side() -> None:
+    pair = {
+        "salesforce": "LeadSource",
+        "hubspot": "hs_lead_source",
+        "to_hubspot": [{"op": "lookup", "table": {"Web": "ORGANIC_SEARCH"}}, "to_str"],
+        "hubspot_default": "n/a",
+    }
+    assert direction_summary(pair, "hubspot") == "map Web→ORGANIC_SEARCH; to_str; default 'n/a'"
+    assert direction_summary(pair, "salesforce") == "—"
+
+
+def test_latencies_read_in_the_unit_that_keeps_them_short() -> None:
+    assert [duration(s) for s in (0.0123, 0.85, 4.25, 59.9, 754.2, 7384.23, 3 * 86400 + 5)] == [
+        "12 ms",
+        "850 ms",
+        "4.2 s",
+        "60 s",
+        "13 min",
+        "2.1 h",
+        "3.0 d",
+    ]
+    assert duration(None) == "—" and duration(Decimal("31536000")) == "365 d"
+
+
+def test_the_run_health_charts_have_every_minute_and_gaps_where_none_came() -> None:
+    now = datetime(2026, 1, 1, 12, 30, 40, tzinfo=UTC)
+    rows = [
+        {"minute": "2026-01-01T12:27:00+00:00", "events": 4, "p50_s": 1.0, "p99_s": 7384.2},
+        {"minute": datetime(2026, 1, 1, 12, 30, tzinfo=UTC), "events": 1, "p99_s": 0.2},
+    ]
+    charts = minute_charts({"logs": rows}, now, minutes=5)
+    volume, latency = charts["volume"], charts["latency"]
+    start = int(datetime(2026, 1, 1, 12, 26, tzinfo=UTC).timestamp())
+    assert volume["x"] == [start + 60 * n for n in range(5)] == latency["x"]
+    assert volume["series"] == [{"label": "logs", "values": [None, 4, None, None, 1]}]
+    assert latency["series"][0]["values"] == [None, 7384.2, None, None, 0.2]
+    assert latency["unit"] == "s"
+    assert minute_charts({"logs": []}, now, minutes=5)["volume"] == {
+        "x": [],
+        "series": [{"label": "logs", "values": [None] * 5}],
+    }

@@ -7,8 +7,9 @@ the API answers.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,34 +23,65 @@ from api.routes.aggregation import sources as sources_api
 
 BASE = "/services/data-aggregation"
 router = APIRouter(prefix=BASE, include_in_schema=False)
+HIGH_LATENCY_S = 60.0  # a source whose p99 over the last hour passes this is flagged
 
 
-def _minutes_chart(engine: Any, names: list[str]) -> dict[str, Any]:
-    """uPlot data: events per minute of the last hour, one series per source."""
-    per_source = {name: api.health_minutes(name, engine, 60) for name in names}
-    axis = sorted({row["minute"] for rows in per_source.values() for row in rows})
-    series = [
-        {
-            "label": name,
-            "values": [
-                next((row["events"] for row in rows if row["minute"] == minute), 0)
-                for minute in axis
-            ],
-        }
-        for name, rows in per_source.items()
-    ]
-    x = [int(datetime.fromisoformat(minute).timestamp()) for minute in axis]
-    return {"x": x, "series": series}
+def minute_charts(
+    per_source: dict[str, list[dict[str, Any]]], now: datetime, minutes: int = 60
+) -> dict[str, dict[str, Any]]:
+    """uPlot data of the window's every minute, one series per source: ``volume`` (events)
+    and ``latency`` (p99, seconds). A minute without events is ``None`` in both, so the
+    chart shows a gap there instead of a line drawn across it."""
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    axis = [end - timedelta(minutes=back) for back in range(minutes - 1, -1, -1)]
+    x = [int(moment.timestamp()) for moment in axis]
+    volume, latency = [], []
+    for name, rows in per_source.items():
+        by_minute = {_minute(row["minute"]): row for row in rows}
+        found = [by_minute.get(moment) for moment in axis]
+        volume.append({"label": name, "values": [r["events"] if r else None for r in found]})
+        latency.append(
+            {
+                "label": name,
+                "values": [
+                    float(r["p99_s"]) if r and r["p99_s"] is not None else None for r in found
+                ],
+            }
+        )
+    if not any(v is not None for s in volume for v in s["values"]):
+        x = []
+    return {
+        "volume": {"x": x, "series": volume},
+        "latency": {"x": x, "series": latency, "unit": "s"},
+    }
+
+
+def _minute(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+async def _charts(engine: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each source's minutes read at once (one query each, so the page waits for the
+    slowest, not for their sum)."""
+    found = await asyncio.gather(
+        *(run_in_threadpool(api.health_minutes, name, engine, 60) for name in names)
+    )
+    return minute_charts(dict(zip(names, found, strict=True)), datetime.now(UTC), 60)
 
 
 @router.get("", response_class=HTMLResponse)
 async def dashboard(
     request: Request, user: UserDep, pages: PagesDep, engine: EngineDep
 ) -> HTMLResponse:
-    health = await run_in_threadpool(api.health, engine, 60, 60.0)
-    sources = await run_in_threadpool(sources_api.list_sources, engine)
-    jobs = await run_in_threadpool(api.jobs, engine, None)
-    chart = await run_in_threadpool(_minutes_chart, engine, [row["source"] for row in health])
+    health, sources, jobs = await asyncio.gather(
+        run_in_threadpool(api.health, engine, 60, HIGH_LATENCY_S),
+        run_in_threadpool(sources_api.list_sources, engine),
+        run_in_threadpool(api.jobs, engine, None),
+    )
+    # The charts' series are the sources the health saw in the window (not only the
+    # registered ones: a removed source's rows are still in the warehouse).
+    charts = await _charts(engine, [row["source"] for row in health])
     return pages.render(
         request,
         "aggregation/dashboard.html",
@@ -57,7 +89,8 @@ async def dashboard(
         health=health,
         sources=sources,
         jobs=jobs[:20],
-        chart_data=chart,
+        charts=charts,
+        high_latency_s=HIGH_LATENCY_S,
     )
 
 

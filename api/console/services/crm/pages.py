@@ -1,5 +1,6 @@
-"""CRM Automation's pages: sync overview (with full syncs), platforms, mappings (the builder
-with per-field policies and a preview), conflicts, records.
+"""CRM Automation's pages: sync overview (with full syncs), platforms, mappings (the builder:
+field rules as rows with per-field policies, a live preview; ``crm-mapping-builder.js``),
+conflicts, records.
 
 Every read is a call of the ``/api/v1/crm/...`` route functions; every button and form calls
 those routes with the user's session (role table and command path are the API's own).
@@ -7,8 +8,7 @@ those routes with the user's session (role table and command path are the API's 
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -19,6 +19,7 @@ from api.deps import EngineDep
 from api.routes.crm import full_syncs, mappings, platforms, sync
 from sinks.crm import queries
 from sinks.crm.tables import SIDES
+from streams.crm.model import CrmMappingSpec, Directions, Policy
 
 BASE = "/services/crm-automation"
 router = APIRouter(prefix=BASE, include_in_schema=False)
@@ -38,7 +39,54 @@ TEMPLATE_SPEC: dict[str, Any] = {
     "source_side": "salesforce",
     "delete_policy": "propagate",
 }
-POLICIES = ("last_writer_wins", "source_wins", "fill_if_empty", "manual")
+POLICIES: tuple[str, ...] = get_args(Policy)
+DIRECTIONS: tuple[str, ...] = get_args(Directions)
+HUBSPOT_OBJECTS: tuple[str, ...] = get_args(
+    CrmMappingSpec.model_fields["hubspot_object"].annotation
+)
+# The type coercions a row offers (the mapping engine's plain transforms, plus to_decimal).
+TYPES = ("to_str", "to_int", "to_float", "to_decimal", "to_bool", "trim", "upper", "lower")
+SAMPLES: dict[str, dict[str, Any]] = {
+    "salesforce": {
+        "FirstName": "Ada",
+        "LastName": "Lovelace",
+        "Email": "ada@example.com",
+        "Company": "Analytical Engines",
+        "LeadSource": "Web",
+        "Title": "CTO",
+    },
+    "hubspot": {
+        "firstname": "Grace",
+        "lastname": "Hopper",
+        "email": "grace@example.com",
+        "company": "Navy",
+        "hs_lead_source": "ORGANIC_SEARCH",
+    },
+}
+
+
+def direction_summary(pair: dict[str, Any], target: str) -> str:
+    """A field pair's transforms and default toward ``target``, for people:
+    ``"map Web→ORGANIC_SEARCH; to_str; default 'n/a'"``, or ``"—"`` when it copies as is."""
+    parts: list[str] = []
+    for step in pair.get(f"to_{target}") or ():
+        op = step if isinstance(step, str) else step.get("op", "?")
+        if op == "lookup" and isinstance(step, dict):
+            table = ", ".join(f"{k}→{v}" for k, v in step.get("table", {}).items())
+            parts.append(f"map {table}")
+        else:
+            parts.append(str(op))
+    default = pair.get(f"{target}_default")
+    if default is not None:
+        parts.append(f"default {default!r}")
+    return "; ".join(parts) or "—"
+
+
+def _shown(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for mapping in found:
+        for pair in mapping["spec"].get("fields", []):
+            pair["shown"] = {side: direction_summary(pair, side) for side in SIDES}
+    return found
 
 
 def _overview(engine: Any) -> dict[str, Any]:
@@ -78,10 +126,13 @@ async def mapping_list(
         request,
         "crm/mappings.html",
         user,
-        mappings=found,
+        mappings=_shown([m.model_dump() for m in found]),
         platforms=known,
         policies=POLICIES,
-        spec_template=json.dumps(TEMPLATE_SPEC, indent=2),
+        directions=DIRECTIONS,
+        hubspot_objects=HUBSPOT_OBJECTS,
+        samples=SAMPLES,
+        builder={"template": TEMPLATE_SPEC, "policies": POLICIES, "types": TYPES},
     )
 
 
