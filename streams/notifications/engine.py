@@ -9,8 +9,9 @@ command, a settlement command); each step's effect is durable before the run mov
   ``sent`` and the run moved to the next step in one transaction;
 * a delay's deadline, a throttle's verdict and a digest's membership are written once per run
   and step (``notification_run_steps``), so a redo after ``kill -9`` decides the same;
-* a wait (delay, approval) parks the run with ``wake_at``; the waker (:mod:`.waker`) publishes
-  a resume command when it is due — restarts lose nothing, the state is in PostgreSQL.
+* a wait (delay, approval, a send held by a 429's ``Retry-After``) parks the run with
+  ``wake_at``; the waker (:mod:`.waker`) publishes a resume command when it is due — restarts
+  lose nothing, the state is in PostgreSQL.
 
 A large payment's approval is the settlement's own decision: the inbox publishes the same
 settlement command the settlement's API does, and this pipeline answers the approval from the
@@ -55,7 +56,13 @@ from streams.notifications.model import (
 )
 from streams.notifications.templates import render
 from streams.road import Outcome, RoadRecord
-from synapseops.errors import FatalError, RetryableError, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    FatalError,
+    RetryableError,
+    SchemaInvalid,
+    SendHeld,
+    Undecodable,
+)
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -134,7 +141,14 @@ class Engine(ApprovalSteps):
     async def resume(self, record: RoadRecord) -> Outcome:
         command = _json(record.value, "resume command")
         if "digest_id" in command:
-            return Outcome("done", await self.delivery.flush_digest(int(command["digest_id"])))
+            digest_id = int(command["digest_id"])
+            try:
+                return Outcome("done", await self.delivery.flush_digest(digest_id))
+            except SendHeld as held:
+                await asyncio.to_thread(
+                    self.windows.hold_digest, digest_id, held.until, self.lease_s
+                )
+                return Outcome("done", f"digest #{digest_id} held until {held.until}")
         run_id = str(command.get("run_id") or "")
         if not run_id:
             raise SchemaInvalid("resume command without run_id or digest_id")
@@ -185,6 +199,14 @@ class Engine(ApprovalSteps):
             return "not live or held elsewhere"
         try:
             outcome = await self._steps(run)
+        except SendHeld as held:
+            # Not a failure: the run waits at this step for the platform's Retry-After, and
+            # the waker resumes it — its record is done, no retry tier spent (see delivery).
+            await asyncio.to_thread(
+                self.runs.wait, run.id, held.until, f"rate limit: {held}", now_utc()
+            )
+            await asyncio.to_thread(self.runs.release, run.id)
+            return f"held until {held.until.isoformat()}"
         except (RetryableError, FatalError) as exc:
             await asyncio.to_thread(self.runs.note_error, run.id, f"{type(exc).__name__}: {exc}")
             await asyncio.to_thread(
