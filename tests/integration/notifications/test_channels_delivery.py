@@ -2,7 +2,8 @@
 
 Slack chat.postMessage (Block Kit) and an incoming webhook, a Teams Workflows webhook (Adaptive
 Card 1.5 under 28 KB), e-mail through the sandbox's aiosmtpd (plain + HTML); a trigger's
-dedup_key; a 429 holds its run (no tier spent); a refusal for good to the dead letter or the fallback channel.
+dedup_key; a 429 holds its run (no tier spent); a refusal for good to the dead letter or the
+fallback channel.
 """
 
 from __future__ import annotations
