@@ -40,7 +40,6 @@ from streams.notifications import metrics
 from streams.notifications.approval_step import EXPIRY_ACTOR, ApprovalSteps
 from streams.notifications.delivery import Delivery, now_utc
 from streams.notifications.links import ApprovalLinks
-from streams.notifications.messages import Action, Message
 from streams.notifications.model import (
     ApprovalStep,
     ConditionStep,
@@ -54,6 +53,7 @@ from streams.notifications.model import (
     trigger_from_json,
     window_bounds,
 )
+from streams.notifications.notify_step import NotifySteps
 from streams.notifications.templates import render
 from streams.road import Outcome, RoadRecord
 from synapseops.errors import (
@@ -79,7 +79,7 @@ log = get_logger(__name__)
 ON_THE_ROAD = timedelta(days=36500)
 
 
-class Engine(ApprovalSteps):
+class Engine(NotifySteps, ApprovalSteps):
     """The ``notification-dispatch`` pipeline's handlers and the steps they run."""
 
     def __init__(self, settings: Settings, engine: Any, producer: AsyncProducer) -> None:
@@ -294,54 +294,6 @@ class Engine(ApprovalSteps):
         await asyncio.to_thread(self.runs.finish, run.id, outcome, now_utc())
         metrics.RUNS_FINISHED.labels(outcome.split(" ")[0]).inc()
         return outcome
-
-    # ---- steps ----------------------------------------------------------------------------
-
-    def _context(
-        self, run: RunRow, trigger: NotificationTrigger, context: dict[str, Any]
-    ) -> dict[str, Any]:
-        base = self.settings.public_api_url
-        values: dict[str, Any] = trigger.model_dump(mode="json")
-        values["approval"] = context.get("approval") or {}
-        values["links"] = {
-            "console": f"{base}/services/notifications",
-            "run": f"{base}/services/notifications/runs/{run.id}",
-            **(context.get("links") or {}),
-        }
-        return values
-
-    async def _notify(
-        self,
-        run: RunRow,
-        index: int,
-        step: NotifyStep,
-        trigger: NotificationTrigger,
-        context: dict[str, Any],
-    ) -> None:
-        key = f"{run.id}:{index}"
-        found = await asyncio.to_thread(self.runs.send_state, key)
-        if found is not None and found[0] == "sent":
-            await asyncio.to_thread(self.runs.move, run.id, index + 1, now_utc(), context)
-            return
-        values = self._context(run, trigger, context)
-        links = values["links"]
-        actions: tuple[Action, ...] = ()
-        if step.actions and links.get("approve"):
-            actions = (
-                Action("Approve", links["approve"], "primary"),
-                Action("Reject", links["reject"], "danger"),
-            )
-        message = Message(
-            title=render(step.title, values),
-            text=render(step.text, values),
-            subject=render(step.subject, values) if step.subject else None,
-            fields=tuple(sorted(trigger.details.items()))[:10] if step.fields else (),
-            actions=actions,
-            link=links["run"],
-            metadata={"idempotency_key": key},
-        )
-        await self.delivery.deliver(step.channel, message, key, run_id=run.id, step=index)
-        await asyncio.to_thread(self.runs.move, run.id, index + 1, now_utc(), context)
 
 
 def _json(raw: bytes | None, what: str) -> dict[str, Any]:
