@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from sandbox.harness import SandboxServer
-from sinks.notifications.tables import sends
+from sinks.notifications.tables import digests, sends
 from streams.notifications.messages import Message
 from streams.road import Hop, Outcome
 from tests.integration.databases import fresh_database
@@ -117,6 +117,55 @@ def test_slack_429_holds_the_run_off_the_tiers_and_loses_nothing(harness: Harnes
     with harness.db.connect() as conn:
         attempts = conn.execute(select(sends.c.attempts, sends.c.state)).all()
     assert {(row.attempts, row.state) for row in attempts} == {(1, "sent")}
+
+
+def test_a_send_held_past_max_hold_rides_the_tiers(
+    database_url: str, sandbox: SandboxServer, kafka_bootstrap: str
+) -> None:
+    """The hold has an end: a send first tried longer ago than ``max_hold_s`` is a plain
+    RateLimited again, on the retry road (to a dead letter after the last tier)."""
+    with fresh_database(database_url, "t_notify") as url:
+        settings = settings_for(kafka_bootstrap, sandbox, max_hold_s=0.001)
+        harness = build(settings, url, sandbox)
+        try:
+            harness.slack_channel("payments", "#payments", rate_per_s=1000.0)
+            harness.workflow("burst", "custom_burst", [{"type": "notify", "channel": "payments"}])
+            fault(sandbox, status=429, retry_after_s=1, count=1)
+            result = harness.fire(trigger("custom_burst", dedup_key="held-too-long"))
+            assert isinstance(result, Hop) and not result.dead, result
+        finally:
+            harness.run(harness.engine.delivery.senders.aclose())
+            harness.db.dispose()
+
+
+def test_a_digest_whose_channel_answers_429_is_flushed_after_retry_after(
+    harness: Harness,
+) -> None:
+    harness.slack_channel("digests", "#ops")
+    harness.workflow(
+        "digest to slack",
+        "dead_letter",
+        [{"type": "digest", "key": "{{ pipeline }}", "window_s": 1, "channel": "digests"}],
+    )
+    assert harness.raw(trigger(dedup_key="dl:held"))
+    with harness.db.connect() as conn:
+        (digest_id, window_end) = conn.execute(select(digests.c.id, digests.c.window_end)).one()
+    time.sleep(max(0.0, (window_end - datetime.now(UTC)).total_seconds()) + 0.1)
+    fault(sandbox=harness.sandbox, status=429, retry_after_s=2, count=1)
+    flush = harness.record(json.dumps({"digest_id": digest_id}).encode(), COMMANDS)
+    held = harness.handle(flush)
+    assert isinstance(held, Outcome) and "held until" in held.detail, held
+    assert harness.engine.windows.due_digests(datetime.now(UTC), 2.0) == []  # not before then
+    time.sleep(2.2)
+    assert harness.engine.windows.due_digests(datetime.now(UTC), 2.0) == [digest_id]
+    sent = harness.handle(flush)
+    assert isinstance(sent, Outcome) and "of 1 sent" in sent.detail, sent
+    assert len(harness.slack("ops")) == 1
+
+
+def fault(sandbox: SandboxServer, **spec: object) -> None:
+    body = {"target": "slack", "path_prefix": "/slack/api/chat.postMessage", **spec}
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=body, timeout=10).raise_for_status()
 
 
 def test_a_refusal_for_good_dead_letters_or_falls_back(harness: Harness) -> None:
