@@ -32,6 +32,8 @@ def create_app(settings: Settings) -> faust.App:
         # A worker killed with -9 gives its partitions up after this, not after Faust's 60 s.
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
+        # A re-created input topic is assigned again within this (synapseops/settings).
+        consumer_metadata_max_age_ms=int(settings.kafka.metadata_max_age_s * 1000),
         # A new consumer group starts from the oldest retained record: nothing accepted at
         # ingress before the first worker ran is skipped.
         consumer_auto_offset_reset="earliest",

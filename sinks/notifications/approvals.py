@@ -221,6 +221,14 @@ class WindowStore:
                 conn.execute(update(digests).where(digests.c.id.in_(ids)).values(flush_sent_at=now))
         return ids
 
+    def hold_digest(self, digest_id: int, until: datetime, resend_after_s: float) -> None:
+        """The digest's flush waits until ``until`` (its channel answered 429): the waker
+        takes a digest again ``resend_after_s`` after its last flush command, so the command
+        is dated that much before ``until``."""
+        at = until - timedelta(seconds=resend_after_s)
+        with database_errors("hold digest"), self.engine.begin() as conn:
+            conn.execute(update(digests).where(digests.c.id == digest_id).values(flush_sent_at=at))
+
     def digest(self, digest_id: int) -> dict[str, Any] | None:
         with database_errors("read digest"), self.engine.connect() as conn:
             row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().first()

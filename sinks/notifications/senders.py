@@ -7,9 +7,10 @@ are retryable. SMTP: a 4xx reply or a lost connection is retryable, a 5xx is fat
 
 Per-channel rate limits (:class:`RateGate`): Slack allows about one message per second per
 channel, Teams four per second per webhook; a send waits for its slot in-process up to
-``SYNAPSEOPS_NOTIFICATIONS_MAX_RATE_WAIT_S`` and rides a retry tier when the wait would be
-longer. A 429's ``Retry-After`` also closes the gate for that long, so the next sends to that
-channel wait as well instead of being refused one by one.
+``SYNAPSEOPS_NOTIFICATIONS_MAX_RATE_WAIT_S`` and is refused with :class:`RateLimited` (its
+``retry_after`` the next slot) when the wait would be longer — the engine holds the run until
+then (``streams/notifications/delivery.py``). A 429's ``Retry-After`` also closes the gate for
+that long, so the next sends to that channel wait as well instead of being refused one by one.
 
 The e-mail's ``Message-ID`` is derived from the send's idempotency key, so a mailbox can tell
 a duplicate; no secret (token, webhook URL, password) is ever put in an error or a receipt.

@@ -301,6 +301,20 @@ class RunStore:
                     update(runs).where(runs.c.id == run_id).values(step=step, updated_at=now)
                 )
 
+    def send_held(self, key: str, error: str) -> datetime | None:
+        """A send refused for now (429, its rate gate): not an attempt — the count
+        :meth:`begin_send` added is taken back, so a later try is no redo. When the send was
+        first tried (None: already sent)."""
+        statement = (
+            update(sends)
+            .where(sends.c.idempotency_key == key, sends.c.state != "sent")
+            .values(attempts=func.greatest(sends.c.attempts - 1, 0), error=error[:2000])
+            .returning(sends.c.created_at)
+        )
+        with database_errors("record held send"), self.engine.begin() as conn:
+            first: datetime | None = conn.execute(statement).scalar_one_or_none()
+        return first
+
     def send_failed(self, key: str, error: str, final: bool) -> None:
         with database_errors("record send failure"), self.engine.begin() as conn:
             conn.execute(

@@ -6,13 +6,18 @@ channel, a card too large) tries the channel's fallback, under the key ``<key>:f
 before it fails the record. A crash between the platform's answer and the ``sent`` row —
 milliseconds — sends that one message again on the redo: the platforms here take no
 idempotency key (see docs/NEXT.md).
+
+A refusal *for now* — a 429 with its ``Retry-After``, or the channel's rate gate — is not an
+attempt (:class:`~synapseops.errors.SendHeld`): the caller parks its run (or digest) until
+then, off the retry tiers, so a rate limit longer than every tier delays messages without
+dead-lettering one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sinks.notifications.approvals import WindowStore
@@ -24,13 +29,15 @@ from streams.notifications.messages import Message
 from streams.notifications.model import DigestStep
 from streams.notifications.templates import render
 from synapseops import headers as kh
-from synapseops.errors import ChannelUnknown, FatalError, RetryableError
+from synapseops.errors import ChannelUnknown, FatalError, RateLimited, RetryableError, SendHeld
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
 from topics.registry import NOTIFICATION_COMMANDS, NOTIFICATION_DISPATCH, NOTIFICATION_RESUME
 
 log = get_logger(__name__)
+# A hold is never shorter than this: a Retry-After of 0 must not spin the run.
+MIN_HOLD_S = 0.2
 
 
 def now_utc() -> datetime:
@@ -50,6 +57,7 @@ class Delivery:
         self.senders = Senders(settings)
         self.box = SecretBox(settings)
         self.producer = producer
+        self.max_hold_s = settings.notifications.max_hold_s
 
     async def deliver(
         self, channel_name: str, message: Message, key: str, *, run_id: str | None, step: int | None
@@ -93,6 +101,11 @@ class Delivery:
         )
         try:
             receipt = await self.senders.send(channel, message, key, redo=attempt > 1)
+        except RateLimited as exc:
+            held = await self._held(channel, key, exc)
+            if held is None:
+                raise
+            raise held from exc
         except RetryableError as exc:
             metrics.MESSAGES.labels(channel.kind, "retry").inc()
             await asyncio.to_thread(self.runs.send_failed, key, str(exc), False)
@@ -112,6 +125,19 @@ class Delivery:
             },
         )
         return receipt
+
+    async def _held(self, channel: Channel, key: str, exc: RateLimited) -> SendHeld | None:
+        """What a refusal for now becomes: :class:`SendHeld` until its ``Retry-After`` (the
+        try not counted), or None once the send has been held past ``max_hold_s`` since its
+        first try (the refusal rides the tiers then, to a dead letter at the end)."""
+        metrics.MESSAGES.labels(channel.kind, "held").inc()
+        first = await asyncio.to_thread(self.runs.send_held, key, str(exc))
+        now = now_utc()
+        if first is None or (now - first).total_seconds() > self.max_hold_s:
+            return None
+        wait = max(exc.retry_after or 1.0, MIN_HOLD_S)
+        until = now + timedelta(seconds=wait)
+        return SendHeld(f"{exc}; held until {until.isoformat()}", until=until, retry_after=wait)
 
     async def flush_digest(self, digest_id: int) -> str:
         digest = await asyncio.to_thread(self.windows.digest, digest_id)

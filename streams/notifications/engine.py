@@ -9,8 +9,9 @@ command, a settlement command); each step's effect is durable before the run mov
   ``sent`` and the run moved to the next step in one transaction;
 * a delay's deadline, a throttle's verdict and a digest's membership are written once per run
   and step (``notification_run_steps``), so a redo after ``kill -9`` decides the same;
-* a wait (delay, approval) parks the run with ``wake_at``; the waker (:mod:`.waker`) publishes
-  a resume command when it is due — restarts lose nothing, the state is in PostgreSQL.
+* a wait (delay, approval, a send held by a 429's ``Retry-After``) parks the run with
+  ``wake_at``; the waker (:mod:`.waker`) publishes a resume command when it is due — restarts
+  lose nothing, the state is in PostgreSQL.
 
 A large payment's approval is the settlement's own decision: the inbox publishes the same
 settlement command the settlement's API does, and this pipeline answers the approval from the
@@ -39,7 +40,6 @@ from streams.notifications import metrics
 from streams.notifications.approval_step import EXPIRY_ACTOR, ApprovalSteps
 from streams.notifications.delivery import Delivery, now_utc
 from streams.notifications.links import ApprovalLinks
-from streams.notifications.messages import Action, Message
 from streams.notifications.model import (
     ApprovalStep,
     ConditionStep,
@@ -53,9 +53,16 @@ from streams.notifications.model import (
     trigger_from_json,
     window_bounds,
 )
+from streams.notifications.notify_step import NotifySteps
 from streams.notifications.templates import render
 from streams.road import Outcome, RoadRecord
-from synapseops.errors import FatalError, RetryableError, SchemaInvalid, Undecodable
+from synapseops.errors import (
+    FatalError,
+    RetryableError,
+    SchemaInvalid,
+    SendHeld,
+    Undecodable,
+)
 from synapseops.kafka import AsyncProducer
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -72,7 +79,7 @@ log = get_logger(__name__)
 ON_THE_ROAD = timedelta(days=36500)
 
 
-class Engine(ApprovalSteps):
+class Engine(NotifySteps, ApprovalSteps):
     """The ``notification-dispatch`` pipeline's handlers and the steps they run."""
 
     def __init__(self, settings: Settings, engine: Any, producer: AsyncProducer) -> None:
@@ -134,7 +141,14 @@ class Engine(ApprovalSteps):
     async def resume(self, record: RoadRecord) -> Outcome:
         command = _json(record.value, "resume command")
         if "digest_id" in command:
-            return Outcome("done", await self.delivery.flush_digest(int(command["digest_id"])))
+            digest_id = int(command["digest_id"])
+            try:
+                return Outcome("done", await self.delivery.flush_digest(digest_id))
+            except SendHeld as held:
+                await asyncio.to_thread(
+                    self.windows.hold_digest, digest_id, held.until, self.lease_s
+                )
+                return Outcome("done", f"digest #{digest_id} held until {held.until}")
         run_id = str(command.get("run_id") or "")
         if not run_id:
             raise SchemaInvalid("resume command without run_id or digest_id")
@@ -185,6 +199,14 @@ class Engine(ApprovalSteps):
             return "not live or held elsewhere"
         try:
             outcome = await self._steps(run)
+        except SendHeld as held:
+            # Not a failure: the run waits at this step for the platform's Retry-After, and
+            # the waker resumes it — its record is done, no retry tier spent (see delivery).
+            await asyncio.to_thread(
+                self.runs.wait, run.id, held.until, f"rate limit: {held}", now_utc()
+            )
+            await asyncio.to_thread(self.runs.release, run.id)
+            return f"held until {held.until.isoformat()}"
         except (RetryableError, FatalError) as exc:
             await asyncio.to_thread(self.runs.note_error, run.id, f"{type(exc).__name__}: {exc}")
             await asyncio.to_thread(
@@ -272,54 +294,6 @@ class Engine(ApprovalSteps):
         await asyncio.to_thread(self.runs.finish, run.id, outcome, now_utc())
         metrics.RUNS_FINISHED.labels(outcome.split(" ")[0]).inc()
         return outcome
-
-    # ---- steps ----------------------------------------------------------------------------
-
-    def _context(
-        self, run: RunRow, trigger: NotificationTrigger, context: dict[str, Any]
-    ) -> dict[str, Any]:
-        base = self.settings.public_api_url
-        values: dict[str, Any] = trigger.model_dump(mode="json")
-        values["approval"] = context.get("approval") or {}
-        values["links"] = {
-            "console": f"{base}/services/notifications",
-            "run": f"{base}/services/notifications/runs/{run.id}",
-            **(context.get("links") or {}),
-        }
-        return values
-
-    async def _notify(
-        self,
-        run: RunRow,
-        index: int,
-        step: NotifyStep,
-        trigger: NotificationTrigger,
-        context: dict[str, Any],
-    ) -> None:
-        key = f"{run.id}:{index}"
-        found = await asyncio.to_thread(self.runs.send_state, key)
-        if found is not None and found[0] == "sent":
-            await asyncio.to_thread(self.runs.move, run.id, index + 1, now_utc(), context)
-            return
-        values = self._context(run, trigger, context)
-        links = values["links"]
-        actions: tuple[Action, ...] = ()
-        if step.actions and links.get("approve"):
-            actions = (
-                Action("Approve", links["approve"], "primary"),
-                Action("Reject", links["reject"], "danger"),
-            )
-        message = Message(
-            title=render(step.title, values),
-            text=render(step.text, values),
-            subject=render(step.subject, values) if step.subject else None,
-            fields=tuple(sorted(trigger.details.items()))[:10] if step.fields else (),
-            actions=actions,
-            link=links["run"],
-            metadata={"idempotency_key": key},
-        )
-        await self.delivery.deliver(step.channel, message, key, run_id=run.id, step=index)
-        await asyncio.to_thread(self.runs.move, run.id, index + 1, now_utc(), context)
 
 
 def _json(raw: bytes | None, what: str) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 Inputs (``topics/registry.py``): ``synapseops.notifications.triggers`` (Avro triggers from every
 service), ``notifications.commands`` (resume a run / flush a digest, from the waker and the
 API) and ``payments.settlement.commands`` (a large payment's decision; see
-:mod:`streams.notifications.engine`). Every failure rides the road: a send refused with a 429
-or a 5xx goes to the next retry tier (``Retry-After`` honoured), a refusal for good (bad token,
-unknown channel, a card that does not fit) to the dead letter — whose own ``dead_letter``
-trigger this pipeline then ignores. The waker runs as a supervised task.
+:mod:`streams.notifications.engine`). A send refused for now (429, the channel's rate gate) is
+no failure: its run waits for the ``Retry-After`` and the waker resumes it, no tier spent.
+Every other failure rides the road: a 5xx goes to the next retry tier, a refusal for good (bad
+token, unknown channel, a card that does not fit) to the dead letter — whose own
+``dead_letter`` trigger this pipeline then ignores. The waker runs as a supervised task.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ request, a process that cannot start, business outcomes). Import from this packa
     │   ├── TargetUnavailable     connection refused / reset, 5xx from a target
     │   ├── TargetTimeout         the target did not answer in time
     │   ├── RateLimited           429; ``retry_after`` (seconds) is honoured by the tier
+    │   │   └── SendHeld          a notification send refused for now (429, its channel's
+    │   │                         rate gate): the run waits until ``until`` off the tiers
     │   ├── KafkaUnavailable      the broker did not take a record durably
     │   ├── DatabaseUnavailable   PostgreSQL down, failover, serialisation conflict
     │   └── SinkUnavailable       any other sink that will likely work later
@@ -106,6 +108,7 @@ from synapseops.errors.road import (
     RetryableError,
     RuleFailure,
     SchemaInvalid,
+    SendHeld,
     SinkUnavailable,
     SynapseOpsError,
     TargetForbidden,
@@ -140,6 +143,7 @@ __all__ = [
     "OutboundConfigInvalid",
     "PayloadUntransformable",
     "RateLimited",
+    "SendHeld",
     "RecordConflict",
     "RecordError",
     "RecordInvalid",

@@ -4,6 +4,7 @@ retried (``RetryableError``) and what goes to the dead letter at once (``FatalEr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 
@@ -40,6 +41,19 @@ class RateLimited(RetryableError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SendHeld(RateLimited):
+    """A notification send the platform refused *for now* (429, the channel's rate gate).
+
+    Not an attempt: the run that asked waits until ``until`` and sends then, off the retry
+    tiers, so a long rate limit delays messages without spending their tries. Only a hold past
+    ``SYNAPSEOPS_NOTIFICATIONS_MAX_HOLD_S`` is a plain :class:`RateLimited` again.
+    """
+
+    def __init__(self, message: str, *, until: datetime, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.until = until
 
 
 class KafkaUnavailable(RetryableError):

@@ -139,4 +139,7 @@ class NotificationSettings(BaseSettings):
     tick_s: float = Field(default=0.5, gt=0)
     # Longest a send waits in-process for its channel's rate limit; longer rides a retry tier.
     max_rate_wait_s: float = Field(default=5.0, ge=0)
+    # A send refused with 429 (or by its gate) is held off the retry tiers, the run waiting
+    # for Retry-After; only a send held longer than this since its first try rides the tiers.
+    max_hold_s: float = Field(default=3600.0, gt=0)
     smtp_timeout_s: float = Field(default=10.0, gt=0)

@@ -20,6 +20,10 @@ class KafkaSettings(BaseSettings):
     # consumer heartbeats from a thread of its own, so a busy handler does not miss them.
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
+    # How often the worker's consumer refreshes topic metadata. A subscribed input deleted and
+    # re-created (`topics apply` after a delete) is only seen, and assigned again, at the next
+    # refresh: Faust's 5 min left a re-created triggers topic unread that long.
+    metadata_max_age_s: float = Field(default=10.0, gt=0)
     # Only used when the project's own script runs the local broker.
     version: str = "4.1.1"
     controller_port: int = 9093

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.harness import SandboxServer
+from tests.integration.ops.conftest import ops_stack  # noqa: F401  (the whole stack, reused)
 
 
 @pytest.fixture

@@ -2,22 +2,31 @@
 
 Slack chat.postMessage (Block Kit) and an incoming webhook, a Teams Workflows webhook (Adaptive
 Card 1.5 under 28 KB), e-mail through the sandbox's aiosmtpd (plain + HTML); a trigger's
-dedup_key; 429 Retry-After; a refusal for good to the dead letter or the fallback channel.
+dedup_key; a 429 holds its run (no tier spent); a refusal for good to the dead letter or the
+fallback channel.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from sandbox.harness import SandboxServer
+from sinks.notifications.tables import digests, sends
 from streams.notifications.messages import Message
 from streams.road import Hop, Outcome
 from tests.integration.databases import fresh_database
 from tests.integration.notifications.harness import Harness, build, settings_for, trigger
 from topics.admin import apply_topics
+from topics.registry import NOTIFICATION_COMMANDS
+
+COMMANDS = NOTIFICATION_COMMANDS.name
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +92,9 @@ def test_webhook_teams_and_email_each_get_the_message(harness: Harness) -> None:
     assert list(harness.get("/_sandbox/smtp/message-ids").values()) == [1]
 
 
-def test_slack_429_delays_with_retry_after_and_loses_nothing(harness: Harness) -> None:
+def test_slack_429_holds_the_run_off_the_tiers_and_loses_nothing(harness: Harness) -> None:
+    """A 429 is not an attempt: its record is done (no retry tier spent), its run waits for
+    the Retry-After at the same step, and a resume sends it — each message once."""
     # The channel's own gate would space the sends; open it wide so Slack itself answers 429.
     harness.slack_channel("payments", "#payments", rate_per_s=1000.0)
     harness.workflow("burst", "custom_burst", [{"type": "notify", "channel": "payments"}])
@@ -91,25 +102,70 @@ def test_slack_429_delays_with_retry_after_and_loses_nothing(harness: Harness) -
         harness.fire(trigger("custom_burst", subject_id=f"s{i}", dedup_key=f"b{i}"))
         for i in range(6)
     ]
-    held = [r for r in results if isinstance(r, Hop)]
+    assert all(isinstance(r, Outcome) and r.status == "done" for r in results), results
+    held = [r for r in results if isinstance(r, Outcome) and "held until" in r.detail]
     assert held, "the sandbox's burst of 1/s per channel never answered 429"
-    assert all(not hop.dead and hop.not_before_ms is not None for hop in held)
-    sent = len(harness.slack("payments"))
-    assert sent == len(results) - len(held)
-    # What was held goes through once its tier is due (the road re-handles the same records).
-    import time
+    assert len(harness.slack("payments")) == len(results) - len(held)
+    deadline = time.monotonic() + 60
+    while len(harness.slack("payments")) < len(results) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for run_id in harness.engine.runs.due_runs(datetime.now(UTC), 2.0):
+            command = json.dumps({"run_id": run_id}).encode()
+            assert isinstance(harness.handle(harness.record(command, COMMANDS)), Outcome)
+    titles = [m["text"].split("\n")[0] for m in harness.slack("payments")]
+    assert len(titles) == len(results)
+    with harness.db.connect() as conn:
+        attempts = conn.execute(select(sends.c.attempts, sends.c.state)).all()
+    assert {(row.attempts, row.state) for row in attempts} == {(1, "sent")}
 
-    time.sleep(2.5)
-    for index, result in enumerate(results):
-        if isinstance(result, Hop):
-            assert isinstance(
-                harness.fire(
-                    trigger("custom_burst", subject_id=f"s{index}", dedup_key=f"b{index}")
-                ),
-                Outcome,
-            )
-            time.sleep(1.1)
-    assert len(harness.slack("payments")) == 6
+
+def test_a_send_held_past_max_hold_rides_the_tiers(
+    database_url: str, sandbox: SandboxServer, kafka_bootstrap: str
+) -> None:
+    """The hold has an end: a send first tried longer ago than ``max_hold_s`` is a plain
+    RateLimited again, on the retry road (to a dead letter after the last tier)."""
+    with fresh_database(database_url, "t_notify") as url:
+        settings = settings_for(kafka_bootstrap, sandbox, max_hold_s=0.001)
+        harness = build(settings, url, sandbox)
+        try:
+            harness.slack_channel("payments", "#payments", rate_per_s=1000.0)
+            harness.workflow("burst", "custom_burst", [{"type": "notify", "channel": "payments"}])
+            fault(sandbox, status=429, retry_after_s=1, count=1)
+            result = harness.fire(trigger("custom_burst", dedup_key="held-too-long"))
+            assert isinstance(result, Hop) and not result.dead, result
+        finally:
+            harness.run(harness.engine.delivery.senders.aclose())
+            harness.db.dispose()
+
+
+def test_a_digest_whose_channel_answers_429_is_flushed_after_retry_after(
+    harness: Harness,
+) -> None:
+    harness.slack_channel("digests", "#ops")
+    harness.workflow(
+        "digest to slack",
+        "dead_letter",
+        [{"type": "digest", "key": "{{ pipeline }}", "window_s": 1, "channel": "digests"}],
+    )
+    assert harness.raw(trigger(dedup_key="dl:held"))
+    with harness.db.connect() as conn:
+        (digest_id, window_end) = conn.execute(select(digests.c.id, digests.c.window_end)).one()
+    time.sleep(max(0.0, (window_end - datetime.now(UTC)).total_seconds()) + 0.1)
+    fault(sandbox=harness.sandbox, status=429, retry_after_s=2, count=1)
+    flush = harness.record(json.dumps({"digest_id": digest_id}).encode(), COMMANDS)
+    held = harness.handle(flush)
+    assert isinstance(held, Outcome) and "held until" in held.detail, held
+    assert harness.engine.windows.due_digests(datetime.now(UTC), 2.0) == []  # not before then
+    time.sleep(2.2)
+    assert harness.engine.windows.due_digests(datetime.now(UTC), 2.0) == [digest_id]
+    sent = harness.handle(flush)
+    assert isinstance(sent, Outcome) and "of 1 sent" in sent.detail, sent
+    assert len(harness.slack("ops")) == 1
+
+
+def fault(sandbox: SandboxServer, **spec: object) -> None:
+    body = {"target": "slack", "path_prefix": "/slack/api/chat.postMessage", **spec}
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=body, timeout=10).raise_for_status()
 
 
 def test_a_refusal_for_good_dead_letters_or_falls_back(harness: Harness) -> None:
