@@ -107,7 +107,7 @@ class CrmSync:
         hs_ids = [c.id for c in changes if c.side == "hubspot"]
         async with self.locked(mapping_id) as locks:
             # the records known up front: the changes' own and their links' other side
-            known = await asyncio.to_thread(load_links, self.engine, mapping_id, sf_ids, hs_ids)
+            known = await asyncio.to_thread(load_links, locks.conn, mapping_id, sf_ids, hs_ids)
             await asyncio.to_thread(
                 locks.acquire,
                 [(c.side, c.id) for c in changes]

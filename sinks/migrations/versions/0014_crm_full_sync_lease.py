@@ -21,6 +21,14 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    # Before this index two runners could run one mapping's full syncs at once: all but the
+    # newest running one of a mapping end as failed (their pairs went through the pipeline).
+    op.execute(
+        "UPDATE crm_full_syncs SET status = 'failed', finished_at = now(), updated_at = now(),"
+        " error = 'ended by migration 0014: another full sync of this mapping was running'"
+        " WHERE status = 'running' AND id NOT IN"
+        " (SELECT max(id) FROM crm_full_syncs WHERE status = 'running' GROUP BY mapping_id)"
+    )
     op.add_column(
         "crm_full_syncs", sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True)
     )
