@@ -28,7 +28,12 @@ from api.access import RouteRoles, annotate_openapi
 from api.auth import PrincipalMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.console import mount_console
-from api.metrics import DEAD_LETTER_GAUGES, UNKNOWN_CONNECTOR, count_5xx_from_zero
+from api.metrics import (
+    CRM_CONFLICT_GAUGES,
+    DEAD_LETTER_GAUGES,
+    UNKNOWN_CONNECTOR,
+    count_5xx_from_zero,
+)
 from api.middleware import AccessLogMiddleware
 from api.overload import OverloadMiddleware
 from api.routes import PUBLIC_ROUTERS, api_v1_router, route_roles
@@ -85,6 +90,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         app.state.engine = make_engine(settings)
         DEAD_LETTER_GAUGES.engine = app.state.engine
         DEAD_LETTER_GAUGES.cache_s = settings.observability.dead_letter_gauges_cache_s
+        CRM_CONFLICT_GAUGES.engine = app.state.engine
+        CRM_CONFLICT_GAUGES.cache_s = settings.observability.dead_letter_gauges_cache_s
         if owned_producer:  # a caller's producer (unit tests) means no Kafka to read lag from
             CONSUMER_LAG.watch(settings)
         count_5xx_from_zero(["stripe", UNKNOWN_CONNECTOR, *settings.ingress.sources])
@@ -101,6 +108,8 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             CONSUMER_LAG.unwatch(settings)
             if DEAD_LETTER_GAUGES.engine is app.state.engine:
                 DEAD_LETTER_GAUGES.engine = None
+            if CRM_CONFLICT_GAUGES.engine is app.state.engine:
+                CRM_CONFLICT_GAUGES.engine = None
             app.state.engine.dispose()
             log.info("api stopped")
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
+from sinks.crm.metrics import CrmConflictGauges
 from sinks.dead_letters.metrics import DeadLetterGauges
 
 MAX_SOURCE_LABELS = 100
@@ -51,6 +52,8 @@ INGRESS_BYTES = Counter(
 # Read from PostgreSQL at scrape time; the app's lifespan points it at its engine.
 DEAD_LETTER_GAUGES = DeadLetterGauges()
 REGISTRY.register(DEAD_LETTER_GAUGES)
+CRM_CONFLICT_GAUGES = CrmConflictGauges()
+REGISTRY.register(CRM_CONFLICT_GAUGES)
 
 _seen_sources: set[str] = set()
 _seen_lock = threading.Lock()

@@ -6,6 +6,14 @@ one runner per row), plans it (``planned``, ``samples``) and, unless it is a dry
 the pairs that need work to the pipeline as events (``total``); the pipeline adds to ``done``
 as it handles them (:func:`count_done`, in its batch's transaction) and the row is ``done``
 when every event was handled. ``cancel_requested`` stops a run between two steps.
+
+Two full syncs of one mapping never run at once (a partial unique index: one ``running`` row
+per mapping; the next waits ``queued``). A runner holds a lease on its row while it plans and
+hands over (:func:`renew`, every page and every 200 pairs); a worker killed meanwhile leaves
+its lease to run out, and the next runner takes the row over and plans it again — pairs the
+dead runner handed over are handled already or agree by then, so planning again writes
+nothing twice (their late answers may still add to ``done``). Once every pair is handed over
+the lease is given up: what is left is the pipeline's, on Kafka.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import case, func, select, update
+from sqlalchemy import exc as sa_exc
 
 from sinks.crm.tables import crm_full_syncs
 from sinks.db import database_errors
 from synapseops.errors import RecordConflict, RecordNotFound
+from synapseops.logging import get_logger
+
+log = get_logger(__name__)
 
 _C = crm_full_syncs.c
 
@@ -73,31 +85,101 @@ def cancel(engine: sqlalchemy.Engine, sync_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def claim_next(engine: sqlalchemy.Engine) -> dict[str, Any] | None:
-    """The oldest queued full sync, now ``running`` and this caller's."""
-    oldest = (
+def claim_next(engine: sqlalchemy.Engine, lease_s: float) -> dict[str, Any] | None:
+    """The next full sync for this runner, ``running`` and leased to it for ``lease_s``: one
+    whose runner died (its lease ran out: taken over and planned again from the start), else
+    the oldest queued one of a mapping with no full sync running. None when there is none —
+    or when another runner claimed a full sync of the same mapping at the same moment (the
+    one-running-per-mapping index refused this one; it stays queued)."""
+    lease = _lease(lease_s)
+    expired = (
         select(_C.id)
-        .where(_C.status == "queued")
+        .where(_C.status == "running", _C.lease_until.is_not(None), _C.lease_until < func.now())
         .order_by(_C.id)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    statement = (
-        update(crm_full_syncs)
-        .where(_C.id == oldest)
-        .values(status="running", started_at=func.now(), updated_at=func.now())
-        .returning(*crm_full_syncs.c)
+    running = select(_C.mapping_id).where(_C.status == "running")
+    oldest = (
+        select(_C.id)
+        .where(_C.status == "queued", _C.mapping_id.not_in(running))
+        .order_by(_C.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    restart = {
+        "total": 0,
+        "done": 0,
+        "outcomes": {},
+        "started_at": func.now(),
+        "updated_at": func.now(),
+        "lease_until": lease,
+    }
     with database_errors("crm: claim full sync"), engine.begin() as conn:
-        row = conn.execute(statement).mappings().one_or_none()
+        row = (
+            conn.execute(
+                update(crm_full_syncs)
+                .where(_C.id == expired)
+                .values(**restart)
+                .returning(*crm_full_syncs.c)
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is not None:
+            log.warning("full sync taken over: its runner's lease ran out", extra={"id": row["id"]})
+            return dict(row)
+        try:
+            with conn.begin_nested():
+                row = (
+                    conn.execute(
+                        update(crm_full_syncs)
+                        .where(_C.id == oldest)
+                        .values(status="running", **restart)
+                        .returning(*crm_full_syncs.c)
+                    )
+                    .mappings()
+                    .one_or_none()
+                )
+        except sa_exc.IntegrityError:  # a full sync of that mapping was claimed meanwhile
+            return None
     return dict(row) if row else None
 
 
+def _lease(seconds: float) -> Any:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, float(seconds))
+
+
+def renew(
+    engine: sqlalchemy.Engine, row: Mapping[str, Any], lease_s: float | None
+) -> dict[str, Any] | None:
+    """Extend this runner's lease on ``row`` (``lease_s`` None: give it up, every pair handed
+    over); the row as it is now, or None when the lease is no longer this runner's (it ran
+    out and another runner took the full sync over, or it finished)."""
+    lease = _lease(lease_s) if lease_s is not None else None
+    statement = (
+        update(crm_full_syncs)
+        .where(
+            _C.id == row["id"],
+            _C.started_at == row["started_at"],  # a takeover restarts the clock
+            _C.status == "running",
+        )
+        .values(lease_until=lease, updated_at=func.now())
+        .returning(*crm_full_syncs.c)
+    )
+    with database_errors("crm: renew full sync lease"), engine.begin() as conn:
+        found = conn.execute(statement).mappings().one_or_none()
+    return dict(found) if found else None
+
+
 def save(engine: sqlalchemy.Engine, sync_id: int, **values: Any) -> dict[str, Any]:
-    """Update the row (``planned``, ``total``, ``status``, ...); its cancel flag with it."""
+    """Update the row (``planned``, ``total``, ``status``, ...); its cancel flag with it. A
+    finished row holds no lease."""
     if values.get("status") in ("done", "failed", "cancelled"):
         values["finished_at"] = func.now()
+        values["lease_until"] = None
     statement = (
         update(crm_full_syncs)
         .where(_C.id == sync_id)
@@ -130,6 +212,10 @@ def count_done(conn: sqlalchemy.Connection, handled: Mapping[int, Mapping[str, i
                 status=case(
                     ((_C.status == "running") & (_C.total > 0) & (done >= _C.total), "done"),
                     else_=_C.status,
+                ),
+                lease_until=case(
+                    ((_C.status == "running") & (_C.total > 0) & (done >= _C.total), None),
+                    else_=_C.lease_until,
                 ),
                 finished_at=case(
                     ((_C.status == "running") & (_C.total > 0) & (done >= _C.total), func.now()),

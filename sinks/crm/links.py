@@ -10,7 +10,8 @@ settled, and the counts per sync state (written, skipped with reason, failed).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,19 @@ from sinks.db import database_errors
 from streams.crm.model import SIDES, Side
 from streams.crm.reconcile import Conflict, LinkState, Plan
 
+Bind = sqlalchemy.Engine | sqlalchemy.Connection
+
+
+@contextmanager
+def _using(bind: Bind, write: bool) -> Iterator[sqlalchemy.Connection]:
+    """A connection of its own (committed at the end when ``write``), or the caller's — a
+    batch holding its records' locks (:mod:`sinks.crm.locks`), which commits itself."""
+    if isinstance(bind, sqlalchemy.Connection):
+        yield bind
+        return
+    with bind.begin() if write else bind.connect() as conn:
+        yield conn
+
 
 @dataclass(frozen=True)
 class LinkRow:
@@ -34,7 +48,7 @@ class LinkRow:
 
 
 def load_links(
-    engine: sqlalchemy.Engine,
+    bind: Bind,
     mapping_id: int,
     salesforce_ids: Iterable[str],
     hubspot_ids: Iterable[str],
@@ -47,7 +61,7 @@ def load_links(
         links.mapping_id == mapping_id,
         or_(links.salesforce_id.in_(sf), links.hubspot_id.in_(hs)),
     )
-    with database_errors("crm: read links"), engine.connect() as conn:
+    with database_errors("crm: read links"), _using(bind, write=False) as conn:
         rows = [dict(r) for r in conn.execute(statement).mappings()]
         held: dict[int, set[str]] = {}
         if rows:
@@ -109,7 +123,7 @@ class NewConflict:
 
 
 def record_batch(
-    engine: sqlalchemy.Engine,
+    bind: Bind,
     mapping_id: int,
     outcomes: Sequence[PairOutcome],
     counts: Counts,
@@ -118,7 +132,7 @@ def record_batch(
     """Write the batch's links, conflicts and counts in one transaction; the conflicts that
     are new (a redone batch opens none twice)."""
     opened: list[NewConflict] = []
-    with database_errors("crm: record batch"), engine.begin() as conn:
+    with database_errors("crm: record batch"), _using(bind, write=True) as conn:
         for outcome in outcomes:
             link_id = _save_link(conn, mapping_id, outcome)
             opened += _conflicts(conn, mapping_id, link_id, outcome.plan)

@@ -179,4 +179,12 @@ crm_full_syncs = Table(
     _at("started_at", nullable=True),
     _at("finished_at", nullable=True),
     _at("updated_at"),
+    # a runner's while it plans and hands over (renewed); expired: its worker died (0014)
+    _at("lease_until", nullable=True),
+    Index(
+        "uq_crm_full_syncs_one_running",
+        "mapping_id",
+        unique=True,
+        postgresql_where=text("status = 'running'"),
+    ),
 )

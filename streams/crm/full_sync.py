@@ -125,6 +125,7 @@ class FullSyncRunner:
     ) -> None:
         self.engine = engine
         self.producer = producer
+        self.lease_s = settings.crm.full_sync_lease_s
         self.clients = store.PlatformClients(settings, engine)
         self._stopping = asyncio.Event()
 
@@ -134,7 +135,7 @@ class FullSyncRunner:
     async def run(self) -> None:
         try:
             while not self._stopping.is_set():
-                row = await asyncio.to_thread(full_syncs.claim_next, self.engine)
+                row = await asyncio.to_thread(full_syncs.claim_next, self.engine, self.lease_s)
                 if row is None:
                     try:
                         await asyncio.wait_for(self._stopping.wait(), IDLE_S)
@@ -171,7 +172,7 @@ class FullSyncRunner:
             fields = [*mapping.fields_of(side), mapping.match_field(side)]
             async for page in client.pages(kind, fields):
                 records[side].update((r.id, r) for r in page)
-                if await self._cancelled(sync_id):
+                if await self._stopped(row):
                     return
         links = await asyncio.to_thread(
             load_links, self.engine, mapping.id, records["salesforce"], records["hubspot"]
@@ -203,15 +204,22 @@ class FullSyncRunner:
             total=total,
             **({"status": "done"} if total == 0 else {}),
         )
-        if total:
-            await self._hand_over(mapping, sync_id, planned, links)
+        if total and await self._hand_over(mapping, row, planned, links):
+            # every pair is the pipeline's now (on Kafka): no runner needs to hold this one
+            await asyncio.to_thread(full_syncs.renew, self.engine, row, None)
 
     async def _hand_over(
-        self, mapping: CompiledCrmMapping, sync_id: int, planned: Planned, links: list[LinkRow]
-    ) -> None:
+        self,
+        mapping: CompiledCrmMapping,
+        row: dict[str, Any],
+        planned: Planned,
+        links: list[LinkRow],
+    ) -> bool:
+        """Each pair to the pipeline; False when stopped first (cancelled, or taken over)."""
+        sync_id = int(row["id"])
         for number, (now, _) in enumerate(planned.pairs):
-            if number % 200 == 0 and await self._cancelled(sync_id):
-                return
+            if number % 200 == 0 and await self._stopped(row):
+                return False
             sf, hs = now.get("salesforce"), now.get("hubspot")
             side: Side = "salesforce" if sf is not None else "hubspot"
             record = sf if sf is not None else hs
@@ -236,11 +244,17 @@ class FullSyncRunner:
                     (kh.MESSAGE_KIND, CRM_CHANGE.encode()),
                 ],
             )
+        return True
 
-    async def _cancelled(self, sync_id: int) -> bool:
-        row = await asyncio.to_thread(full_syncs.get, self.engine, sync_id)
-        if row["cancel_requested"]:
-            await asyncio.to_thread(full_syncs.save, self.engine, sync_id, status="cancelled")
+    async def _stopped(self, row: dict[str, Any]) -> bool:
+        """Renew the lease; whether to stop: a person cancelled the run (it is ``cancelled``
+        now), or the lease is no longer ours (it ran out: another runner took the run over)."""
+        now = await asyncio.to_thread(full_syncs.renew, self.engine, row, self.lease_s)
+        if now is None:
+            log.warning("full sync lease lost: another runner has it", extra={"id": row["id"]})
+            return True
+        if now["cancel_requested"]:
+            await asyncio.to_thread(full_syncs.save, self.engine, now["id"], status="cancelled")
             return True
         return False
 

@@ -64,9 +64,12 @@ class CrmHandlers:
         mapping, clients = await self.sync.load(int(conflict["mapping_id"]))
         pair = Pair([0], [], link, dict(link.state.ids))
         resolutions: dict[str, Side] = {str(conflict["field"]): command.choice}
-        pairs = await self.sync.reconcile(mapping, clients, [pair], resolutions)
         answers: list[Answer | None] = [None]
-        await self.sync.finish(mapping, pairs, [record], answers)
+        async with self.sync.locked(mapping.id) as locks:
+            ids = [(s, i) for s, i in link.state.ids.items() if i]
+            await asyncio.to_thread(locks.acquire, ids)
+            pairs = await self.sync.reconcile(mapping, clients, [pair], locks, resolutions)
+            await self.sync.finish(mapping, pairs, [record], answers, locks)
         (answer,) = answers
         if isinstance(answer, BaseException):
             raise answer

@@ -18,7 +18,8 @@ with (a platform's refusal of that record alone is fatal: its dead letter says w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy
@@ -26,6 +27,7 @@ import sqlalchemy
 from sinks.crm import store
 from sinks.crm.client import CrmClient
 from sinks.crm.links import Counts, LinkRow, NewConflict, PairOutcome, load_links, record_batch
+from sinks.crm.locks import PairLocks
 from streams.crm import metrics
 from streams.crm.answers import conflict_trigger, full_syncs_of, outcome_of
 from streams.crm.events import CrmChange, decode_change
@@ -35,7 +37,7 @@ from streams.crm.writes import Pair, write_all
 from streams.road import Outcome, RoadRecord
 from streams.triggers import TriggerPublisher
 from synapseops import headers as kh
-from synapseops.errors import RecordNotFound, SynapseOpsError
+from synapseops.errors import RecordBusy, RecordNotFound, SynapseOpsError
 from synapseops.settings import Settings
 
 Answer = Outcome | BaseException
@@ -82,6 +84,16 @@ class CrmSync:
         }
         return store.compiled(row), clients
 
+    @asynccontextmanager
+    async def locked(self, mapping_id: int) -> AsyncIterator[PairLocks]:
+        """A batch's connection and the locks of the records it syncs (:mod:`sinks.crm.locks`),
+        released when the batch's transaction commits or, at the latest, when it ends."""
+        locks = await asyncio.to_thread(PairLocks, self.engine, mapping_id)
+        try:
+            yield locks
+        finally:
+            await asyncio.to_thread(locks.close)
+
     async def _mapping_batch(
         self,
         mapping_id: int,
@@ -91,33 +103,47 @@ class CrmSync:
     ) -> None:
         mapping, clients = await self.load(mapping_id)
         changes = [change for _, change in items]
-        links = await asyncio.to_thread(
-            load_links,
-            self.engine,
-            mapping_id,
-            [c.id for c in changes if c.side == "salesforce"],
-            [c.id for c in changes if c.side == "hubspot"],
-        )
-        pairs = group(items, links)
-        pairs = await self.reconcile(mapping, clients, pairs)
-        await self.finish(mapping, pairs, records, answers)
+        sf_ids = [c.id for c in changes if c.side == "salesforce"]
+        hs_ids = [c.id for c in changes if c.side == "hubspot"]
+        async with self.locked(mapping_id) as locks:
+            # the records known up front: the changes' own and their links' other side
+            known = await asyncio.to_thread(load_links, locks.conn, mapping_id, sf_ids, hs_ids)
+            await asyncio.to_thread(
+                locks.acquire,
+                [(c.side, c.id) for c in changes]
+                + [(s, i) for link in known for s in SIDES if (i := link.state.ids.get(s))],
+            )
+            # read again under the locks: a handler that held them may have linked a record
+            links = await asyncio.to_thread(load_links, locks.conn, mapping_id, sf_ids, hs_ids)
+            pairs = group(items, links)
+            pairs = await self.reconcile(mapping, clients, pairs, locks)
+            await self.finish(mapping, pairs, records, answers, locks)
 
     async def reconcile(
         self,
         mapping: CompiledCrmMapping,
         clients: dict[Side, CrmClient],
         pairs: list[Pair],
+        locks: PairLocks,
         resolutions: dict[str, Side] | None = None,
     ) -> list[Pair]:
-        """Read, match, decide and write every pair (failures land on the pairs)."""
+        """Read, match, decide and write every pair (failures land on the pairs). A pair
+        whose records another handler holds is not read: it fails with
+        :class:`~synapseops.errors.RecordBusy` (see :mod:`sinks.crm.locks`)."""
+        await asyncio.to_thread(_take, locks, pairs)
+        busy = [p for p in pairs if p.failure is not None]
+        live = [p for p in pairs if p.failure is None]
         try:
-            await read_both(mapping, clients, pairs)
-            pairs = await self._match(mapping, clients, pairs)
+            await read_both(mapping, clients, live)
+            live = await self._match(mapping, clients, live, locks)
         except SynapseOpsError as exc:
-            for pair in pairs:
+            for pair in live:
                 pair.fail(exc)
-            return pairs
-        for pair in pairs:
+            return [*live, *busy]
+        await asyncio.to_thread(_take, locks, live)  # the records found by their match key
+        for pair in live:
+            if pair.failure is not None:
+                continue
             try:
                 pair.plan = decide(
                     mapping,
@@ -128,11 +154,15 @@ class CrmSync:
                 )
             except SynapseOpsError as exc:  # a record that breaks the mapping's rules
                 pair.fail(exc)
-        await write_all(mapping, pairs, clients)
-        return pairs
+        await write_all(mapping, live, clients)
+        return [*live, *busy]
 
     async def _match(
-        self, mapping: CompiledCrmMapping, clients: dict[Side, CrmClient], pairs: list[Pair]
+        self,
+        mapping: CompiledCrmMapping,
+        clients: dict[Side, CrmClient],
+        pairs: list[Pair],
+        locks: PairLocks,
     ) -> list[Pair]:
         wanted: dict[Side, dict[str, Pair]] = {"salesforce": {}, "hubspot": {}}
         for pair in pairs:
@@ -157,9 +187,11 @@ class CrmSync:
             for value, snapshot in found.items():
                 pair = wanted[side][value]
                 pair.ids[side], pair.now[side] = snapshot.id, snapshot
-        return await asyncio.to_thread(self._merge, mapping, pairs)
+        return await asyncio.to_thread(self._merge, mapping, pairs, locks.conn)
 
-    def _merge(self, mapping: CompiledCrmMapping, pairs: list[Pair]) -> list[Pair]:
+    def _merge(
+        self, mapping: CompiledCrmMapping, pairs: list[Pair], conn: sqlalchemy.Connection
+    ) -> list[Pair]:
         """Pairs that now name the same records become one; a match already linked elsewhere
         is adopted (that link knows the pair)."""
         merged: dict[tuple[str | None, str | None], Pair] = {}
@@ -175,7 +207,7 @@ class CrmSync:
         unlinked = [p for p in merged.values() if p.link is None]
         if unlinked:
             found = load_links(
-                self.engine,
+                conn,
                 mapping.id,
                 [i for p in unlinked if (i := p.ids.get("salesforce"))],
                 [i for p in unlinked if (i := p.ids.get("hubspot"))],
@@ -194,7 +226,10 @@ class CrmSync:
         pairs: list[Pair],
         records: Sequence[RoadRecord],
         answers: list[Answer | None],
+        locks: PairLocks,
     ) -> None:
+        """Save the batch (links, conflicts, counts) and commit it, releasing its locks; then
+        the metrics, the conflicts' triggers and each record's answer."""
         counts, outcomes = Counts(), []
         for pair in pairs:
             side = pair.triggers[0].side if pair.triggers else "salesforce"
@@ -219,8 +254,9 @@ class CrmSync:
                 counts.written[other(target)] += 1
         handled = full_syncs_of(pairs, records)
         opened = await asyncio.to_thread(
-            record_batch, self.engine, mapping.id, outcomes, counts, handled
+            record_batch, locks.conn, mapping.id, outcomes, counts, handled
         )
+        await asyncio.to_thread(locks.commit)
         metrics.observe(mapping.id, pairs, opened)
         for conflict in opened:
             await self._publish(mapping, conflict, records[pairs[0].indexes[0]])
@@ -239,6 +275,14 @@ class CrmSync:
         await self.triggers.publish(
             trigger, key=f"crm-conflict:{opened.id}".encode(), traceparent=traceparent
         )
+
+
+def _take(locks: PairLocks, pairs: list[Pair]) -> None:
+    """Each pair's records this batch's, or the pair fails as busy (never waited for)."""
+    for pair in pairs:
+        records = [(s, i) for s in SIDES if (i := pair.ids.get(s))]
+        if pair.failure is None and not locks.take(records):
+            pair.fail(RecordBusy(f"another handler is syncing {records} right now"))
 
 
 def _object(mapping: CompiledCrmMapping, side: Side) -> str:

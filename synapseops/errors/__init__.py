@@ -15,7 +15,8 @@ request, a process that cannot start, business outcomes). Import from this packa
     │   │                         rate gate): the run waits until ``until`` off the tiers
     │   ├── KafkaUnavailable      the broker did not take a record durably
     │   ├── DatabaseUnavailable   PostgreSQL down, failover, serialisation conflict
-    │   └── SinkUnavailable       any other sink that will likely work later
+    │   ├── SinkUnavailable       any other sink that will likely work later
+    │   └── RecordBusy            another handler syncs the same record right now (its lock)
     ├── FatalError                → dead-letter topic at once; retrying cannot help
     │   ├── Undecodable           bytes that are not what the topic carries
     │   ├── SchemaInvalid         decodes, but breaks the schema / pydantic model
@@ -104,6 +105,7 @@ from synapseops.errors.road import (
     MappingSpecInvalid,
     PayloadUntransformable,
     RateLimited,
+    RecordBusy,
     ResponseTooLarge,
     RetryableError,
     RuleFailure,
@@ -156,6 +158,7 @@ __all__ = [
     "RuleFailure",
     "SchemaInvalid",
     "SignatureInvalid",
+    "RecordBusy",
     "SinkUnavailable",
     "SynapseOpsError",
     "TargetForbidden",

@@ -68,6 +68,10 @@ class SinkUnavailable(RetryableError):
     pass
 
 
+class RecordBusy(RetryableError):
+    """Another handler is syncing the same record right now (its lock is held)."""
+
+
 class FatalError(SynapseOpsError):
     """Retrying cannot help: the record goes to the dead-letter topic at once."""
 

@@ -37,6 +37,7 @@ from synapseops.settings.base import (
     split_secrets,
     without,
 )
+from synapseops.settings.crm import CrmSettings
 from synapseops.settings.edges import (
     ConsoleSettings,
     DemoSettings,
@@ -75,6 +76,7 @@ __all__ = [
     "IngressSettings",
     "KafkaSettings",
     "NotificationSettings",
+    "CrmSettings",
     "LoaderSettings",
     "ObservabilitySettings",
     "PROJECT_ROOT",
@@ -125,6 +127,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
 
     @property
     def database_url(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.serde import AvroSerde
 from schemas.store import schema_store
@@ -85,6 +86,19 @@ def _triggers(settings: Settings, since: dict[int, int], dedup_key: str) -> list
     return found
 
 
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def _api_gauge(world: dict[str, Any], mapping: str) -> float | None:
+    text = world["api"].get("/metrics").text
+    return _sample(text, "synapseops_crm_conflicts_open", mapping=mapping)
+
+
 def test_both_sides_edited_each_field_by_its_policy(world: dict[str, Any]) -> None:
     people: People = world["people"]
     worker: WorkerProcess = world["worker"]
@@ -135,6 +149,8 @@ def test_both_sides_edited_each_field_by_its_policy(world: dict[str, Any]) -> No
     assert [
         (c["field"], c["salesforce_value"], c["hubspot_value"], c["status"]) for c in conflicts
     ] == [("Title", "CEO", "CTO", "open")]
+    mapping = str(world["mapping_id"])
+    wait_for(lambda: _api_gauge(world, mapping) == 1.0, what="1 conflict open on /metrics")
     (trigger,) = _triggers(world["settings"], since, f"sync_conflict:{conflicts[0]['id']}")
     assert trigger["kind"] == "sync_conflict"
     assert trigger["details"]["field"] == "Title"
@@ -149,6 +165,7 @@ def test_both_sides_edited_each_field_by_its_policy(world: dict[str, Any]) -> No
     )
     assert again.status_code == 409  # one choice per conflict
     wait_for(lambda: _conflicts(world, link["id"])[0]["status"] == "resolved", what="resolved")
+    wait_for(lambda: _api_gauge(world, mapping) == 0.0, what="no conflict open on /metrics")
     assert people.by_email("salesforce", "Lead")[email]["Title"] == "CTO"
     title_writes = [
         w
@@ -184,3 +201,62 @@ def test_a_worker_killed_twice_loses_and_repeats_no_change(world: dict[str, Any]
     creates = [w for w in people.writes("hubspot") if w["id"] in ids]
     assert sorted(ids[w["id"]] for w in creates) == sorted(emails)  # each written exactly once
     assert not [w for w in people.writes("salesforce") if w["fields"].get("Email") in emails]
+
+
+def test_the_workers_metrics_count_changes_per_mapping_and_direction(world: dict[str, Any]) -> None:
+    """Changes read, written and skipped per mapping (the pair) and direction, and the sync lag,
+    on the worker's real /metrics."""
+    people: People = world["people"]
+    worker: WorkerProcess = world["worker"]
+    mapping = str(world["mapping_id"])
+    email = f"metrics.{uuid.uuid4().hex[:8]}@example.com"
+    fields = {"email": email, "firstname": "Mia", "lastname": "Metrics", "company": "Gauge"}
+    made = people.edit("hubspot", op="create", object_type="contacts", fields=fields)
+    wait_for(lambda: _link(world, email), what="the link")
+    link = _link(world, email)
+    assert link is not None and link["hubspot_id"] == made["id"]
+    # a Lead without an e-mail cannot be matched or created on HubSpot: skipped, with a reason
+    people.edit(
+        "salesforce",
+        op="create",
+        object_type="Lead",
+        fields={"LastName": "Nomail", "Company": "Gauge"},
+    )
+    people.edit(
+        "salesforce",
+        op="update",
+        object_type="Lead",
+        id=link["salesforce_id"],
+        fields={"LastName": "Metered"},
+    )
+    wait_for(
+        lambda: people.by_email("hubspot", "contacts")[email]["lastname"] == "Metered",
+        what="the Salesforce edit on HubSpot",
+    )
+
+    def counted() -> dict[str, float | None] | None:
+        text = worker.metrics()
+        found: dict[str, float | None] = {
+            f"{way} {outcome}": _sample(
+                text,
+                "synapseops_crm_changes_total",
+                mapping=mapping,
+                direction=way,
+                outcome=outcome,
+            )
+            for way in ("hubspot_to_salesforce", "salesforce_to_hubspot")
+            for outcome in ("read", "written", "skipped")
+        }
+        found["lag"] = _sample(
+            text, "synapseops_crm_sync_lag_seconds_count", direction="salesforce_to_hubspot"
+        )
+        wanted = ("hubspot_to_salesforce read", "hubspot_to_salesforce written", "lag")
+        return (
+            found if all(found[k] for k in wanted) and found["salesforce_to_hubspot read"] else None
+        )
+
+    found = wait_for(counted, what="the CRM counters on the worker's /metrics")
+    assert (found["salesforce_to_hubspot read"] or 0) >= 2
+    assert (found["salesforce_to_hubspot written"] or 0) + (
+        found["salesforce_to_hubspot skipped"] or 0
+    ) >= 2

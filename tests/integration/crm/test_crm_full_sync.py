@@ -157,14 +157,21 @@ def test_drift_behind_the_services_back_is_reconciled_exactly(world: dict[str, A
     }
     dry = _full_sync(world, dry_run=True)
     assert dry["planned"] == {"update": len(pairs), "skip": 60 - len(pairs)}
+    assert len(people.writes("salesforce")) + len(people.writes("hubspot")) == before
     run = _full_sync(world, dry_run=False)
     assert run["planned"] == dry["planned"] and run["status"] == "done"
     assert run["done"] == run["total"] == len(pairs)
+    assert run["outcomes"] == {"done": len(pairs)}
 
     hs_updates = people.writes("hubspot")[20:]  # after the 20 creates of the run
     sf_updates = people.writes("salesforce")[20:]
+    # exactly the drifted records, each once, with exactly the drifted field
+    assert all(list(w["fields"]) == ["firstname"] for w in hs_updates)
     assert sorted(w["fields"]["firstname"] for w in hs_updates) == sorted(
         d["value"] for d in drifted
+    )
+    assert sorted(w["id"] for w in hs_updates) == sorted(
+        _hubspot_id(people, d["id"]) for d in drifted
     )
     assert sorted(w["id"] for w in sf_updates) == sorted(
         _salesforce_id(people, d["id"]) for d in more
@@ -173,6 +180,12 @@ def test_drift_behind_the_services_back_is_reconciled_exactly(world: dict[str, A
     sf, hs = people.by_email("salesforce", "Lead"), people.by_email("hubspot", "contacts")
     assert all(sf[e]["FirstName"] == hs[e]["firstname"] for e in sf)
     assert all(sf[e]["LastName"] == hs[e]["lastname"] for e in sf)
+
+
+def _hubspot_id(people: People, salesforce_id: str) -> str:
+    lead = next(r for r in people.records("salesforce", "Lead") if r["Id"] == salesforce_id)
+    contacts = people.records("hubspot", "contacts")
+    return str(next(r["id"] for r in contacts if r["properties"]["email"] == lead["Email"]))
 
 
 def _salesforce_id(people: People, hubspot_id: str) -> str:

@@ -137,8 +137,10 @@ class People:
                 found[str(email).lower()] = fields
         return found
 
-    def writes(self, platform: str, actor: str = "integration") -> list[dict[str, Any]]:
-        answer = self.http.get(f"/_sandbox/{platform}/writes", params={"actor": actor})
+    def writes(self, platform: str, actor: str | None = "integration") -> list[dict[str, Any]]:
+        """The platform's writes log (every actor's with ``actor=None``)."""
+        params = {"actor": actor} if actor else {}
+        answer = self.http.get(f"/_sandbox/{platform}/writes", params=params)
         answer.raise_for_status()
         return list(answer.json()["writes"])
 
