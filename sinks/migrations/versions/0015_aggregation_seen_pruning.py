@@ -6,7 +6,7 @@ batch would scan the whole table. Built ``CONCURRENTLY`` so that claims (inserts
 while it builds: no downtime on a table as large as the event history.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | None = None
 depends_on: str | None = None
 
