@@ -13,7 +13,8 @@ Options::
     --messages N        orders in the input (default 200000)
     --rows a,b,...      these rows (keys in ``bench.peers.rows.ROWS``), in table order; ``all``
                         adds the Faust lever rows to the default ones
-    --timeout S         give up on a peer after S seconds (default 60 + N/500)
+    --timeout S         give up on a peer after S seconds (default 120 + N/150: the flow
+                        row at 200,000 orders on loaded shared cores runs ~10 minutes)
 
 ``SYNAPSEOPS_BENCH_PYSPY=DIR`` samples every peer with py-spy (from outside its process tree)
 into ``DIR/<row>.txt``; ``python -m bench.peers.stacks DIR/<row>.txt`` sums a profile by part.
@@ -53,7 +54,7 @@ def run(argv: list[str] | None = None) -> None:
     from synapseops.settings import Settings
 
     args = _parse(argv or [])
-    timeout = args.timeout or 60 + args.messages / 500
+    timeout = args.timeout or 120 + args.messages / 150
     bench = prepare(Settings(), args.messages, args.partitions)
     results = []
     try:

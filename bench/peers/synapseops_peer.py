@@ -28,6 +28,7 @@ from types import FrameType
 
 import httpx
 import sqlalchemy
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from bench.peers.args import peer_parser
@@ -35,7 +36,9 @@ from bench.peers.work import MAPPING
 from sinks.integration import store
 from sinks.integration.tables import connectors, endpoints, flows
 from sinks.migrate import upgrade
-from topics.registry import INTEGRATION_DELIVERY
+from synapseops.kafka import consumer_config
+from synapseops.settings import KafkaSettings
+from topics.registry import INTEGRATION_DELIVERY, INTEGRATION_EVENTS
 
 
 def _free_port() -> int:
@@ -99,6 +102,24 @@ def _write_batch_sizes(metrics_url: str, path: Path) -> None:
         path.write_text(f"{count:,.0f} batches, {total / count:,.1f} records each on average")
 
 
+def start_at_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
+    """Commit ``group``'s offsets at the end of ``topics``: ``integration.events`` keeps every
+    earlier run's records, which a new group would otherwise read (and skip: not this run's
+    endpoint) before this run's, their CPU counted as this row's."""
+    consumer = Consumer(consumer_config(KafkaSettings(bootstrap=bootstrap), group))
+    try:
+        known = consumer.list_topics(timeout=10).topics
+        ends = []
+        for topic in topics:
+            for partition in known[topic].partitions if topic in known else ():
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition))
+                ends.append(TopicPartition(topic, partition, high))
+        if ends:
+            consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def main() -> int:
     parser = peer_parser(__doc__ or "")
     parser.add_argument("--database-url", required=True)
@@ -114,6 +135,7 @@ def main() -> int:
     try:
         upgrade(url)
         make_flow(url, args.input, args.output)
+        start_at_end(args.bootstrap, args.group, (INTEGRATION_EVENTS.name,))
         env = {
             **os.environ,
             "SYNAPSEOPS_KAFKA_BOOTSTRAP": args.bootstrap,

@@ -4,7 +4,10 @@ The delivery pipeline hands a batch of (flow, source event) pairs — each pair 
 call — to :func:`start_runs` on a connection in an open transaction: one read finds what is
 already known of every pair (delivered? highest attempt? the kept source), one insert keeps the
 raw sources not kept yet, one upsert writes the attempts ``running``. After the targets
-answered, :func:`finish_runs` writes every outcome in one ``UPDATE … FROM (VALUES …)``.
+answered, :func:`finish_runs` writes every outcome in one ``UPDATE … FROM (VALUES …)``, in
+autocommit (no ``BEGIN``/``COMMIT`` round trips) unless a body is kept apart with it. Each is
+one multi-row statement of driver SQL (:mod:`sinks.integration.run_sql`): no statement
+compiled per batch, no bind object per value.
 
 One succeeded Run per flow and event (``uq_runs_one_success``) without a SAVEPOINT per row:
 the UPDATE itself turns a ``succeeded`` into ``duplicate`` when another attempt of that pair
@@ -20,26 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    Text,
-    and_,
-    case,
-    cast,
-    column,
-    exists,
-    func,
-    literal,
-    select,
-)
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sinks.db import database_errors
+from sinks.integration import run_sql
 from sinks.integration.run_documents import (
     ERROR_CAP_CHARS,
+    Capped,
     RecordedRequest,
     RecordedResponse,
     capped_document,
@@ -47,7 +37,6 @@ from sinks.integration.run_documents import (
     request_document,
     response_document,
 )
-from sinks.integration.tables import DUPLICATE, RUNNING, SUCCEEDED, run_bodies, runs
 from streams.integration.delivery import SourceEvent
 from synapseops.redaction import scrub
 
@@ -100,21 +89,10 @@ def start_runs(
     if not starts:
         return []
     pairs = [(start.flow_id, start.event.event_id) for start in starts]
+    rows, params = run_sql.rows_of(run_sql.KNOWN_ROW, pairs)
     known = {
         (int(row.flow_id), str(row.source_event_id)): row
-        for row in conn.execute(
-            select(
-                runs.c.flow_id,
-                runs.c.source_event_id,
-                func.bool_or(runs.c.status == SUCCEEDED).label("delivered"),
-                func.max(runs.c.attempt).label("highest"),
-                func.jsonb_agg(runs.c.request["source"])
-                .filter(runs.c.request.has_key("source"))
-                .label("sources"),
-            )
-            .where(sqlalchemy.tuple_(runs.c.flow_id, runs.c.source_event_id).in_(pairs))
-            .group_by(runs.c.flow_id, runs.c.source_event_id)
-        )
+        for row in conn.exec_driver_sql(run_sql.KNOWN.format(rows=rows), params)
     }
     todo = [
         (index, start)
@@ -125,50 +103,32 @@ def start_runs(
     answers: list[Started | None] = [None] * len(starts)
     if not todo:
         return answers
-    rows = []
+    values = []
     for _, start in todo:
         found = known.get((start.flow_id, start.event.event_id))
         attempt = start.attempt
         if start.fresh_attempt and found is not None:
             # Re-runs and replays add an attempt; a redelivered record rewrites its own.
             attempt = max(attempt, int(found.highest or 0) + 1)
-        rows.append(
-            {
-                "flow_id": start.flow_id,
-                "source_event_id": start.event.event_id,
-                "attempt": max(attempt, 1),
-                "status": RUNNING,
-                "mapping_version": start.mapping_version,
-                "request": cast(
-                    literal(json_text({"source": sources[start.event.event_id, start.flow_id]})),
-                    JSONB,
-                ),
-                "trace_id": start.trace_id,
-                "rerun_of": start.rerun_of,
-            }
+        source = sources[start.event.event_id, start.flow_id]
+        values.append(
+            (
+                start.flow_id,
+                start.event.event_id,
+                max(attempt, 1),
+                start.mapping_version,
+                json_text({"source": source}),
+                start.trace_id,
+                start.rerun_of,
+            )
         )
-    inserting = pg_insert(runs).values(rows)
-    statement = inserting.on_conflict_do_update(
-        constraint="uq_runs_flow_event_attempt",
-        set_={
-            "status": RUNNING,
-            "started_at": func.now(),
-            "finished_at": None,
-            "duration_ms": None,
-            "mapping_version": inserting.excluded.mapping_version,
-            "request": inserting.excluded.request,
-            "response_status": None,
-            "response": None,
-            "error": None,
-            "error_class": None,
-            "failed_rule": None,
-            "body_ref": None,
-            "response_body_ref": None,
-            "rerun_of": inserting.excluded.rerun_of,
-            "trace_id": inserting.excluded.trace_id,
-        },
-    ).returning(runs.c.id, runs.c.flow_id, runs.c.source_event_id)
-    ids = {(int(r.flow_id), str(r.source_event_id)): int(r.id) for r in conn.execute(statement)}
+    rows, params = run_sql.rows_of(run_sql.START_ROW, values)
+    ids = {
+        (int(flow_id), str(event_id)): int(run_id)
+        for run_id, flow_id, event_id in conn.exec_driver_sql(
+            run_sql.START.format(rows=rows), params
+        )
+    }
     for index, start in todo:
         pair = (start.flow_id, start.event.event_id)
         answers[index] = Started(ids[pair], sources[start.event.event_id, start.flow_id])
@@ -221,20 +181,42 @@ def store_bodies(
     """Rows of ``run_bodies`` for ``bodies`` (content, content type), ids in the same order."""
     if not bodies:
         return []
-    statement = run_bodies.insert().returning(run_bodies.c.id, sort_by_parameter_order=True)
-    params = [{"content": content, "content_type": kind} for content, kind in bodies]
-    return [int(row_id) for row_id in conn.execute(statement, params).scalars()]
+    rows, params = run_sql.rows_of(
+        run_sql.BODIES_ROW, [(content, kind, n) for n, (content, kind) in enumerate(bodies)]
+    )
+    # Ascending in insertion order, which is parameter order (see run_sql.BODIES).
+    return sorted(
+        int(row_id) for (row_id,) in conn.exec_driver_sql(run_sql.BODIES.format(rows=rows), params)
+    )
 
 
 def finish_runs(engine: sqlalchemy.Engine, finishes: Sequence[RunFinish]) -> None:
-    """Write every outcome in one transaction (done again while a concurrent success of the
-    same pair makes ``uq_runs_one_success`` refuse it, see the module's docstring)."""
+    """Write every outcome at once (done again while a concurrent success of the same pair
+    makes ``uq_runs_one_success`` refuse it, see the module's docstring).
+
+    The documents are built once, outside any connection. Without a body to keep apart the
+    write is one ``UPDATE``: sent in autocommit, atomic on its own, with no ``BEGIN`` and
+    ``COMMIT`` round trips around it; bodies kept apart and the ``UPDATE`` share a
+    transaction (no kept body without the Run naming it).
+    """
     if not finishes:
         return
+    documents = [_documents(finish) for finish in finishes]
+    apart = [body for document in documents for body in document.apart]
     for attempt in range(FINISH_ATTEMPTS):
         try:
-            with database_errors("runs: finish"), engine.begin() as conn:
-                _finish(conn, finishes)
+            with database_errors("runs: finish"):
+                if apart:
+                    with engine.begin() as conn:
+                        _finish(conn, finishes, documents, store_bodies(conn, apart))
+                else:
+                    with engine.connect() as conn:
+                        _finish(
+                            conn.execution_options(isolation_level="AUTOCOMMIT"),
+                            finishes,
+                            documents,
+                            [],
+                        )
             return
         except Exception as exc:
             cause = exc.__cause__
@@ -243,41 +225,55 @@ def finish_runs(engine: sqlalchemy.Engine, finishes: Sequence[RunFinish]) -> Non
             raise
 
 
-_VALUES = (
-    ("id", BigInteger),
-    ("status", Text),
-    ("duration_ms", Integer),
-    ("failed_rule", Text),
-    ("error", Text),
-    ("error_class", Text),
-    ("request", Text),
-    ("body_ref", BigInteger),
-    ("response_status", Integer),
-    ("response", Text),
-    ("response_body_ref", BigInteger),
-)
+Apart = tuple[bytes, str | None]  # a body kept in run_bodies: (scrubbed bytes, content type)
 
 
-def _finish(conn: sqlalchemy.Connection, finishes: Sequence[RunFinish]) -> None:
-    apart: list[tuple[bytes, str | None]] = []
-    shown: list[tuple[Any, Any]] = []
-    for finish in finishes:
-        request = capped_document(finish.request.body) if finish.request else None
-        response = capped_document(finish.response.body) if finish.response else None
-        for part, recorded, kind in (
-            (request, finish.request, "Content-Type"),
-            (response, finish.response, "content-type"),
-        ):
-            if part is not None and part.apart is not None and recorded is not None:
-                apart.append((part.apart, recorded.headers.get(kind)))
-        shown.append((request, response))
-    refs = iter(store_bodies(conn, apart))
-    data = []
-    for finish, (request, response) in zip(finishes, shown, strict=True):
-        request_ref = next(refs) if request is not None and request.apart is not None else None
-        response_ref = next(refs) if response is not None and response.apart is not None else None
+@dataclass(frozen=True)
+class _Documents:
+    """What a finish writes of its request and response: the JSON text of each (``None``: not
+    recorded) and the body of each kept apart, if any."""
+
+    request: str | None = None
+    request_apart: Apart | None = None
+    response: str | None = None
+    response_apart: Apart | None = None
+
+    @property
+    def apart(self) -> list[Apart]:
+        return [one for one in (self.request_apart, self.response_apart) if one is not None]
+
+
+def _documents(finish: RunFinish) -> _Documents:
+    """The finish's documents. A body kept apart gets its ``run_bodies`` id at write time: the
+    row names it (``body_ref``), the JSON keeps only its size."""
+    request = response = None
+    request_apart = response_apart = None
+    if finish.request is not None:
+        body = capped_document(finish.request.body)
+        request = json_text(request_document(finish.request, body, finish))
+        request_apart = _apart(body, finish.request.headers.get("Content-Type"))
+    if finish.response is not None:
+        body = capped_document(finish.response.body)
+        response = json_text(response_document(finish.response, body, finish))
+        response_apart = _apart(body, finish.response.headers.get("content-type"))
+    return _Documents(request, request_apart, response, response_apart)
+
+
+def _apart(body: Capped, content_type: str | None) -> Apart | None:
+    return None if body.apart is None else (body.apart, content_type)
+
+
+def _finish(
+    conn: sqlalchemy.Connection,
+    finishes: Sequence[RunFinish],
+    documents: Sequence[_Documents],
+    body_ids: Sequence[int],
+) -> None:
+    refs = iter(body_ids)
+    values = []
+    for finish, document in zip(finishes, documents, strict=True):
         error = finish.error
-        data.append(
+        values.append(
             (
                 finish.run_id,
                 finish.status,
@@ -285,45 +281,12 @@ def _finish(conn: sqlalchemy.Connection, finishes: Sequence[RunFinish]) -> None:
                 scrub(finish.failed_rule) if finish.failed_rule is not None else None,
                 scrub(str(error))[:ERROR_CAP_CHARS] if error is not None else None,
                 type(error).__name__ if error is not None else None,
-                json_text(request_document(finish.request, request, finish))
-                if finish.request is not None and request is not None
-                else None,
-                request_ref,
+                document.request,
+                next(refs) if document.request_apart is not None else None,
                 finish.response.status if finish.response is not None else None,
-                json_text(response_document(finish.response, response, finish))
-                if finish.response is not None and response is not None
-                else None,
-                response_ref,
+                document.response,
+                next(refs) if document.response_apart is not None else None,
             )
         )
-    values = sqlalchemy.values(*(column(name, kind) for name, kind in _VALUES), name="v")
-    v = values.data(data)
-    other = runs.alias("other")
-    # Another attempt of the same pair already succeeded: this one is the duplicate.
-    raced = and_(
-        v.c.status == SUCCEEDED,
-        exists().where(
-            other.c.flow_id == runs.c.flow_id,
-            other.c.source_event_id == runs.c.source_event_id,
-            other.c.status == SUCCEEDED,
-            other.c.id != runs.c.id,
-        ),
-    )
-    statement = (
-        sqlalchemy.update(runs)
-        .where(runs.c.id == cast(v.c.id, BigInteger))
-        .values(
-            status=case((raced, DUPLICATE), else_=v.c.status),
-            finished_at=func.now(),
-            duration_ms=cast(v.c.duration_ms, Integer),
-            failed_rule=v.c.failed_rule,
-            error=case((raced, DUPLICATE_NOTE), else_=v.c.error),
-            error_class=v.c.error_class,
-            request=func.coalesce(cast(v.c.request, JSONB), runs.c.request),
-            body_ref=cast(v.c.body_ref, BigInteger),
-            response_status=cast(v.c.response_status, Integer),
-            response=cast(v.c.response, JSONB),
-            response_body_ref=cast(v.c.response_body_ref, BigInteger),
-        )
-    )
-    conn.execute(statement)
+    rows, params = run_sql.rows_of(run_sql.FINISH_ROW, values)
+    conn.exec_driver_sql(run_sql.FINISH.format(rows=rows), (DUPLICATE_NOTE, *params))

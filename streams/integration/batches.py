@@ -8,8 +8,9 @@ chunk:
    catalog.FlowCatalog`, reloaded only when the configuration moved), then every Run of the
    chunk written ``running`` at once (:func:`~sinks.integration.run_batch.start_runs`; a pair
    already delivered is skipped);
-2. the deliveries, concurrent across record keys and in offset order within one key (a key's
-   events are one chain; at most :data:`MAX_IN_FLIGHT` sends at once);
+2. the deliveries: to a Kafka target every record produced at once, in offset order, and
+   awaited once; to an HTTP target concurrent across record keys and in offset order within
+   one key (a key's events are one chain; at most :data:`MAX_IN_FLIGHT` sends at once);
 3. one transaction writes every outcome (:func:`~sinks.integration.run_batch.finish_runs`).
 
 One answer per record: its :class:`~streams.road.Outcome`, or the error it fails with — a
@@ -29,6 +30,7 @@ from sinks.db import database_errors
 from sinks.integration.run_batch import RunStart, Started, finish_runs, start_runs
 from streams.integration.catalog import FlowCatalog, FlowPlan
 from streams.integration.delivery import SourceEvent, source_event
+from streams.integration.kafka_target import KafkaTarget
 from streams.integration.targets import Sent, Targets
 from streams.road import Outcome, RoadRecord
 from synapseops.errors import RetryableError
@@ -143,11 +145,18 @@ class EventBatches:
     async def send_all(
         self, jobs: Sequence[Job], started: Sequence[Started | None]
     ) -> list[Sent | None]:
-        """Every started job sent: key by key in order, the keys concurrently."""
+        """Every started job sent: to a Kafka target all at once, in order (one produce call
+        for the lot, :meth:`Targets.send_kafka`); to an HTTP target key by key in order, the
+        keys concurrently."""
         sent: list[Sent | None] = [None] * len(jobs)
         chains: dict[object, list[int]] = {}
+        produced: list[tuple[int, tuple[FlowPlan, SourceEvent, Started]]] = []
         for position, (job, run) in enumerate(zip(jobs, started, strict=True)):
-            if run is not None:
+            if run is None:
+                continue
+            if isinstance(job.plan.target, KafkaTarget):
+                produced.append((position, (job.plan, job.event, run)))
+            else:
                 # No key, no order to keep: such an event is a chain of its own.
                 key = job.event.entity_key if job.event.entity_key is not None else object()
                 chains.setdefault(key, []).append(position)
@@ -162,7 +171,12 @@ class EventBatches:
                         jobs[position].plan, jobs[position].event, run
                     )
 
-        await asyncio.gather(*(chain(positions) for positions in chains.values()))
+        async def produce() -> None:
+            answers = await self.targets.send_kafka([one for _, one in produced])
+            for (position, _), answer in zip(produced, answers, strict=True):
+                sent[position] = answer
+
+        await asyncio.gather(produce(), *(chain(positions) for positions in chains.values()))
         return sent
 
 
