@@ -61,6 +61,9 @@ events = Table(
     Column("offset", BigInteger, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("source", "id", name="pk_warehouse_events"),
+    # migration 0016: run health, the home card and the ingestion figures read the last
+    # minutes by ingested_at; without it each page scans the whole table.
+    Index("ix_warehouse_events_ingested_at", "ingested_at"),
     schema=WAREHOUSE,
 )
 
