@@ -51,6 +51,7 @@ from topics.registry import CANONICAL_EVENTS
 log = get_logger(__name__)
 
 RETRY_MAX_S = 30.0
+INFLIGHT_POLL_S = 0.02  # the poll while a write is in flight (see poll_timeout)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,15 @@ class WarehouseLoader(ConsumerLoop):
 
     def subscription(self) -> list[str]:
         return [self.topic]
+
+    def poll_timeout(self) -> float:
+        # A write in flight is settled (rows counted, offsets committed to Kafka for the
+        # lag tools) on a loop turn after it finished. Poll briefly until then: with the
+        # full wait, records trickling in one per poll (the market feed) left the group's
+        # lag one batch behind for ever, and a loader that kept up read as lagging.
+        if self._inflight is not None:
+            return INFLIGHT_POLL_S
+        return super().poll_timeout()
 
     async def after_poll(self, consumer: Consumer) -> None:
         self.last_poll = time.monotonic()  # what /health reads
