@@ -10,7 +10,7 @@ reads its offsets back (:meth:`Warehouse.offsets`) and reads from there, so ever
 in the table exactly once.
 
 The rows come encoded in PostgreSQL's binary COPY format (:mod:`sinks.aggregation.copy_format`),
-one ``bytes`` each. A row PostgreSQL refuses for its data (JSON that is not JSON, a ``\\u0000``
+one buffer per batch. A row PostgreSQL refuses for its data (JSON that is not JSON, a ``\\u0000``
 jsonb cannot hold, a NUL in text, a time out of range) does not fail the batch: COPY names the
 row it stopped at, so the rows before it are copied again, that row is set aside with
 PostgreSQL's reason (:attr:`Loaded.rejected`, the caller logs it) and the COPY goes on after
@@ -31,7 +31,7 @@ from psycopg2 import DataError
 from psycopg2.errors import UniqueViolation
 from sqlalchemy import exc as sa_exc
 
-from sinks.aggregation.copy_format import HEADER, TRAILER
+from sinks.aggregation.copy_format import CopyRows
 from sinks.aggregation.tables import events
 from sinks.db import database_errors
 
@@ -109,9 +109,7 @@ class Warehouse:
         self._columns: set[str] = set()  # extra columns known to exist
 
     @staticmethod
-    def _copy(
-        cursor: Any, rows: Sequence[bytes], sql: _Statements
-    ) -> tuple[int, list[tuple[int, str]]]:
+    def _copy(cursor: Any, rows: CopyRows, sql: _Statements) -> tuple[int, list[tuple[int, str]]]:
         """COPY straight into the table; if a row is there already (a copy the pipeline sent
         twice, at least once on the wire), the whole batch again through the staging table,
         skipping what exists. The direct path is the common one and as fast as a raw COPY.
@@ -160,7 +158,7 @@ class Warehouse:
 
     def load(
         self,
-        rows: Sequence[bytes],
+        rows: CopyRows | Sequence[bytes],
         next_offsets: Mapping[tuple[str, int], int],
         extra: Sequence[tuple[str, str]] = (),
     ) -> Loaded:
@@ -169,6 +167,7 @@ class Warehouse:
 
         ``extra``: ``(name, SQL type)`` of columns beyond the base ones that the rows carry
         after them; each is added first if the table lacks it (:meth:`add_columns`)."""
+        batch = rows if isinstance(rows, CopyRows) else CopyRows.of(rows)
         self.add_columns(extra)
         sql = _Statements(tuple(name for name, _ in extra))
         try:
@@ -180,7 +179,7 @@ class Warehouse:
             with database_errors("loading warehouse rows"):
                 try:
                     cursor = raw.cursor()
-                    inserted, rejected = self._copy(cursor, rows, sql)
+                    inserted, rejected = self._copy(cursor, batch, sql)
                     for (topic, partition), offset in next_offsets.items():
                         cursor.execute(_OFFSETS, (self.group_id, topic, partition, offset))
                     raw.commit()
@@ -190,15 +189,15 @@ class Warehouse:
                     raise sa_exc.DBAPIError.instance(sql.direct, None, exc, Exception) from exc
         finally:
             raw.close()
-        skipped = len(rows) - len(rejected) - inserted
+        skipped = len(batch) - len(rejected) - inserted
         return Loaded(inserted=inserted, skipped=skipped, rejected=tuple(rejected))
 
 
-def _copy_once(cursor: Any, statement: str, rows: Sequence[bytes]) -> None:
-    cursor.copy_expert(statement, io.BytesIO(HEADER + b"".join(rows) + TRAILER), size=_CHUNK)
+def _copy_once(cursor: Any, statement: str, rows: CopyRows, start: int, stop: int) -> None:
+    cursor.copy_expert(statement, io.BytesIO(rows.copy_data(start, stop)), size=_CHUNK)
 
 
-def _copy_rejecting(cursor: Any, statement: str, rows: Sequence[bytes]) -> list[tuple[int, str]]:
+def _copy_rejecting(cursor: Any, statement: str, rows: CopyRows) -> list[tuple[int, str]]:
     """COPY ``rows``, setting aside each one PostgreSQL refuses for its data (module doc);
     ``(index, reason)`` of those. Any other error (a duplicate key included) propagates."""
     rejected: list[tuple[int, str]] = []
@@ -206,7 +205,7 @@ def _copy_rejecting(cursor: Any, statement: str, rows: Sequence[bytes]) -> list[
     while start < len(rows):
         cursor.execute("SAVEPOINT copy_rows")
         try:
-            _copy_once(cursor, statement, rows[start:])
+            _copy_once(cursor, statement, rows, start, len(rows))
         except DataError as exc:
             cursor.execute("ROLLBACK TO SAVEPOINT copy_rows")
             found = _COPY_LINE.search(getattr(exc.diag, "context", None) or "")
@@ -215,7 +214,7 @@ def _copy_rejecting(cursor: Any, statement: str, rows: Sequence[bytes]) -> list[
                 raise  # not one row's data: the batch fails and is read again
             bad = start + line - 1
             if bad > start:  # the rows before it went in before COPY stopped: again
-                _copy_once(cursor, statement, rows[start:bad])
+                _copy_once(cursor, statement, rows, start, bad)
             reason = getattr(exc.diag, "message_primary", None) or str(exc).strip()
             rejected.append((bad, reason))
             start = bad + 1
