@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy
 from psycopg2 import DataError
 from psycopg2.errors import UniqueViolation
+from psycopg2.extras import execute_values
 from sqlalchemy import exc as sa_exc
 
 from sinks.aggregation.copy_format import CopyRows
@@ -84,7 +85,7 @@ class _Statements:
 
 _OFFSETS = (
     "INSERT INTO warehouse.loader_offsets (group_id, topic, partition, next_offset) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
+    "VALUES %s ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
     "next_offset = GREATEST(loader_offsets.next_offset, EXCLUDED.next_offset), "
     "updated_at = now()"
 )
@@ -109,11 +110,26 @@ class Warehouse:
         self._columns: set[str] = set()  # extra columns known to exist
 
     @staticmethod
-    def _copy(cursor: Any, rows: CopyRows, sql: _Statements) -> tuple[int, list[tuple[int, str]]]:
-        """COPY straight into the table; if a row is there already (a copy the pipeline sent
-        twice, at least once on the wire), the whole batch again through the staging table,
-        skipping what exists. The direct path is the common one and as fast as a raw COPY.
-        How many rows were inserted, and the rows refused."""
+    def _copy(raw: Any, rows: CopyRows, sql: _Statements) -> tuple[int, list[tuple[int, str]]]:
+        """COPY straight into the table, the transaction's first statement and no savepoint:
+        the common path, as fast as a raw COPY and three round trips fewer. When PostgreSQL
+        refuses it — a row there already (a copy the pipeline sent twice, at least once on
+        the wire) or a row's data — the transaction is rolled back and the batch goes the
+        careful way (:meth:`_copy_carefully`). How many rows were inserted, and the rows
+        refused."""
+        try:
+            _copy_once(raw.cursor(), sql.direct, rows, 0, len(rows))
+        except (UniqueViolation, DataError):
+            raw.rollback()
+            return Warehouse._copy_carefully(raw.cursor(), rows, sql)
+        return len(rows), []
+
+    @staticmethod
+    def _copy_carefully(
+        cursor: Any, rows: CopyRows, sql: _Statements
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """COPY setting refused rows aside; if a row is there already, the whole batch again
+        through the staging table, skipping what exists."""
         cursor.execute("SAVEPOINT direct_copy")
         try:
             rejected = _copy_rejecting(cursor, sql.direct, rows)
@@ -178,10 +194,13 @@ class Warehouse:
         try:
             with database_errors("loading warehouse rows"):
                 try:
-                    cursor = raw.cursor()
-                    inserted, rejected = self._copy(cursor, batch, sql)
-                    for (topic, partition), offset in next_offsets.items():
-                        cursor.execute(_OFFSETS, (self.group_id, topic, partition, offset))
+                    inserted, rejected = self._copy(raw, batch, sql)
+                    if next_offsets:  # one statement for every partition: one round trip
+                        execute_values(
+                            raw.cursor(),
+                            _OFFSETS,
+                            [(self.group_id, t, p, o) for (t, p), o in next_offsets.items()],
+                        )
                     raw.commit()
                 except Exception as exc:
                     raw.rollback()
