@@ -12,7 +12,8 @@ byte (1) and the JSON text: PostgreSQL still parses and checks it, and refuses t
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
@@ -68,3 +69,34 @@ def text_array(values: Sequence[str] | None) -> bytes:
     # ndim 1, no nulls, element type, then the dimension: length and lower bound 1.
     head = _ARRAY_HEAD(20 + len(items), 1, 0, TEXT_OID, len(values), 1)
     return head + items
+
+
+@dataclass(frozen=True)
+class CopyRows:
+    """A batch of rows as one buffer: ``data`` the rows back to back, ``ends[i]`` where row
+    ``i`` ends in it. One ``bytes`` per batch, not per row (the native transcoder writes
+    them so), and any run of rows is one slice (a COPY after a refused row)."""
+
+    data: bytes
+    ends: Sequence[int]
+
+    @classmethod
+    def of(cls, rows: Iterable[bytes]) -> CopyRows:
+        ends, at = [], 0
+        parts = list(rows)
+        for row in parts:
+            at += len(row)
+            ends.append(at)
+        return cls(b"".join(parts), ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def copy_data(self, start: int = 0, stop: int | None = None) -> bytes:
+        """Rows ``start``..``stop`` (exclusive) as a whole COPY stream: header, rows, trailer."""
+        stop = len(self.ends) if stop is None else stop
+        begin = self.ends[start - 1] if start > 0 else 0
+        end = self.ends[stop - 1] if stop > 0 else 0
+        if begin == 0 and end == len(self.data):
+            return HEADER + self.data + TRAILER
+        return HEADER + self.data[begin:end] + TRAILER

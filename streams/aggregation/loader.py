@@ -21,15 +21,20 @@ and its offset passes: one bad record never stalls a partition. So does a row th
 refuses for its data (JSON PostgreSQL cannot store, a NUL in text):
 ``outcome="rejected"``, logged with its coordinates and PostgreSQL's reason.
 
-Records are decoded with their timestamps as the wire's longs
-(:class:`~streams.aggregation.decode.WireTimes`) straight into binary COPY rows
-(:func:`~streams.aggregation.rows.encode_row`): no ``datetime``, no JSON parsed in Python.
+Records become binary COPY rows in one buffer per batch: records of the newest schema in
+the compiled transcoder when it is built for that schema, every other one with timestamps
+as the wire's longs (:class:`~streams.aggregation.decode.WireTimes`) through
+:func:`~streams.aggregation.rows.encode_row`: no ``datetime``, no JSON parsed in Python
+(:func:`~streams.aggregation.decode.decode_path`; the path is logged when it changes and
+counted in ``synapseops_loader_decoded_rows_total{path}``). A record whose values no row
+can hold (a time past 64-bit microseconds) is ``outcome="rejected"`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +42,18 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from schemas import AvroSerde
-from sinks.aggregation.copy_format import text
+from sinks.aggregation.copy_format import CopyRows, text
 from sinks.aggregation.warehouse import Loaded, Warehouse
 from streams.aggregation import metrics
 from streams.aggregation.columns import ExtraColumn, extra_columns
-from streams.aggregation.decode import WireTimes
+from streams.aggregation.decode import (
+    NATIVE,
+    PYTHON,
+    DecodePath,
+    WireTimes,
+    batch_rows,
+    decode_path,
+)
 from streams.aggregation.rows import encode_row
 from streams.consumer import ConsumerLoop
 from synapseops.errors import SynapseOpsError
@@ -103,6 +115,8 @@ class WarehouseLoader(ConsumerLoop):
         self.last_poll = time.monotonic()
         self._inflight: tuple[asyncio.Future[Loaded], _Batch, int] | None = None
         self._extras: tuple[int, tuple[ExtraColumn, ...]] = (-1, ())
+        self._path: tuple[int, DecodePath] = (-1, DecodePath(PYTHON, None, "not chosen yet"))
+        self._encoded_topic = text(topic)
 
     def subscription(self) -> list[str]:
         return [self.topic]
@@ -149,34 +163,59 @@ class WarehouseLoader(ConsumerLoop):
             )
         return self._extras[1]
 
-    def _rows(self, messages: list[Message], batch: _Batch) -> list[bytes]:
+    def _decode_path(self) -> DecodePath:
+        """Native or Python for records of the newest schema (once per newest id, logged)."""
+        latest_id, _ = self.decoder.store.latest(self.decoder.subject)
+        if latest_id != self._path[0]:
+            path = decode_path(self.decoder.store, self.decoder.subject)
+            self._path = (latest_id, path)
+            log.info(
+                "loader decode path",
+                extra={"path": path.name, "reason": path.reason, "schema_id": latest_id},
+            )
+        return self._path[1]
+
+    def _python_row(self, message: Message, extras: tuple[ExtraColumn, ...]) -> bytes | None:
+        """One record's row on the Python path; None (logged, counted) when it does not
+        decode or its values fit no row: its offset passes."""
+        partition, offset = message.partition() or 0, message.offset() or 0
+        try:
+            record = self.decoder.decode(message.value() or b"")
+        except SynapseOpsError as exc:
+            self._skip("undecodable", "it does not decode", partition, offset, exc)
+            return None
+        try:
+            return encode_row(record, self._encoded_topic, partition, offset, extras)
+        except SynapseOpsError as exc:
+            self._skip("rejected", "its values fit no warehouse row", partition, offset, exc)
+            return None
+
+    def _skip(self, outcome: str, why: str, partition: int, offset: int, exc: Exception) -> None:
+        metrics.LOADED_ROWS.labels(outcome).inc()
+        log.error(
+            f"canonical record skipped: {why}",
+            extra={
+                "topic": self.topic,
+                "partition": partition,
+                "offset": offset,
+                "error": str(exc),
+            },
+        )
+
+    def _rows(self, messages: list[Message], batch: _Batch) -> CopyRows:
         """The batch as binary COPY rows, ``batch.coordinates`` filled alongside; a record
         that does not decode is logged, counted and left out (its offset passes)."""
-        rows: list[bytes] = []
-        coordinates = batch.coordinates
-        decode = self.decoder.decode
-        topic = self.topic
-        encoded_topic = text(topic)
-        extras = batch.extras
-        for message in messages:
-            partition, offset = message.partition() or 0, message.offset() or 0
-            try:
-                record = decode(message.value() or b"")
-            except SynapseOpsError as exc:
-                metrics.LOADED_ROWS.labels("undecodable").inc()
-                log.error(
-                    "canonical record skipped: it does not decode",
-                    extra={
-                        "topic": topic,
-                        "partition": partition,
-                        "offset": offset,
-                        "error": str(exc),
-                    },
-                )
-                continue
-            rows.append(encode_row(record, encoded_topic, partition, offset, extras))
-            coordinates.append((partition, offset))
-        return rows
+        path = self._decode_path()  # never native when the newest schema has extra fields
+        data, ends, coordinates, native = batch_rows(
+            messages,
+            self._encoded_topic,
+            path,
+            functools.partial(self._python_row, extras=batch.extras),
+        )
+        batch.coordinates.extend(coordinates)
+        metrics.DECODED_ROWS.labels(NATIVE).inc(native)
+        metrics.DECODED_ROWS.labels(PYTHON).inc(len(ends) - native)
+        return CopyRows(data, ends)
 
     async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
         """Decode this batch while the previous one is written, then hand this one to the

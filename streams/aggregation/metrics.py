@@ -30,6 +30,11 @@ LOADED_ROWS = Counter(
     "undecodable (not canonical Avro), rejected (the warehouse refused the row's data)",
     ["outcome"],
 )
+DECODED_ROWS = Counter(
+    "synapseops_loader_decoded_rows_total",
+    "Rows the warehouse loader built, by path: native (the compiled transcoder) or python",
+    ["path"],
+)
 LOAD_SECONDS = Histogram(
     "synapseops_loader_batch_seconds",
     "One loader batch: COPY, insert, offsets, commit",

@@ -10,6 +10,7 @@ which the warehouse sets aside by its row number), so nothing is parsed or dumpe
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from sinks.aggregation.copy_format import (
 )
 from streams.aggregation.columns import ExtraColumn
 from streams.aggregation.logic.common import as_json
+from synapseops.errors import SchemaInvalid
 
 # The order the fields are written in: warehouse.COLUMNS (a unit test holds them equal).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -46,7 +48,24 @@ def encode_row(
 ) -> bytes:
     """The row; ``topic`` is already :func:`~sinks.aggregation.copy_format.text`-encoded
     (one topic per batch). ``extras``: the columns newer schema fields brought
-    (:mod:`streams.aggregation.columns`), written after the base ones."""
+    (:mod:`streams.aggregation.columns`), written after the base ones.
+
+    :class:`SchemaInvalid` for a value its column's binary form cannot hold (a time whose
+    microseconds overflow 64 bits, an ``int`` beyond 32): no model writes one, and the
+    record is set aside rather than stopping the loader."""
+    try:
+        return _encode(record, topic, partition, offset, extras)
+    except struct.error as exc:
+        raise SchemaInvalid(f"a value does not fit its warehouse column: {exc}") from exc
+
+
+def _encode(
+    record: dict[str, Any],
+    topic: bytes,
+    partition: int,
+    offset: int,
+    extras: Sequence[ExtraColumn],
+) -> bytes:
     body = record.get("body")
     if body is None:
         log = (NULL, NULL, NULL, NULL, NULL, _EMPTY_OBJECT)
