@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first (pyproject only), so a code change does not reinstall them all.
-COPY pyproject.toml ./
+COPY pyproject.toml setup.py ./
 RUN python -c "import tomllib; \
 print(chr(10).join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
     > /tmp/requirements.txt \
@@ -24,7 +24,12 @@ COPY schemas ./schemas
 COPY sinks ./sinks
 COPY api ./api
 COPY sandbox ./sandbox
-RUN pip install --no-deps . \
+# A C compiler only while the loader's transcoder (setup.py, Cython) is built, then removed.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-deps . \
+    && cd /tmp && python -c "import streams.aggregation._transcode" && cd /app \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data synapseops \
     && mkdir -p /data \
     && chown synapseops /data
