@@ -121,6 +121,10 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         lifespan=lifespan,
         docs_url="/docs" if dev else None,
         redoc_url="/redoc" if dev else None,
+        # FastAPI's own OpenTelemetry spans/metrics would start only under a global OTel
+        # provider, which nothing here sets up (metrics are Prometheus', traces travel as
+        # traceparent headers); left on, every request asks whether one appeared.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
