@@ -188,4 +188,8 @@ def run(argv: Sequence[str] = ()) -> None:
         "ingress", f"{share:.0%} ({product.rate:,.0f} vs {bare.rate:,.0f}/s)", share >= 0.4
     )
     p99 = half.quantile(0.99) * 1000
-    goals.measured("ingress-p99", f"{p99:.0f} ms at {half.rate:,.0f}/s", p99 <= 50)
+    # The bare endpoint's own p99 at half its rate is the machine's floor at this load.
+    floor = bare_half.quantile(0.99) * 1000
+    goals.measured(
+        "ingress-p99", f"{p99:.0f} ms at {half.rate:,.0f}/s (bare: {floor:.0f} ms)", p99 <= 50
+    )
