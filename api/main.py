@@ -14,6 +14,7 @@ needs a token of any role (machines generate clients from it; people read it in 
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,9 +100,15 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
             "api started",
             extra={"kafka": settings.kafka.bootstrap, "env": settings.env},
         )
+        # What startup built (routes, models, settings, table metadata: ~160,000 objects) is
+        # never garbage; frozen, it is left out of every full collection, each of which
+        # otherwise held the event loop ~40-80 ms — every request in flight waited (p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if owned_producer:
                 # close() flushes: records still in flight get their delivery reports.
                 await asyncio.to_thread(app.state.producer.close)
@@ -121,6 +128,10 @@ def create_app(settings: Settings, *, producer: AsyncProducer | None = None) -> 
         lifespan=lifespan,
         docs_url="/docs" if dev else None,
         redoc_url="/redoc" if dev else None,
+        # FastAPI's own OpenTelemetry spans/metrics would start only under a global OTel
+        # provider, which nothing here sets up (metrics are Prometheus', traces travel as
+        # traceparent headers); left on, every request asks whether one appeared.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)

@@ -25,7 +25,7 @@ import json
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,9 +272,34 @@ def order_numbers() -> Iterator[int]:
     return itertools.count(int(time.time() * 10) % 10**9 * 10)
 
 
-def stripe_amount(rng: random.Random) -> int:
-    """Mostly ordinary charges; now and then one above the USD approval threshold."""
-    return rng.choice([1999, 4500, 12000, 250000]) if rng.random() > 0.05 else 1_250_000
+# Above the USD approval threshold (SYNAPSEOPS_PAYMENTS_APPROVAL_THRESHOLDS): the payment waits
+# for an approver and its large_payment trigger fills the inbox and the sandbox's #approvals.
+LARGE_PAYMENT = 1_250_000
+ORDINARY_PAYMENTS = (1999, 4500, 12000, 250000)
+LARGE_EVERY_S = 60.0
+
+
+class StripeAmounts:
+    """The demo's charge amounts: a large payment first, then one about every ``every_s``
+    seconds, ordinary ones between. A user sees the notification service at work within
+    the first minute of ``make demo`` (a 5% chance per payment left the first minutes of
+    many demos without one)."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        every_s: float = LARGE_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rng, self.every_s, self.clock = rng, every_s, clock
+        self.next_large: float | None = None
+
+    def next(self) -> int:
+        now = self.clock()
+        if self.next_large is None or now >= self.next_large:
+            self.next_large = now + self.every_s
+            return LARGE_PAYMENT
+        return self.rng.choice(ORDINARY_PAYMENTS)
 
 
 # The console's demo logins (dev only, like the dev API token): (name, role, password).
@@ -308,6 +333,7 @@ def run_traffic(settings: Settings, rate: float) -> None:
     samples = load_samples()
     numbers = order_numbers()
     rng = random.Random()
+    amounts = StripeAmounts(rng)
     with httpx.Client(timeout=15.0) as http:
         client = DemoClient(settings, http)
         client.ensure_flow()
@@ -326,7 +352,7 @@ def run_traffic(settings: Settings, rate: float) -> None:
                     sample = samples[tick % len(samples)]
                     response = client.send_generic(new_id(f"demo-{sample.source}"), sample)
                 elif kind == "stripe":
-                    response = client.send_stripe(client.stripe_event(stripe_amount(rng))[1])
+                    response = client.send_stripe(client.stripe_event(amounts.next())[1])
                 elif kind == "otel":
                     response = aggregation.send_logs()
                 elif kind == "github":

@@ -10,7 +10,10 @@ batch. A whole call that fails (429, 5xx, a timeout) raises, as :mod:`sinks.http
 A 429 with a ``Retry-After`` of at most :data:`MAX_INLINE_WAIT_S` is waited out inside the call
 (up to :data:`INLINE_RETRIES` times): the limit is the platform's pace, and sending a batch of
 records to a retry tier for a ten-second window would only delay them more. A longer wait
-raises :class:`~synapseops.errors.RateLimited` for the road to honour.
+raises :class:`~synapseops.errors.RateLimited` for the road to honour. Each 429 is counted on
+the worker's ``/metrics`` as ``synapseops_crm_rate_limited_total{platform,handling}``:
+``platform`` the kind (``salesforce``, ``hubspot``), ``handling`` ``waited`` (inside the call)
+or ``deferred`` (raised to the road's retry tiers).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from prometheus_client import Counter
 from pydantic import SecretStr
 
 from sinks.http import HttpTarget, TargetResponse
@@ -28,6 +32,11 @@ from streams.crm.reconcile import Snapshot
 from synapseops.errors import RateLimited
 from synapseops.settings import Settings
 
+RATE_LIMITED = Counter(
+    "synapseops_crm_rate_limited_total",
+    "429 answers of a CRM platform, by platform kind and handling (waited, deferred)",
+    ["platform", "handling"],
+)
 MAX_INLINE_WAIT_S = 10.0
 INLINE_RETRIES = 6
 Written = Exception | None
@@ -143,7 +152,9 @@ class PacedTarget:
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 1.0
                 if attempt == INLINE_RETRIES or wait > MAX_INLINE_WAIT_S:
+                    RATE_LIMITED.labels(self.access.kind, "deferred").inc()
                     raise
+                RATE_LIMITED.labels(self.access.kind, "waited").inc()
                 self.rate_limited += 1
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")

@@ -39,10 +39,10 @@ def demo(
     from sandbox.traffic import (
         DEMO_CONSOLE_USERS,
         DemoClient,
+        StripeAmounts,
         generic_deliveries,
         load_samples,
         order_numbers,
-        stripe_amount,
     )
 
     settings = Settings()
@@ -60,8 +60,9 @@ def demo(
             _accepted(client.send_generic(event_id, sample), console)
             event_ids.add(event_id)
         paid: set[str] = set()
+        amounts = StripeAmounts(rng)  # the first is large: an approval in the inbox at once
         for _ in range(payments):
-            payment, body = client.stripe_event(stripe_amount(rng))
+            payment, body = client.stripe_event(amounts.next())
             _accepted(client.send_stripe(body), console)
             paid.add(payment)
         numbers = set(itertools.islice(order_numbers(), orders))

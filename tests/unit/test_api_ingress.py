@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.ingress import (
     MAX_ID_LENGTH,
@@ -108,6 +110,80 @@ def test_parse_json_body_rejects(body: bytes, reason: str) -> None:
 
 def test_parse_json_body_keeps_big_integers_exact() -> None:
     assert parse_json_body(b'{"n": 18446744073709551617}') == {"n": 18446744073709551617}
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+def _reference(body: bytes) -> object:
+    """What json.loads alone made of a body (the ingress' reference decoder)."""
+    if not body.strip():
+        return "refused"
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return "refused"
+
+
+def _typed(value: object) -> object:
+    """A value with its types spelt out (1 == 1.0 == True in Python; not in JSON)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, repr(value))
+
+
+def _decoded(body: bytes) -> object:
+    try:
+        return parse_json_body(body)
+    except Undecodable:
+        return "refused"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES, st.booleans(), st.binary(max_size=3))
+def test_parse_json_body_decodes_as_json_loads_does(
+    value: object, ascii_: bool, noise: bytes
+) -> None:
+    # The fast decoder (msgspec) decides nothing json.loads would decide otherwise: the same
+    # values, of the same types, and the same bodies refused — with a few bytes of noise
+    # spliced in (broken documents) as well as whole ones.
+    body = json.dumps(value, ensure_ascii=ascii_, allow_nan=True).encode("utf-8")
+    for candidate in (body, body[: len(body) // 2] + noise + body[len(body) // 2 :]):
+        expected = _reference(candidate)
+        got = _decoded(candidate)
+        assert (got if got == "refused" else _typed(got)) == (
+            expected if expected == "refused" else _typed(expected)
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"big": 1e400}',
+        b'\xef\xbb\xbf{"bom": true}',
+        '{"utf16": 1}'.encode("utf-16"),
+        b'{"lone": "\\ud800"}',
+        b'{"n": -0, "f": 1E5, "s": "\\u00e9"}',
+        b'{"ctl": "\x01"}',
+        b" [1, 2] ",
+    ],
+)
+def test_parse_json_body_edge_cases_match_json_loads(body: bytes) -> None:
+    expected, got = _reference(body), _decoded(body)
+    assert (got if got == "refused" else _typed(got)) == (
+        expected if expected == "refused" else _typed(expected)
+    )
 
 
 @pytest.mark.parametrize("source", ["stripe", "shopify", "crm-hubspot", "a", "x_1"])

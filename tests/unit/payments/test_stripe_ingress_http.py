@@ -183,3 +183,21 @@ def test_the_route_is_in_openapi_without_bearer_security(client: TestClient) -> 
     operation = client.get("/openapi.json").json()["paths"][PATH]["post"]
     assert "security" not in operation
     assert {"400", "401", "413", "503"} <= set(operation["responses"])
+
+
+def test_a_webhook_is_answered_without_a_thread_pool_hop(
+    client: TestClient, producer: RecordingProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FastAPI runs a plain-``def`` dependency in anyio's thread pool: two hand-offs per
+    # request for reading app.state were a third of the ingress' CPU (bench ingress, session
+    # 6). Every webhook must be served on the event loop alone.
+    import anyio.to_thread
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a webhook request went through the thread pool")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", refused)
+    raw = (FIXTURES / "payment_intent.payment_failed.json").read_bytes()
+    response = client.post(PATH, content=raw, headers={"Stripe-Signature": signature(raw)})
+    assert response.status_code == 200, response.text
+    assert len(producer.sent) == 1
