@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import stripe
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import SecretStr
 
 from api.main import create_app
@@ -67,12 +67,23 @@ class TopicWatch:
         self.partitions = sorted(metadata.topics[STRIPE_EVENTS.name].partitions)
 
     def ends(self) -> Offsets:
-        return {
-            p: self.consumer.get_watermark_offsets(
-                TopicPartition(STRIPE_EVENTS.name, p), timeout=10, cached=False
-            )[1]
-            for p in self.partitions
-        }
+        return {p: self._end(p) for p in self.partitions}
+
+    def _end(self, partition: int) -> int:
+        # Right after a fresh broker created the topic, a partition's leadership may still be
+        # settling: NOT_LEADER_FOR_PARTITION is retriable, so it is asked again (seen once,
+        # failing a whole module's tests before any request was made).
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(STRIPE_EVENTS.name, partition), timeout=10, cached=False
+                )
+                return int(high)
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def records_between(self, before: Offsets, after: Offsets) -> list[Message]:
         wanted = {p: after[p] - before[p] for p in self.partitions if after[p] > before[p]}
