@@ -30,3 +30,37 @@ def round_trips(engine: sqlalchemy.Engine) -> Iterator[list[int]]:
     finally:
         for target, name in hooks:
             event.remove(target, name, one)
+
+
+@contextmanager
+def wire_round_trips(engine: sqlalchemy.Engine) -> Iterator[list[str]]:
+    """Every message the driver sends while the block runs, as the text it sends: each
+    statement, each BEGIN and COMMIT/ROLLBACK — and an ``executemany`` as one message per
+    parameter set, which is what psycopg2 sends for one (only ``insertmanyvalues`` batches
+    them, and that counts once per statement it renders)."""
+    sent: list[str] = []
+
+    def statement(
+        _conn: Any, _cursor: Any, text: str, parameters: Any, _context: Any, executemany: bool
+    ) -> None:
+        times = len(parameters) if executemany and isinstance(parameters, list) else 1
+        sent.extend([text] * times)
+
+    def begin(*_: Any) -> None:
+        sent.append("BEGIN")
+
+    def commit(*_: Any) -> None:
+        sent.append("COMMIT")
+
+    def rollback(*_: Any) -> None:
+        sent.append("ROLLBACK")
+
+    hooks: list[tuple[str, Any]] = [("before_cursor_execute", statement), ("begin", begin)]
+    hooks += [("commit", commit), ("rollback", rollback)]
+    for name, hook in hooks:
+        event.listen(engine, name, hook)
+    try:
+        yield sent
+    finally:
+        for name, hook in hooks:
+            event.remove(engine, name, hook)
