@@ -10,14 +10,19 @@ is quoted by psycopg2 in C and goes out as one message; SQLAlchemy still owns th
 :class:`Script` goes one step further: several statements joined by ``;`` go to PostgreSQL in
 one simple-query message (psycopg2 interpolates the parameters client-side), so a transaction's
 writes cost one round trip whatever their number. Only the last statement's rows come back.
+Inside :func:`folded_transaction` a script can carry the transaction's ``BEGIN`` (the first)
+and ``COMMIT`` (the last): a transaction of two scripts is two round trips, not four.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Connection, CursorResult
 
 
@@ -46,8 +51,49 @@ class Script:
             text, params = rows_of(template, rows)
             self.add(statement.format(rows=text), params)
 
-    def run(self, conn: Connection) -> CursorResult[Any] | None:
-        """Send every statement at once; the last one's result (None: nothing to send)."""
-        if not self.statements:
+    def run(
+        self, conn: Connection, *, begin: bool = False, commit: bool = False
+    ) -> CursorResult[Any] | None:
+        """Send every statement at once, after a ``BEGIN`` (``begin``) and before a ``COMMIT``
+        (``commit``) when asked (only inside :func:`folded_transaction`); the last
+        statement's result (None: nothing was sent)."""
+        statements = (["BEGIN"] if begin else []) + self.statements + (["COMMIT"] if commit else [])
+        if not statements:
             return None
-        return conn.exec_driver_sql(";\n".join(self.statements), tuple(self.params))
+        return conn.exec_driver_sql(";\n".join(statements), tuple(self.params))
+
+
+@contextmanager
+def folded_transaction(engine: sqlalchemy.Engine) -> Iterator[Connection]:
+    """A connection for one transaction whose ``BEGIN`` rides on its first :class:`Script`
+    (``run(begin=True)``) and whose ``COMMIT`` rides on its last (``run(commit=True)``).
+
+    The connection runs in autocommit, so psycopg2 sends no ``BEGIN`` or ``COMMIT`` of its own
+    (each a round trip). Whatever happens, no connection goes back to the pool inside a
+    transaction: on an error this sends ``ROLLBACK`` (a connection that cannot even do that is
+    invalidated, i.e. closed), and a block that ends without its ``COMMIT`` is rolled back and
+    is an error. A ``kill -9`` closes the socket and PostgreSQL rolls the transaction back.
+    """
+    with engine.connect() as base:
+        conn = base.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            yield conn
+        except BaseException:
+            _roll_back(conn)
+            raise
+        if _server_status(conn) != TRANSACTION_STATUS_IDLE:
+            _roll_back(conn)
+            raise RuntimeError("a folded transaction ended without its COMMIT; rolled back")
+
+
+def _server_status(conn: Connection) -> int:
+    """libpq's view of the server's transaction status (it tracks it in autocommit too)."""
+    status: int = conn.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+    return status
+
+
+def _roll_back(conn: Connection) -> None:
+    try:
+        conn.exec_driver_sql("ROLLBACK")
+    except Exception:  # noqa: BLE001 - the connection is unusable: drop it, keep the first error
+        conn.invalidate()

@@ -6,10 +6,11 @@ trip, :func:`sinks.payments.rows.lock_and_read`), then apply the pure state mach
 events **in offset order** on an in-memory copy of those rows — so two events of one entry in
 one batch see each other exactly as they would one after the other — and write the outcome:
 the settlements, each event once *with* what it did, the audit trail, one statement per table,
-all in one round trip. So a wave costs BEGIN, two round trips and COMMIT (one more when a new
-refund step must count its charge's refunds), whatever its size. An event is stored after its
-decision, not before: its payment's advisory lock keeps any other writer of it out meanwhile,
-and its row is written once instead of inserted, then marked.
+all in one round trip. The transaction is folded (:func:`sinks.driver_sql.folded_transaction`):
+its BEGIN goes with the first round trip and its COMMIT with the last, so a wave costs two
+round trips (three when a new refund step must count its charge's refunds), whatever its
+size. An event is stored after its decision, not before: its payment's advisory lock keeps any
+other writer of it out meanwhile, and its row is written once instead of inserted, then marked.
 
 One booking per payment per wave: an event of a payment that already asked finance for a
 booking (or an approval) in this wave is *deferred*, with every later event of that payment,
@@ -142,7 +143,7 @@ def decide_wave(conn: Connection, pending: Sequence[Pending], decide: Decide) ->
     rows.add_settlements(writes, [state[sid] for sid in sorted(wave.touched)])
     rows.add_events(writes, [p.event for p in pending], wave.marks)
     rows.add_audits(writes, wave.audits)
-    writes.run(conn)
+    writes.run(conn, commit=True)
     return wave
 
 

@@ -4,8 +4,9 @@
 (ascending id, see :mod:`sinks.payments.rows`) in one round trip, moves each to ``settled``
 with finance's reference or ``failed`` with finance's reason (an entry already settled stays as
 it is), and stores every attempt — answered or not — and the events' outcomes and audit
-entries, one statement per table, all in a second round trip: BEGIN, two round trips and
-COMMIT per batch, whatever its size.
+entries, one statement per table, all in a second round trip that ends with the COMMIT (a
+folded transaction: :func:`sinks.driver_sql.folded_transaction`): two round trips per batch,
+whatever its size.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def record_answers(
     rows before settlement rows and this one the other way round, so without them a
     redelivered event deciding while its earlier delivery is recorded could deadlock."""
     final = (a.attempt.settlement_id for a in answers if a.final)
-    state = rows.lock_settlements(conn, final, payments_first=payments)
+    state = rows.lock_settlements(conn, final, payments_first=payments, begin=True)
     results: dict[str, Finished | Exception] = {}
     changed: dict[str, Row] = {}
     marks = [EventMark(eid, None, OUTCOME_WAITING, None) for eid in waiting]
@@ -136,5 +137,5 @@ def record_answers(
     rows.add_attempts(writes, attempts)
     rows.add_marks(writes, marks)
     rows.add_audits(writes, audits)
-    writes.run(conn)
+    writes.run(conn, commit=True)
     return results

@@ -97,15 +97,15 @@ def lock_and_read(
     settlement_ids: Iterable[str],
     payment_ids: Iterable[str],
 ) -> tuple[datetime, set[str], dict[str, Row]]:
-    """One round trip: take the advisory locks of ``lock_ids`` (ascending lock id), then read
-    the transaction's ``now()``, which of ``event_ids`` are stored *and processed* already,
-    and every settlement row of ``settlement_ids`` or of ``payment_ids``, locked in ascending
-    settlement id (by id)."""
+    """One round trip, which begins the (folded) transaction: take the advisory locks of
+    ``lock_ids`` (ascending lock id), then read the transaction's ``now()``, which of
+    ``event_ids`` are stored *and processed* already, and every settlement row of
+    ``settlement_ids`` or of ``payment_ids``, locked in ascending settlement id (by id)."""
     script = Script()
     script.add(sql.LOCK_PAYMENTS, (lock_keys(lock_ids),))
     ids = (sorted(set(event_ids)), sorted(set(settlement_ids)), sorted(set(payment_ids)))
     script.add(sql.DECIDE_READ, ids)
-    result = script.run(conn)
+    result = script.run(conn, begin=True)
     assert result is not None
     at: datetime | None = None
     processed: set[str] = set()
@@ -119,20 +119,25 @@ def lock_and_read(
 
 
 def lock_settlements(
-    conn: Connection, settlement_ids: Iterable[str], payments_first: Iterable[str] = ()
+    conn: Connection,
+    settlement_ids: Iterable[str],
+    payments_first: Iterable[str] = (),
+    *,
+    begin: bool = False,
 ) -> dict[str, Row]:
     """Every settlement row of ``settlement_ids``, locked in ascending settlement id, by id;
-    the advisory locks of ``payments_first`` are taken before, in the same round trip."""
+    the advisory locks of ``payments_first`` are taken before, in the same round trip (which
+    begins the folded transaction with ``begin``)."""
     sids = sorted(set(settlement_ids))
     keys = lock_keys(payments_first)
     script = Script()
     if keys:
         script.add(sql.LOCK_PAYMENTS, (keys,))
     if not sids:
-        script.run(conn)
+        script.run(conn, begin=begin)
         return {}
     script.add(sql.LOCK_SETTLEMENTS, (sids, []))
-    result = script.run(conn)
+    result = script.run(conn, begin=begin)
     assert result is not None
     return {row["settlement_id"]: dict(row) for row in result.mappings()}
 
