@@ -13,7 +13,9 @@ one worker and with two in one group, p99 event→ledger, and PostgreSQL round t
    a throwaway database and an in-process sandbox ledger. Throughput = settlements between the
    first and the last ledger entry / that span; every payment is checked to have exactly one
    ledger entry. Then events are paced at half that rate: p50/p99 of the ledger entry's time
-   minus the event's ``synapseops-received-at``.
+   minus the event's ``synapseops-received-at``. Beside the rate: CPU-seconds per 1,000
+   settlements of the worker(s), PostgreSQL and the sandbox ledger, the batches the workers
+   saw, the load average (:mod:`bench.payments_cpu`; ``SYNAPSEOPS_BENCH_PYSPY=DIR`` profiles).
 
 Prints figures; asserts nothing about time (the exactly-once check does fail loudly).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -38,6 +41,14 @@ from confluent_kafka import Producer
 from sqlalchemy import func, select
 
 from bench import goals
+from bench.payments_cpu import (
+    Sampler,
+    batch_sizes,
+    load_average,
+    postmaster_pid,
+    profilers,
+    stop_profilers,
+)
 from sandbox.harness import SandboxServer
 from sinks.payments.tables import settlements
 from streams.bootstrap import Runtime
@@ -155,14 +166,19 @@ def _produce(settings: Settings, count: int, pace_s: float = 0.0) -> dict[str, d
     return sent
 
 
-def _wait_settled(engine: sqlalchemy.Engine, goal: int) -> None:
+def _wait_settled(
+    engine: sqlalchemy.Engine, goal: int, sampler: Sampler | None = None, every_s: float = 1.0
+) -> None:
     deadline = time.monotonic() + DEADLINE_S
     query = select(func.count()).where(settlements.c.state == "settled")
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            if conn.execute(query).scalar_one() >= goal:
-                return
-        time.sleep(1.0)
+            settled = conn.execute(query).scalar_one()
+        if sampler is not None:
+            sampler.sample(settled)
+        if settled >= goal:
+            return
+        time.sleep(every_s)
     raise TimeoutError(f"fewer than {goal} settlements settled by the deadline")
 
 
@@ -205,10 +221,18 @@ def workers(settings: Settings, count: int, how_many: int) -> float:
         for worker in pool:
             worker.log_path.parent.mkdir(parents=True, exist_ok=True)
             worker.start()
+        spies: list[subprocess.Popen[bytes]] = []
         try:
+            pids = [worker.process.pid for worker in pool if worker.process is not None]
+            sampler = Sampler(pids, postmaster_pid(engine))
+            spies = profilers(pids, f"payments-{how_many}w")
             for worker in pool:
                 worker.wait_healthy()
-            _wait_settled(engine, count)
+            _say(f"  {how_many} worker(s) healthy; {load_average()}")
+            _wait_settled(engine, count, sampler, every_s=0.25)
+            stop_profilers(spies)
+            cpu = sampler.window()
+            batches = [batch_sizes(worker.metrics) for worker in pool]
             entries = _ledger(sandbox)
             _exactly_once(entries, list(sent))
             times = sorted(datetime.fromisoformat(str(e["created_at"])) for e in entries)
@@ -219,6 +243,7 @@ def workers(settings: Settings, count: int, how_many: int) -> float:
             _wait_settled(engine, count + paced_n)
             paced_entries = _ledger(sandbox)
         finally:
+            stop_profilers(spies)
             for worker in pool:
                 worker.stop()
             engine.dispose()
@@ -226,8 +251,12 @@ def workers(settings: Settings, count: int, how_many: int) -> float:
     latencies = sorted((at[k] - paced[k]).total_seconds() for k in paced if k in at)
     _say(
         f"{how_many} worker(s), one group   {rate:8.1f} settlements/s   "
-        f"{count} pre-filled events, each exactly once in the ledger"
+        f"{count} pre-filled events, each exactly once in the ledger; {load_average()}"
     )
+    if cpu is not None:
+        _say(cpu.line())
+    for index, (how_many_batches, size) in enumerate(batches):
+        _say(f"  worker {index}: {how_many_batches:,.0f} batches, {size:,.1f} records each")
     if latencies:
         _say(
             f"  event→ledger at {rate / 2:.0f}/s     p50 {_ms(statistics.median(latencies))}  "

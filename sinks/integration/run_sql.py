@@ -11,17 +11,8 @@ wrapping, invalidation on a disconnect). The column names are checked against
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
+from sinks.driver_sql import rows_of as rows_of  # shared with the payments' statements
 from sinks.integration.tables import DUPLICATE, RUNNING, SUCCEEDED
-
-
-def rows_of(template: str, rows: Sequence[Sequence[Any]]) -> tuple[str, tuple[Any, ...]]:
-    """``rows`` as ``VALUES`` text (``template`` per row, e.g. ``(%s, %s::int)``) and the flat
-    parameter tuple that goes with it."""
-    return ", ".join([template] * len(rows)), tuple(value for row in rows for value in row)
-
 
 # (flow id, source event id) pairs → delivered?, highest attempt, the kept sources.
 KNOWN = f"""

@@ -1,10 +1,16 @@
 """The first transaction of a batch of Stripe events: decide every event under its payment's lock.
 
-:func:`decide_wave` runs inside one transaction: lock the batch's payments, store the events
-once, lock and load every settlement they may touch, then apply the pure state machine to the
+:func:`decide_wave` runs inside one transaction: lock the batch's payments, see which of its
+events are processed already and lock and load every settlement they may touch (one round
+trip, :func:`sinks.payments.rows.lock_and_read`), then apply the pure state machine to the
 events **in offset order** on an in-memory copy of those rows — so two events of one entry in
-one batch see each other exactly as they would one after the other — and write the outcome
-with one statement per table.
+one batch see each other exactly as they would one after the other — and write the outcome:
+the settlements, each event once *with* what it did, the audit trail, one statement per table,
+all in one round trip. The transaction is folded (:func:`sinks.driver_sql.folded_transaction`):
+its BEGIN goes with the first round trip and its COMMIT with the last, so a wave costs two
+round trips (three when a new refund step must count its charge's refunds), whatever its
+size. An event is stored after its decision, not before: its payment's advisory lock keeps any
+other writer of it out meanwhile, and its row is written once instead of inserted, then marked.
 
 One booking per payment per wave: an event of a payment that already asked finance for a
 booking (or an approval) in this wave is *deferred*, with every later event of that payment,
@@ -23,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from sinks.driver_sql import Script
 from sinks.payments import rows
 from sinks.payments.rows import AuditEntry, EventMark, Row
 from sinks.payments.tables import OUTCOME_FAILED, OUTCOME_IGNORED, OUTCOME_RECORDED
@@ -94,11 +101,13 @@ class Wave:
 
 
 def decide_wave(conn: Connection, pending: Sequence[Pending], decide: Decide) -> Wave:
-    now = rows.lock_payments(conn, (p.lock_key for p in pending))
-    processed = rows.insert_events(conn, [p.event for p in pending])
     payments = [p.payment for p in pending if p.payment is not None]
-    state = rows.lock_settlements(
-        conn, (settlement_id_for(p) for p in payments), (p.payment_id for p in payments)
+    now, finished, state = rows.lock_and_read(
+        conn,
+        (p.lock_key for p in pending),
+        (p.event.event_id for p in pending),
+        (settlement_id_for(p) for p in payments),
+        (p.payment_id for p in payments),
     )
     new_refunds = [
         p for p in payments if p.kind is EntryKind.REFUND and settlement_id_for(p) not in state
@@ -107,7 +116,6 @@ def decide_wave(conn: Connection, pending: Sequence[Pending], decide: Decide) ->
         # A new refund step counts the charge's earlier refunds, wherever they are filed.
         state = rows.refund_rows(conn, {p.object_id for p in new_refunds}) | state
     wave = Wave()
-    finished: set[str] = {eid for eid, at in processed.items() if at is not None}
     asking: set[str] = set()  # payments that asked finance (or a person) in this wave
     for index, item in enumerate(pending):
         key = item.lock_key
@@ -131,9 +139,11 @@ def decide_wave(conn: Connection, pending: Sequence[Pending], decide: Decide) ->
             asking.add(key)
         else:
             finished.add(event_id)
-    rows.upsert_settlements(conn, [state[sid] for sid in sorted(wave.touched)])
-    rows.mark_events(conn, wave.marks)
-    rows.audit_all(conn, wave.audits)
+    writes = Script()  # every write of the wave in one round trip
+    rows.add_settlements(writes, [state[sid] for sid in sorted(wave.touched)])
+    rows.add_events(writes, [p.event for p in pending], wave.marks)
+    rows.add_audits(writes, wave.audits)
+    writes.run(conn, commit=True)
     return wave
 
 

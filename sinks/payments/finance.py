@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from sinks.http import HttpTarget
 from synapseops.errors import (
     FinanceRefused,
@@ -67,6 +69,17 @@ FATAL_STATUSES = frozenset({401, 403, 404, 422})
 NO_BATCH_API = frozenset({404, 405})
 BATCH_LIMIT = 500  # items per batch request
 FALLBACK_CONCURRENCY = 16  # single POSTs in flight at once against a ledger without batches
+JSON_HEADERS = {"Content-Type": "application/json"}
+_FAST = msgspec.json.Decoder()
+
+
+def _json(body: bytes) -> Any:
+    """``json.loads(body)``, by msgspec when it can (twice as fast on a batch's answer);
+    whatever msgspec refuses, json.loads decides (a ValueError when it is not JSON)."""
+    try:
+        return _FAST.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
 
 
 @dataclass(frozen=True)
@@ -158,9 +171,13 @@ class FinanceClient:
     ) -> list[FinanceReceipt | Exception] | None:
         """The batch request's answers, or None: this ledger has no batch API."""
         items = [{"idempotency_key": r.settlement_id, "body": r.body()} for r in requests]
+        # Encoded by msgspec (the same JSON, several times faster than httpx's json.dumps).
+        content = msgspec.json.encode({"items": items})
         started = time.perf_counter()
         try:
-            response = await self.target.request("POST", BATCH_PATH, json_body={"items": items})
+            response = await self.target.request(
+                "POST", BATCH_PATH, content=content, headers=JSON_HEADERS
+            )
         except TargetRejected as exc:
             if exc.status in NO_BATCH_API and self.batch_api is None:
                 log.warning(
@@ -175,7 +192,7 @@ class FinanceClient:
         self.batch_api = True
         elapsed = time.perf_counter() - started
         try:
-            results = json.loads(response.body)["results"]
+            results = _json(response.body)["results"]
             if not isinstance(results, list) or len(results) != len(requests):
                 raise ValueError("not one result per item")
         except (ValueError, KeyError, TypeError) as exc:

@@ -1,10 +1,12 @@
 """The second transaction of a batch: record what finance answered, for every booking at once.
 
-:func:`record_answers` takes the payments' advisory locks, locks the answered settlements
-(ascending id, see :mod:`sinks.payments.rows`), moves each to ``settled`` with finance's
-reference or ``failed`` with finance's reason (an entry already settled stays as it is), stores
-every attempt — answered or not — and the events' outcomes and audit entries, one statement
-per table.
+:func:`record_answers` takes the payments' advisory locks and locks the answered settlements
+(ascending id, see :mod:`sinks.payments.rows`) in one round trip, moves each to ``settled``
+with finance's reference or ``failed`` with finance's reason (an entry already settled stays as
+it is), and stores every attempt — answered or not — and the events' outcomes and audit
+entries, one statement per table, all in a second round trip that ends with the COMMIT (a
+folded transaction: :func:`sinks.driver_sql.folded_transaction`): two round trips per batch,
+whatever its size.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from sinks.driver_sql import Script
 from sinks.payments import rows
 from sinks.payments.rows import AuditEntry, EventMark, Row
 from sinks.payments.tables import (
@@ -23,7 +26,6 @@ from sinks.payments.tables import (
     OUTCOME_SETTLED,
     OUTCOME_WAITING,
     RESPONSE_BODY_LIMIT,
-    settlement_attempts,
 )
 from streams.payments.settlement import Settlement, SettlementState
 from synapseops.errors import SchemaInvalid
@@ -86,13 +88,14 @@ def record_answers(
     every payment concerned, taken first as the first transaction takes them — it locks event
     rows before settlement rows and this one the other way round, so without them a
     redelivered event deciding while its earlier delivery is recorded could deadlock."""
-    rows.lock_payments(conn, payments)
-    state = rows.lock_settlements(conn, (a.attempt.settlement_id for a in answers if a.final))
+    final = (a.attempt.settlement_id for a in answers if a.final)
+    state = rows.lock_settlements(conn, final, payments_first=payments, begin=True)
     results: dict[str, Finished | Exception] = {}
     changed: dict[str, Row] = {}
     marks = [EventMark(eid, None, OUTCOME_WAITING, None) for eid in waiting]
     audits: list[AuditEntry] = []
     attempts: list[Row] = []
+    resolved: list[tuple[str, str, str | None]] = []
     for answer in answers:
         attempt = answer.attempt
         sid = attempt.settlement_id
@@ -120,7 +123,7 @@ def record_answers(
         if attempt.event_id is not None:
             marks.append(EventMark(attempt.event_id, sid, outcome, answer.refusal))
         if row["approval_decision"] is not None:
-            rows.resolve_waiting_events(conn, sid, outcome, answer.refusal)
+            resolved.append((sid, outcome, answer.refusal))
         action = "settled" if answer.reference is not None else "finance_refused"
         detail: dict[str, Any] = {"from": before.value, "status": attempt.response_status}
         detail |= {"reference": answer.reference} if answer.reference else {}
@@ -128,9 +131,11 @@ def record_answers(
         audits.append(AuditEntry(sid, row["payment_id"], action, "finance", detail))
         after = rows.current(row)
         results[sid] = Finished(after.settlement, newly, after.received_at)
-    rows.finish_settlements(conn, list(changed.values()))
-    if attempts:
-        conn.execute(settlement_attempts.insert(), attempts)
-    rows.mark_events(conn, marks)
-    rows.audit_all(conn, audits)
+    writes = Script()  # every write in one round trip, in the order they used to go
+    rows.add_resolved(writes, resolved)
+    rows.add_finished(writes, list(changed.values()))
+    rows.add_attempts(writes, attempts)
+    rows.add_marks(writes, marks)
+    rows.add_audits(writes, audits)
+    writes.run(conn, commit=True)
     return results

@@ -13,22 +13,17 @@ the second transaction, in that same settlement-id order with no advisory lock h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Connection,
-    func,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, func, or_, select
 
-from sinks.payments.tables import OUTCOME_WAITING, payment_events, settlement_audit, settlements
+from sinks.driver_sql import Script
+from sinks.payments import batch_sql as sql
+from sinks.payments.tables import settlements
 from streams.payments.events import EntryKind
 from streams.payments.settlement import Settlement, SettlementState
 
@@ -42,57 +37,6 @@ def shallow(record: Any) -> Row:
     """A dataclass's fields as a row, without :func:`dataclasses.asdict`'s deep copies (its
     JSON fields go to the driver as they are)."""
     return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
-# Advisory locks of many payments in one statement, in ascending lock id: the sub-select's
-# ORDER BY (kept by OFFSET 0, which stops the planner from flattening it) is the lock order.
-LOCK_PAYMENTS = text(
-    "SELECT now() AS at, pg_advisory_xact_lock(ordered.id) FROM ("
-    " SELECT DISTINCT hashtext(k) AS id FROM unnest(CAST(:keys AS text[])) AS k"
-    " ORDER BY id OFFSET 0) AS ordered"
-)
-_insert_events = pg_insert(payment_events)
-INSERT_EVENTS = _insert_events.on_conflict_do_update(
-    index_elements=["event_id"], set_={"event_id": _insert_events.excluded.event_id}
-).returning(payment_events.c.event_id, payment_events.c.processed_at)
-# The columns an event writes to its settlement (the rest belong to approvals and finance).
-EVENT_COLUMNS = (
-    "amount",
-    "currency",
-    "state",
-    "reason",
-    "event_created",
-    "last_event_id",
-    "trace_id",
-    "received_at",
-    "finance_requested_at",
-    "updated_at",
-)
-_upsert = pg_insert(settlements)
-# RETURNING makes SQLAlchemy batch the rows into multi-row VALUES (insertmanyvalues); without
-# it this upsert went to the driver's executemany, one round trip per row.
-UPSERT_SETTLEMENTS = _upsert.on_conflict_do_update(
-    index_elements=["settlement_id"], set_={c: _upsert.excluded[c] for c in EVENT_COLUMNS}
-).returning(settlements.c.settlement_id)
-# Many rows' updates as one statement over arrays (one bind parameter per column, so the
-# statement is the same whatever the batch size).
-FINISH_SETTLEMENTS = text(
-    "UPDATE settlements AS s SET state = a.state, reason = a.reason,"
-    " finance_reference = COALESCE(a.ref, s.finance_reference),"
-    " settled_at = CASE WHEN a.booked THEN now() ELSE s.settled_at END, updated_at = now()"
-    " FROM unnest(CAST(:ids AS text[]), CAST(:states AS text[]), CAST(:reasons AS text[]),"
-    " CAST(:refs AS text[]), CAST(:booked AS boolean[])) AS a(id, state, reason, ref, booked)"
-    " WHERE s.settlement_id = a.id"
-)
-MARK_EVENTS = text(
-    "UPDATE payment_events AS e SET settlement_id = COALESCE(m.sid, e.settlement_id),"
-    " processed_at = CASE WHEN m.done THEN now() END,"
-    " outcome = CASE WHEN m.done THEN m.outcome END,"
-    " reason = CASE WHEN m.done THEN m.reason END"
-    " FROM unnest(CAST(:ids AS text[]), CAST(:sids AS text[]), CAST(:done AS boolean[]),"
-    " CAST(:outcomes AS text[]), CAST(:reasons AS text[])) AS m(id, sid, done, outcome, reason)"
-    " WHERE e.event_id = m.id AND e.processed_at IS NULL"
-)
 
 
 @dataclass(frozen=True)
@@ -137,41 +81,78 @@ def first_request() -> Any:
     return func.coalesce(settlements.c.finance_requested_at, func.now())
 
 
+def lock_keys(payment_ids: Iterable[str]) -> list[str]:
+    return sorted({payment_lock_key(p) for p in payment_ids})
+
+
 def lock_payment(conn: Connection, payment_id: str) -> None:
-    lock_payments(conn, [payment_id])
+    """One payment's advisory lock (a person's command)."""
+    conn.exec_driver_sql(sql.LOCK_PAYMENTS, (lock_keys([payment_id]),))
 
 
-def lock_payments(conn: Connection, payment_ids: Iterable[str]) -> datetime:
-    """Take the advisory lock of each payment (ascending lock id); the transaction's ``now()``."""
-    keys = sorted({payment_lock_key(p) for p in payment_ids})
-    at = conn.execute(LOCK_PAYMENTS, {"keys": keys}).first()
-    if at is None:
-        return datetime.now().astimezone()
-    stamp: datetime = at[0]
-    return stamp
+def lock_and_read(
+    conn: Connection,
+    lock_ids: Iterable[str],
+    event_ids: Iterable[str],
+    settlement_ids: Iterable[str],
+    payment_ids: Iterable[str],
+) -> tuple[datetime, set[str], dict[str, Row]]:
+    """One round trip, which begins the (folded) transaction: take the advisory locks of
+    ``lock_ids`` (ascending lock id), then read the transaction's ``now()``, which of
+    ``event_ids`` are stored *and processed* already, and every settlement row of
+    ``settlement_ids`` or of ``payment_ids``, locked in ascending settlement id (by id)."""
+    script = Script()
+    script.add(sql.LOCK_PAYMENTS, (lock_keys(lock_ids),))
+    ids = (sorted(set(event_ids)), sorted(set(settlement_ids)), sorted(set(payment_ids)))
+    script.add(sql.DECIDE_READ, ids)
+    result = script.run(conn, begin=True)
+    assert result is not None
+    at: datetime | None = None
+    processed: set[str] = set()
+    state: dict[str, Row] = {}
+    for row in result.mappings():
+        at, processed = row["at"], set(row["processed"] or ())
+        if row["settlement_id"] is not None:
+            state[row["settlement_id"]] = {c: row[c] for c in sql.SETTLEMENT_COLUMNS}
+    assert at is not None  # the read always has its one row
+    return at, processed, state
+
+
+def lock_settlements(
+    conn: Connection,
+    settlement_ids: Iterable[str],
+    payments_first: Iterable[str] = (),
+    *,
+    begin: bool = False,
+) -> dict[str, Row]:
+    """Every settlement row of ``settlement_ids``, locked in ascending settlement id, by id;
+    the advisory locks of ``payments_first`` are taken before, in the same round trip (which
+    begins the folded transaction with ``begin``)."""
+    sids = sorted(set(settlement_ids))
+    keys = lock_keys(payments_first)
+    script = Script()
+    if keys:
+        script.add(sql.LOCK_PAYMENTS, (keys,))
+    if not sids:
+        script.run(conn, begin=begin)
+        return {}
+    script.add(sql.LOCK_SETTLEMENTS, (sids, []))
+    result = script.run(conn, begin=begin)
+    assert result is not None
+    return {row["settlement_id"]: dict(row) for row in result.mappings()}
+
+
+def lock_payments(conn: Connection, payment_ids: Iterable[str]) -> None:
+    """The payments' advisory locks alone (ascending lock id)."""
+    keys = lock_keys(payment_ids)
+    if keys:
+        conn.exec_driver_sql(sql.LOCK_PAYMENTS, (keys,))
 
 
 def load(conn: Connection, settlement_id: str, *, lock: bool = True) -> Current | None:
     statement = select(settlements).where(settlements.c.settlement_id == settlement_id)
     row = conn.execute(statement.with_for_update() if lock else statement).mappings().first()
     return current(row) if row is not None else None
-
-
-def lock_settlements(
-    conn: Connection, settlement_ids: Iterable[str], payment_ids: Iterable[str] = ()
-) -> dict[str, Row]:
-    """Every settlement row of ``settlement_ids`` or of ``payment_ids``, locked in ascending
-    settlement id; by settlement id."""
-    sids, pids = sorted(set(settlement_ids)), sorted(set(payment_ids))
-    if not sids and not pids:
-        return {}
-    statement = (
-        select(settlements)
-        .where(or_(settlements.c.settlement_id.in_(sids), settlements.c.payment_id.in_(pids)))
-        .order_by(settlements.c.settlement_id)
-        .with_for_update()
-    )
-    return {row["settlement_id"]: dict(row) for row in conn.execute(statement).mappings()}
 
 
 def refund_rows(conn: Connection, charge_ids: Iterable[str]) -> dict[str, Row]:
@@ -203,74 +184,106 @@ def current(row: Any) -> Current:
     )
 
 
-def insert_events(conn: Connection, events: Sequence[EventRecord]) -> dict[str, datetime | None]:
-    """Store each event once (``ON CONFLICT (event_id)``; the no-op update locks the row a
-    former delivery stored); ``processed_at`` of each, by event id (None: not finished)."""
-    unique = {e.event_id: e for e in reversed(events)}  # one row each: a statement may not
-    if not unique:  # touch a row twice
-        return {}
-    result = conn.execute(INSERT_EVENTS, [shallow(unique[eid]) for eid in sorted(unique)])
-    return {eid: processed for eid, processed in result.all()}
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
-def upsert_settlements(conn: Connection, rows: Sequence[Row]) -> None:
+def add_settlements(script: Script, rows: Sequence[Row]) -> None:
     """Write the settlements as the batch's events left them (decided under their locks)."""
-    if not rows:
-        return
-    columns = ("settlement_id", "payment_id", "kind", *EVENT_COLUMNS)
     ordered = sorted(rows, key=lambda row: str(row["settlement_id"]))
-    conn.execute(UPSERT_SETTLEMENTS, [{c: row[c] for c in columns} for row in ordered]).all()
+    values = [tuple(row[c] for c in sql.UPSERT_COLUMNS) for row in ordered]
+    script.add_rows(sql.UPSERT_SETTLEMENTS, sql.UPSERT_ROW, values)
 
 
-def finish_settlements(conn: Connection, rows: Sequence[Row]) -> None:
+def add_events(script: Script, events: Sequence[EventRecord], marks: Sequence[EventMark]) -> None:
+    """Store each event once with what it did (``marks``, at most one per event): an event
+    already stored and processed keeps its first outcome (see ``batch_sql.INSERT_EVENTS``)."""
+    by_id = {m.event_id: m for m in marks}
+    unique = {e.event_id: e for e in reversed(events)}  # a statement may not touch a row twice
+    values: list[tuple[Any, ...]] = []
+    for event_id in sorted(unique):
+        event, mark = unique[event_id], by_id.get(event_id)
+        facts = (
+            event.event_id,
+            event.payment_id,
+            event.event_type,
+            event.created,
+            event.api_version,
+            event.livemode,
+            event.raw,
+            _json(event.http_headers),
+            event.traceparent,
+            event.trace_id,
+            event.topic,
+            event.partition,
+            event.offset,
+            event.received_at,
+        )
+        if mark is None:
+            values.append((*facts, None, False, None, None))
+        else:
+            values.append((*facts, mark.settlement_id, mark.processed, mark.outcome, mark.reason))
+    script.add_rows(sql.INSERT_EVENTS, sql.EVENT_ROW, values)
+
+
+def add_finished(script: Script, rows: Sequence[Row]) -> None:
     """Write finance's answers: state, reason, reference and settled time of each row."""
     if not rows:
         return
     ordered = sorted(rows, key=lambda row: str(row["settlement_id"]))
-    conn.execute(
-        FINISH_SETTLEMENTS,
-        {
-            name: [row[column] for row in ordered]
-            for name, column in (
-                ("ids", "settlement_id"),
-                ("states", "state"),
-                ("reasons", "reason"),
-                ("refs", "finance_reference"),
-                ("booked", "booked"),
-            )
-        },
-    )
+    columns = ("settlement_id", "state", "reason", "finance_reference", "booked")
+    script.add(sql.FINISH_SETTLEMENTS, [[row[c] for row in ordered] for c in columns])
 
 
-def mark_events(conn: Connection, marks: Sequence[EventMark]) -> None:
-    """Record what each event did; an event already processed keeps its first outcome."""
+def add_marks(script: Script, marks: Sequence[EventMark]) -> None:
+    """Record what each (finished) event did; an event already processed keeps its first
+    outcome."""
     if not marks:
         return
     ordered = sorted(marks, key=lambda m: m.event_id)
-    conn.execute(
-        MARK_EVENTS,
-        {
-            "ids": [m.event_id for m in ordered],
-            "sids": [m.settlement_id for m in ordered],
-            "done": [m.processed for m in ordered],
-            "outcomes": [m.outcome for m in ordered],
-            "reasons": [m.reason for m in ordered],
-        },
+    script.add(
+        sql.MARK_EVENTS,
+        (
+            [m.event_id for m in ordered],
+            [m.settlement_id for m in ordered],
+            [m.outcome for m in ordered],
+            [m.reason for m in ordered],
+        ),
     )
+
+
+def add_resolved(script: Script, resolved: Sequence[tuple[str, str, str | None]]) -> None:
+    """(settlement id, outcome, reason): events that left these entries waiting for a person
+    now show how each ended."""
+    if resolved:
+        script.add(
+            sql.RESOLVE_WAITING, tuple(list(column) for column in zip(*resolved, strict=True))
+        )
+
+
+def add_attempts(script: Script, attempts: Sequence[Row]) -> None:
+    values = [
+        tuple(_json(a[c]) if c == "request" else a[c] for c in sql.ATTEMPT_COLUMNS)
+        for a in attempts
+    ]
+    script.add_rows(sql.INSERT_ATTEMPTS, sql.ATTEMPT_ROW, values)
+
+
+def add_audits(script: Script, entries: Sequence[AuditEntry]) -> None:
+    values = [
+        (e.settlement_id, e.payment_id, e.action, e.actor, _json(e.as_row()["detail"]))
+        for e in entries
+    ]
+    script.add_rows(sql.INSERT_AUDIT, sql.AUDIT_ROW, values)
 
 
 def resolve_waiting_events(
     conn: Connection, settlement_id: str, outcome: str, reason: str | None
 ) -> None:
     """Events that left their entry waiting for a person now show how it ended."""
-    conn.execute(
-        update(payment_events)
-        .where(
-            payment_events.c.settlement_id == settlement_id,
-            payment_events.c.outcome == OUTCOME_WAITING,
-        )
-        .values(outcome=outcome, reason=reason)
-    )
+    script = Script()
+    add_resolved(script, [(settlement_id, outcome, reason)])
+    script.run(conn)
 
 
 def audit(
@@ -281,9 +294,6 @@ def audit(
     actor: str,
     detail: dict[str, Any],
 ) -> None:
-    audit_all(conn, [AuditEntry(settlement_id, payment_id, action, actor, detail)])
-
-
-def audit_all(conn: Connection, entries: Sequence[AuditEntry]) -> None:
-    if entries:
-        conn.execute(settlement_audit.insert(), [e.as_row() for e in entries])
+    script = Script()
+    add_audits(script, [AuditEntry(settlement_id, payment_id, action, actor, detail)])
+    script.run(conn)

@@ -33,6 +33,7 @@ import sqlalchemy
 from sqlalchemy import func, select, update
 
 from sinks.db import database_errors
+from sinks.driver_sql import folded_transaction
 from sinks.payments import rows
 from sinks.payments.deciding import Decide, Decided, EventRecord, Pending, Wave, decide_wave
 from sinks.payments.recording import Answer, Attempt, Finished, record_answers
@@ -64,7 +65,7 @@ class SettlementRepository:
     def begin_events(self, pending: Sequence[Pending], decide: Decide) -> Wave:
         """Store and decide ``pending`` (one partition's events, in offset order) as far as
         one wave goes; :class:`Wave` says which were decided and which wait for the next."""
-        with database_errors("settlements: begin events"), self.engine.begin() as conn:
+        with database_errors("settlements: begin events"), folded_transaction(self.engine) as conn:
             return decide_wave(conn, pending, decide)
 
     def begin_command(
@@ -128,7 +129,10 @@ class SettlementRepository:
         ``payments``: the lock keys of the payments concerned."""
         if not answers and not waiting:
             return {}
-        with database_errors("settlements: record answers"), self.engine.begin() as conn:
+        with (
+            database_errors("settlements: record answers"),
+            folded_transaction(self.engine) as conn,
+        ):
             return record_answers(conn, answers, waiting, payments)
 
     def load(self, settlement_id: str) -> Settlement | None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sinks.payments.finance import FinanceClient, FinanceReceipt, SettlementRequest
@@ -46,6 +47,7 @@ class Booking:
         assert self.step.settlement is not None
         return self.step.settlement
 
+    @cached_property
     def request(self) -> SettlementRequest:
         settlement = self.settlement
         return SettlementRequest(
@@ -68,8 +70,8 @@ class Waiting:
 
 
 def count(settlement: Settlement) -> None:
-    metrics.SETTLEMENTS.labels(
-        settlement.state.value, settlement.kind.value, settlement.currency
+    metrics.child(
+        metrics.SETTLEMENTS, settlement.state.value, settlement.kind.value, settlement.currency
     ).inc()
 
 
@@ -128,7 +130,7 @@ class Settler:
                     calls[position] = exc
 
         await asyncio.gather(
-            *(look_up(i, b.request()) for i, b in enumerate(bookings) if b.step.reposting)
+            *(look_up(i, b.request) for i, b in enumerate(bookings) if b.step.reposting)
         )
         for call in calls:
             if isinstance(call, FinanceReceipt):
@@ -137,7 +139,7 @@ class Settler:
                     extra={"reference": call.reference},
                 )
         to_post = [i for i, b in enumerate(bookings) if calls[i] is None]
-        posted = await self.finance.settle_many([bookings[i].request() for i in to_post])
+        posted = await self.finance.settle_many([bookings[i].request for i in to_post])
         for position, answer in zip(to_post, posted, strict=True):
             calls[position] = answer
         return [call for call in calls if call is not None]
@@ -147,7 +149,7 @@ def _answer(
     booking: Booking, call: FinanceReceipt | Exception, started_at: datetime, started: float
 ) -> Answer:
     """The attempt log of one call, with finance's final word if it gave one."""
-    request = booking.request()
+    request = booking.request
     sent: dict[str, Any] = {"idempotency_key": request.settlement_id, "body": request.body()}
     if booking.step.reposting:
         sent["looked_up_first"] = f"GET /v1/settlements/{request.settlement_id}"
@@ -168,16 +170,16 @@ def _answer(
 
     metrics.FINANCE_SECONDS.observe(seconds)
     if isinstance(call, FinanceReceipt):
-        metrics.FINANCE_CALLS.labels(ATTEMPT_SETTLED, str(call.status)).inc()
+        metrics.child(metrics.FINANCE_CALLS, ATTEMPT_SETTLED, str(call.status)).inc()
         booked = attempt(ATTEMPT_SETTLED, call.status, call.body, None)
         return Answer(booked, reference=call.reference)
     if isinstance(call, FinanceRefused):
-        metrics.FINANCE_CALLS.labels(ATTEMPT_REJECTED, str(call.status)).inc()
+        metrics.child(metrics.FINANCE_CALLS, ATTEMPT_REJECTED, str(call.status)).inc()
         refused = attempt(ATTEMPT_REJECTED, call.status, call.body, type(call).__name__)
         return Answer(refused, refusal=call.reason)
     kind = ATTEMPT_RETRY if isinstance(call, RetryableError) else ATTEMPT_FATAL
     status = getattr(call, "status", None)
-    metrics.FINANCE_CALLS.labels(kind, str(status or "none")).inc()
+    metrics.child(metrics.FINANCE_CALLS, kind, str(status or "none")).inc()
     body = getattr(call, "body", None) or str(call)
     return Answer(attempt(kind, status, body, type(call).__name__))
 
@@ -190,10 +192,9 @@ def _outcome(booking: Booking, answer: Answer, done: Finished) -> Outcome:
     if done.newly_settled:
         count(done.settlement)
         settlement = booking.settlement
-        metrics.AMOUNT_MINOR.labels(settlement.currency, settlement.kind.value).inc(
-            settlement.amount
-        )
+        amount = metrics.child(metrics.AMOUNT_MINOR, settlement.currency, settlement.kind.value)
+        amount.inc(settlement.amount)
         if done.received_at is not None:
             latency = (datetime.now(UTC) - done.received_at).total_seconds()
-            metrics.SETTLEMENT_LATENCY.labels(booking.path).observe(max(latency, 0.0))
+            metrics.child(metrics.SETTLEMENT_LATENCY, booking.path).observe(max(latency, 0.0))
     return Outcome("done", f"{sid} settled as {answer.reference}")

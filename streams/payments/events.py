@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import msgspec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from synapseops.errors import SchemaInvalid, Undecodable
@@ -62,11 +63,21 @@ def _int(obj: dict[str, Any], *names: str) -> int:
     raise SchemaInvalid(f"no integer amount in any of {', '.join(names)}")
 
 
+# msgspec decodes a Stripe envelope about twice as fast as json.loads (the largest part of the
+# gateway's own CPU per event). It is the fast path only: whatever it refuses (a UTF-8 BOM,
+# UTF-16/32, NaN, an integer beyond 64 bits) json.loads decides, so the events accepted and the
+# error for the rest stay json.loads'.
+_FAST = msgspec.json.Decoder()
+
+
 def decode(raw: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Undecodable(f"Stripe event is not JSON: {exc}") from exc
+        event = _FAST.decode(raw)
+    except msgspec.DecodeError:
+        try:
+            event = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Undecodable(f"Stripe event is not JSON: {exc}") from exc
     if not isinstance(event, dict) or event.get("object") != "event":
         raise SchemaInvalid("not a Stripe event envelope (object != 'event')")
     return event

@@ -6,7 +6,10 @@ often its event is redelivered); the current totals per state are the ``settleme
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 SETTLEMENTS = Counter(
     "synapseops_payments_settlements_total",
@@ -39,3 +42,18 @@ LARGE_PAYMENT_TRIGGERS = Counter(
     "synapseops_payments_large_payment_triggers_total",
     "large_payment notification triggers published (a redelivery may publish one again)",
 )
+
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
+_CHILDREN: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def child(metric: Metric, *labels: str) -> Metric:
+    """``metric.labels(*labels)``, looked up once: a settlement batch counts a few metrics per
+    settlement, and ``labels`` takes a lock and builds its key on every call. The gateway
+    never removes a child, so the one it got first stays the one Prometheus reads."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found  # type: ignore[return-value]

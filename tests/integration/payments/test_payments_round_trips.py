@@ -1,0 +1,80 @@
+"""A settlement batch costs the same few PostgreSQL round trips whatever its size, counted at
+the driver on a real PostgreSQL (an ``executemany`` counted once per row, as psycopg2 sends it).
+
+On the code before the batch's driver SQL (09ccc1d) the decide transaction sent BEGIN, six
+statements and COMMIT and the record transaction the same: 16 round trips per batch, against 4
+now (each transaction two messages, its BEGIN in the first and its COMMIT in the last); and the
+decide stored each event, then updated it with what it did (two writes of a ~1.5 KB row with
+six indexes), where now it stores it once with its outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+
+from sinks.payments.tables import payment_events
+from streams.road import Hop, Outcome, Pipeline, RoadRecord
+from streams.road.batch import process_batch
+from tests.integration.payments.factory import PaymentFactory
+from tests.integration.payments.round_trips import wire_round_trips
+from tests.integration.payments.test_payments_pipeline import (
+    Harness,
+    database,
+    harness,
+    record,
+    sandbox,
+)
+
+__all__ = ["database", "harness", "sandbox"]  # fixtures shared with test_payments_pipeline
+
+pytestmark = pytest.mark.integration
+
+ROUND_TRIPS_PER_BATCH = 4  # decide: BEGIN + locks + reads, writes + COMMIT; record: the same
+
+
+def run_batch(harness: Harness, records: Sequence[RoadRecord]) -> list[Outcome | Hop]:
+    pipeline: Pipeline = dataclasses.replace(
+        harness.pipeline, batch_handlers=harness.gateway.batch_handlers
+    )
+    results: list[Outcome | Hop] = harness.run(
+        process_batch(pipeline, records, harness.runtime.router)
+    )
+    return results
+
+
+def settle(harness: Harness, count: int) -> list[str]:
+    payments = [PaymentFactory(amount=3000 + i) for i in range(count)]
+    with wire_round_trips(harness.engine) as sent:
+        results = run_batch(harness, [record(p.succeeded()) for p in payments])
+    assert [r.status for r in results if isinstance(r, Outcome)] == ["done"] * count
+    for payment in payments:
+        (entry,) = harness.ledger(payment.charge_settlement)
+        assert harness.settlement(payment.charge_settlement)["state"] == "settled"
+        assert entry["amount"] == payment.amount
+    return list(sent)
+
+
+def test_a_batch_costs_the_same_few_round_trips_whatever_its_size(harness: Harness) -> None:
+    small, large = settle(harness, 5), settle(harness, 150)
+    print(f"\nround trips: {len(small)} for 5 payments, {len(large)} for 150")
+    assert len(small) == len(large) <= ROUND_TRIPS_PER_BATCH
+    begins = [text for text in small if text.startswith("BEGIN")]
+    commits = [text for text in small if text.endswith("COMMIT")]
+    assert len(begins) == len(commits) == 2  # decide, record: each one folded transaction
+    assert not any(text in ("BEGIN", "COMMIT") for text in small)  # no message of their own
+
+
+def test_the_decide_stores_each_event_once_with_what_it_did(harness: Harness) -> None:
+    sent = settle(harness, 20)
+    decide = sent[: next(i for i, text in enumerate(sent) if text.endswith("COMMIT")) + 1]
+    assert not any("UPDATE payment_events" in text for text in decide)
+    assert sum(text.count("INSERT INTO payment_events") for text in decide) == 1
+    payment = PaymentFactory(amount=4100)
+    harness.fault(status=503, count=1)  # finance down: the event stays in flight, unprocessed
+    run_batch(harness, [record(payment.succeeded())])
+    (stored,) = harness.rows(payment_events, payment_id=payment.pi)
+    assert stored["processed_at"] is None and stored["outcome"] is None
+    assert stored["settlement_id"] == payment.charge_settlement
