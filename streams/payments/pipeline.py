@@ -64,7 +64,7 @@ from streams.road import Outcome, Pipeline, RoadRecord
 from streams.road.pipeline import BatchHandler, Handler
 from streams.triggers import TriggerPublisher
 from synapseops import headers as h
-from synapseops.errors import SchemaInvalid
+from synapseops.errors import SchemaInvalid, classify
 from synapseops.ids import trace_id_of
 from synapseops.logging import get_logger
 from synapseops.settings import Settings
@@ -158,8 +158,15 @@ class PaymentGateway:
             try:
                 wave = await asyncio.to_thread(self.repository.begin_events, batch, self.decide)
             except Exception as exc:
-                for index, _ in pending:
-                    answers[index] = exc
+                if len(pending) > 1 and classify(exc) != "retryable":
+                    # Data PostgreSQL refuses for one record (a NUL in a text field) fails
+                    # the wave's statements for all of them: each is decided alone, in offset
+                    # order, so only that one is dead-lettered and its neighbours settle.
+                    for index, _ in pending:
+                        (answers[index],) = await self.events([records[index]])
+                else:
+                    for index, _ in pending:
+                        answers[index] = exc
                 break
             if not wave.decided:
                 raise RuntimeError("a wave decided nothing")  # the first record is never deferred

@@ -131,6 +131,22 @@ def test_a_poison_event_in_a_batch_is_dead_lettered_alone(harness: Harness) -> N
     assert harness.settlement(clash.charge_settlement)["state"] == "pending"
 
 
+def test_a_value_postgres_refuses_fails_its_own_event_not_the_batch(harness: Harness) -> None:
+    # A NUL in a text the decide stores (here the envelope's api_version) makes PostgreSQL's
+    # driver refuse the wave's statements, for every event of the batch. Before session 6 the
+    # whole batch was answered with that error: four good payments dead-lettered with it.
+    payments = [PaymentFactory(amount=700 + i) for i in range(5)]
+    events = [p.succeeded() for p in payments]
+    events[2].event["api_version"] = "2024-06-20\u0000"
+    batch = [dataclasses.replace(record(e), offset=i + 20_000) for i, e in enumerate(events)]
+    results = run_batch(harness, batch)
+    kinds = [("dead" if r.dead else "retry") if isinstance(r, Hop) else r.status for r in results]
+    assert kinds == ["done", "done", "dead", "done", "done"]
+    for payment in payments[:2] + payments[3:]:
+        assert len(harness.ledger(payment.charge_settlement)) == 1
+    assert harness.ledger(payments[2].charge_settlement) == []
+
+
 def test_a_failed_finance_batch_fails_each_record_and_its_retry_books_once(
     harness: Harness,
 ) -> None:
