@@ -47,7 +47,23 @@ def demo(settings: Settings, kafka_bootstrap: str, database_url: str) -> Iterato
         engine.dispose()
 
 
-def _pages(seeded: Seeded, machine: httpx.Client) -> dict[str, tuple[str, str]]:
+def _seeded_day(engine: sqlalchemy.Engine) -> str:
+    """The UTC day of the first seeded EUR payment (``now() - 25 minutes``): the reconciliation
+    page shows today by default, and just after midnight UTC that day is yesterday (the test
+    failed in a CI run at 00:24 UTC)."""
+    with engine.connect() as conn:
+        day = conn.execute(
+            sqlalchemy.text(
+                "SELECT (received_at AT TIME ZONE 'UTC')::date FROM payment_events "
+                "WHERE event_id = 'evt_demo1'"
+            )
+        ).scalar_one()
+    return str(day)
+
+
+def _pages(
+    seeded: Seeded, machine: httpx.Client, engine: sqlalchemy.Engine
+) -> dict[str, tuple[str, str]]:
     """name → (path, a text the page must show: proof that it read the seeded rows)."""
     run = machine.get("/api/v1/runs", params={"limit": 1}).json()["items"][0]
     letter = machine.get("/api/v1/dead-letters", params={"limit": 1}).json()["items"][0]
@@ -72,7 +88,7 @@ def _pages(seeded: Seeded, machine: httpx.Client) -> dict[str, tuple[str, str]]:
         "payments settlements": (f"{p}/settlements", "st_demo"),
         "payments settlement": (f"{p}/settlements/st_demo7", "pi_demo7"),
         "payments failed": (f"{p}/failed", "finance refused"),
-        "payments reconciliation": (f"{p}/reconciliation", "EUR"),
+        "payments reconciliation": (f"{p}/reconciliation?day={_seeded_day(engine)}", "EUR"),
         "crm sync": (c, "demo-leads"),
         "crm platforms": (f"{c}/platforms", "demo-hubspot"),
         "crm mappings": (f"{c}/mappings", "demo-leads"),
@@ -106,7 +122,7 @@ def test_every_page_loads_with_demo_data_and_its_server_time_is_printed(
     demo: dict[str, Any],
 ) -> None:
     seeded: Seeded = demo["seeded"]
-    pages = _pages(seeded, demo["machine"])
+    pages = _pages(seeded, demo["machine"], demo["engine"])
     client, _, _ = log_in(demo["base"], "admin")
     rows: list[tuple[str, str, float, float]] = []
     try:
