@@ -10,16 +10,13 @@ six indexes), where now it stores it once with its outcome.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-
 import pytest
 
 from sinks.payments.tables import payment_events
-from streams.road import Hop, Outcome, Pipeline, RoadRecord
-from streams.road.batch import process_batch
+from streams.road import Outcome
 from tests.integration.payments.factory import PaymentFactory
 from tests.integration.payments.round_trips import wire_round_trips
+from tests.integration.payments.test_payments_batch import run_batch
 from tests.integration.payments.test_payments_pipeline import (
     Harness,
     database,
@@ -33,16 +30,6 @@ __all__ = ["database", "harness", "sandbox"]  # fixtures shared with test_paymen
 pytestmark = pytest.mark.integration
 
 ROUND_TRIPS_PER_BATCH = 4  # decide: BEGIN + locks + reads, writes + COMMIT; record: the same
-
-
-def run_batch(harness: Harness, records: Sequence[RoadRecord]) -> list[Outcome | Hop]:
-    pipeline: Pipeline = dataclasses.replace(
-        harness.pipeline, batch_handlers=harness.gateway.batch_handlers
-    )
-    results: list[Outcome | Hop] = harness.run(
-        process_batch(pipeline, records, harness.runtime.router)
-    )
-    return results
 
 
 def settle(harness: Harness, count: int) -> list[str]:
