@@ -3,13 +3,51 @@
 Topics are created by the registry (``topics.admin``), never by Faust: ``topic_allow_declare``
 is off so a typo in a topic name fails loudly instead of creating a stray topic, and the
 leader topic is disabled because no agent here needs leader election.
+
+The app's consumer is Faust's aiokafka one with a single change (:class:`RoadApp`): the fetch
+wait is ``SYNAPSEOPS_KAFKA_FETCH_MAX_WAIT_MS`` instead of Faust's fixed 1,500 ms. aiokafka keeps
+one fetch in flight per broker and leaves out of it every partition whose fetched records are
+still being handled. When all busy partitions were so (a batch in hand each), the fetch held
+only idle ones — the commands topic, a quiet input — and the broker held it the full wait: the
+busy partitions' next records came 1.5 s later, and paced payments reached the ledger in 1.5 s
+waves (p99 1.7 s at 500 events/s on an idle machine; 0.6 s with the wait at 20 ms).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
 
 from synapseops.settings import Settings
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:  # an aiokafka AIOKafkaConsumer
+        consumer = super()._create_worker_consumer(transport)
+        # Read once, by start(), when it builds the fetcher: set before the consumer starts.
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class RoadApp(faust.App):
+    """A Faust app whose consumer's fetch wait is the project's (module docstring)."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
 
 
 def broker_url(settings: Settings) -> str:
@@ -19,7 +57,7 @@ def broker_url(settings: Settings) -> str:
 
 
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = RoadApp(
         settings.worker.group_id,
         broker=broker_url(settings),
         broker_client_id=settings.kafka.client_id,
@@ -46,3 +84,5 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=settings.road.buffer_records,
         broker_max_poll_records=max(1, settings.road.buffer_records // 5),
     )
+    app.fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms
+    return app

@@ -24,6 +24,12 @@ class KafkaSettings(BaseSettings):
     # re-created (`topics apply` after a delete) is only seen, and assigned again, at the next
     # refresh: Faust's 5 min left a re-created triggers topic unread that long.
     metadata_max_age_s: float = Field(default=10.0, gt=0)
+    # How long the broker may hold a worker's fetch when none of its partitions has new data.
+    # aiokafka sends one fetch per broker at a time and leaves out the partitions whose fetched
+    # records are still being handled; a fetch made of idle partitions only (a command topic,
+    # a quiet input) is held this long while the busy partitions wait for it to come back.
+    # Faust fixes it at 1,500 ms: paced traffic then arrived in 1.5 s waves (streams/app.py).
+    fetch_max_wait_ms: int = Field(default=25, ge=1, le=10_000)
     # Only used when the project's own script runs the local broker.
     version: str = "4.1.1"
     controller_port: int = 9093
