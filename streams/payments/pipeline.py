@@ -61,13 +61,14 @@ from streams.payments.settlement import (
     decide,
 )
 from streams.road import Outcome, Pipeline, RoadRecord
+from streams.road.coalesce import Coalescer
 from streams.road.pipeline import BatchHandler, Handler
 from streams.triggers import TriggerPublisher
 from synapseops import headers as h
 from synapseops.errors import SchemaInvalid, classify
 from synapseops.ids import trace_id_of
 from synapseops.logging import get_logger
-from synapseops.settings import Settings
+from synapseops.settings import PaymentSettings, Settings
 from topics.registry import (
     PAYMENT_SETTLEMENT,
     SETTLEMENT_COMMAND,
@@ -118,12 +119,23 @@ class PaymentGateway:
         finance: FinanceClient,
         triggers: TriggerPublisher,
         policy: ApprovalPolicy,
+        waves: PaymentSettings | None = None,
     ) -> None:
         self.repository = repository
         self.finance = finance
         self.settler = Settler(repository, finance)
         self.triggers = triggers
         self.policy = policy
+        # Batches of the worker's partitions that arrive together are decided, booked and
+        # recorded together (streams/road/coalesce.py): one decide, one finance request and
+        # one record per wave instead of one per partition.
+        waves = waves or PaymentSettings()
+        self.events = Coalescer(
+            self.decide_events,
+            max_records=waves.wave_events,
+            in_flight=waves.waves_in_flight,
+            pipeline=PAYMENT_SETTLEMENT,
+        )
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -142,8 +154,9 @@ class PaymentGateway:
             raise answer
         return answer
 
-    async def events(self, records: Sequence[RoadRecord]) -> list[Answer]:
-        """Stripe events of one partition in offset order; one answer per record, in order."""
+    async def decide_events(self, records: Sequence[RoadRecord]) -> list[Answer]:
+        """Stripe events, each payment's in offset order (one partition's batch, or several
+        partitions' batches one after another); one answer per record, in order."""
         answers: list[Answer | None] = [None] * len(records)
         pending: list[tuple[int, Pending]] = []
         for index, record in enumerate(records):
@@ -163,7 +176,7 @@ class PaymentGateway:
                     # the wave's statements for all of them: each is decided alone, in offset
                     # order, so only that one is dead-lettered and its neighbours settle.
                     for index, _ in pending:
-                        (answers[index],) = await self.events([records[index]])
+                        (answers[index],) = await self.decide_events([records[index]])
                 else:
                     for index, _ in pending:
                         answers[index] = exc
@@ -286,6 +299,7 @@ def build_gateway(settings: Settings, runtime: Runtime) -> PaymentGateway:
         FinanceClient.from_settings(settings),
         TriggerPublisher(runtime.producer, settings),
         ApprovalPolicy(dict(settings.payments.approval_thresholds)),
+        settings.payments,
     )
 
 

@@ -47,3 +47,9 @@ BATCH_RECORDS = Histogram(
     ["pipeline"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
+WAVE_BATCHES = Histogram(
+    "synapseops_road_wave_batches",
+    "Batches (a partition's, or a retried record) one wave merged (streams/road/coalesce.py)",
+    ["pipeline"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+)

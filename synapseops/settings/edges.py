@@ -94,6 +94,11 @@ class PaymentSettings(BaseSettings):
     # the sandbox to another port moves the ledger the worker books on with it.
     finance_url: str | None = None
     finance_timeout_s: float = 5.0
+    # The batches of a worker's partitions handed in meanwhile are settled together, in
+    # waves of at most wave_events events, waves_in_flight at a time (streams/road/coalesce.py):
+    # one decide, one finance request and one record per wave instead of one per partition.
+    wave_events: int = Field(default=1000, ge=1, le=20_000)
+    waves_in_flight: int = Field(default=2, ge=1, le=64)
     # Charges at or above these amounts (minor units, per ISO currency) wait for approval,
     # e.g. SYNAPSEOPS_PAYMENTS_APPROVAL_THRESHOLDS='{"USD": 1000000, "EUR": 1000000}'.
     approval_thresholds: dict[str, int] = Field(

@@ -173,7 +173,7 @@ def test_crossing_lanes_lock_in_one_order_and_book_once(harness: Harness) -> Non
     lanes = (events, [dataclasses.replace(r, partition=1) for r in reversed(events)])
 
     async def both() -> list[list[Outcome | BaseException]]:
-        return list(await asyncio.gather(*(harness.gateway.events(lane) for lane in lanes)))
+        return list(await asyncio.gather(*(harness.gateway.decide_events(lane) for lane in lanes)))
 
     answers = [a for lane in harness.run(both()) for a in lane]
     errors = [a for a in answers if isinstance(a, BaseException)]
