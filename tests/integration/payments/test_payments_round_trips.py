@@ -10,7 +10,10 @@ six indexes), where now it stores it once with its outcome.
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from sqlalchemy import text
 
 from sinks.payments.tables import payment_events
 from streams.road import Outcome
@@ -65,3 +68,29 @@ def test_the_decide_stores_each_event_once_with_what_it_did(harness: Harness) ->
     (stored,) = harness.rows(payment_events, payment_id=payment.pi)
     assert stored["processed_at"] is None and stored["outcome"] is None
     assert stored["settlement_id"] == payment.charge_settlement
+
+
+def _event_updates(harness: Harness) -> tuple[int, int]:
+    query = text(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'payment_events'"
+    )
+    with harness.engine.connect() as conn:
+        upd, hot = conn.execute(query).one()
+    return int(upd), int(hot)
+
+
+def test_marking_a_settled_event_touches_no_index(harness: Harness) -> None:
+    """Migration 0017: the mark after finance answered is a HOT update (the new row version on
+    the old one's page, no index entry written). With the default fillfactor ~85% of them
+    wrote the ~1.7 KB row elsewhere and an entry into each of the six indexes."""
+    harness.engine.dispose()  # a backend's statistics reach pg_stat_* at the latest when it ends
+    before = _event_updates(harness)
+    settle(harness, 150)
+    harness.engine.dispose()
+    deadline = time.monotonic() + 15
+    upd, hot = _event_updates(harness)
+    while upd - before[0] < 150 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        upd, hot = _event_updates(harness)
+    assert upd - before[0] >= 150, "the marks never reached the statistics"
+    assert hot - before[1] == upd - before[0]
