@@ -75,8 +75,12 @@ class ApprovalSteps:
             "reject": self.links.url(approval["id"], "reject"),
             "approval": f"{self.settings.public_api_url}/services/notifications/approvals",
         }
-        if approval["state"] == "pending" and step.channel:
-            await self._ask(run, index, step, trigger, context)
+        if step.channel:
+            # Once per run and step whatever the approval's state: a worker killed between
+            # opening the approval and sending the question leaves it unsent, and the approval
+            # may be answered in the inbox meanwhile. The question still goes out (saying the
+            # answer, without buttons): the channel shows every step of the workflow once.
+            await self._ask(run, index, step, trigger, context, approval)
         if approval["state"] == "pending" and now >= approval["expires_at"]:
             waiting = await self._expire(run, approval, now)
             if waiting is not None:
@@ -110,19 +114,27 @@ class ApprovalSteps:
         step: ApprovalStep,
         trigger: NotificationTrigger,
         context: dict[str, Any],
+        approval: dict[str, Any],
     ) -> None:
-        """The question on the step's channel with approve/reject buttons, once."""
+        """The question on the step's channel with approve/reject buttons, once; an approval
+        answered before its question went out is told with its answer instead of buttons."""
         assert step.channel is not None
         values = self._context(run, trigger, context)
         links = values["links"]
+        text = render(step.text, values)
+        actions: tuple[Action, ...] = (
+            Action("Approve", links["approve"], "primary"),
+            Action("Reject", links["reject"], "danger"),
+        )
+        if approval["state"] != "pending":
+            by = f" by {approval['answered_by']}" if approval.get("answered_by") else ""
+            text = f"{text}\n\nAlready answered: {approval['state']}{by}.".strip()
+            actions = ()
         message = Message(
             title=render(step.title, values),
-            text=render(step.text, values),
+            text=text,
             fields=tuple(sorted(trigger.details.items()))[:10],
-            actions=(
-                Action("Approve", links["approve"], "primary"),
-                Action("Reject", links["reject"], "danger"),
-            ),
+            actions=actions,
             link=links["approval"],
             metadata={"idempotency_key": f"{run.id}:{index}:ask"},
         )

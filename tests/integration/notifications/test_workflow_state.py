@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from sandbox.harness import SandboxServer
 from sinks.notifications.approvals import Answer
 from sinks.notifications.tables import approvals, digests, runs
-from streams.road import Outcome
+from streams.road import Hop, Outcome
 from tests.integration.databases import fresh_database
 from tests.integration.notifications.harness import Harness, build, settings_for, trigger
 from topics.admin import apply_topics
@@ -111,6 +112,35 @@ def test_an_answered_approval_resumes_the_run_once(harness: Harness) -> None:
     resume(harness, str(approval["run_id"]))
     titles = [m["text"].split("\n")[0] for m in harness.slack("#approvals")]
     assert titles[1] == "approved by token:ana" and len(titles) == 2
+
+
+def test_an_approval_answered_before_its_question_went_out_is_still_told_once(
+    harness: Harness,
+) -> None:
+    """A worker killed between opening the approval and posting the question (here: Slack
+    answering 500 at that moment) leaves the question unsent; answered in the inbox meanwhile,
+    the question still goes out on the retry — once, saying the answer, without buttons — and
+    the run goes on. (The crash test saw the question never sent at all.)"""
+    approval_workflow(harness, "custom_approval")
+    body = {"target": "slack", "path_prefix": "/slack/api/chat.postMessage", "status": 500}
+    httpx.post(f"{harness.sandbox.url}/_sandbox/faults", json={**body, "count": 1}, timeout=10)
+    record = harness.record(harness.encoder.encode(trigger("custom_approval")))
+    assert isinstance(harness.handle(record), Hop)  # the question failed: to a retry tier
+    (approval,) = pending(harness)
+    assert harness.slack("#approvals") == []
+    now = datetime.now(UTC)
+    assert harness.engine.approvals.answer(
+        str(approval["id"]), Answer("approved", "token:ana", None, now)
+    )
+    result = harness.handle(record)  # what the retry tier does
+    assert isinstance(result, Outcome) and result.status == "done", result
+    question, answer = harness.slack("#approvals")
+    assert "Already answered: approved by token:ana." in question["text"]
+    buttons = [e for b in question["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["text"]["text"] for b in buttons] == ["Open"]  # no Approve/Reject any more
+    assert answer["text"].startswith("approved by token:ana")
+    harness.handle(record)  # a late duplicate sends nothing
+    assert len(harness.slack("#approvals")) == 2
 
 
 def test_an_expired_approval_follows_its_expiry_rule(harness: Harness) -> None:
