@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy
@@ -58,7 +59,7 @@ def _say(line: str) -> None:
 
 
 @contextmanager
-def _worker(settings: Settings, database: str, key: str) -> Iterator[str]:
+def _worker(settings: Settings, database: str, key: str, sandbox_url: str) -> Iterator[str]:
     port = free_port()
     group = f"bench-road-{uuid.uuid4().hex[:8]}"
     env = {
@@ -71,6 +72,9 @@ def _worker(settings: Settings, database: str, key: str) -> Iterator[str]:
         "SYNAPSEOPS_RETRY_TIERS": TIERS,
         "SYNAPSEOPS_CREDENTIALS_KEY": key,
         "SYNAPSEOPS_LOG_LEVEL": "INFO",
+        # The flow's ERP is this bench's own sandbox, on a port of its own: the outbound guard
+        # refuses internal addresses it was not told about (every order dead, TargetForbidden).
+        "SYNAPSEOPS_HTTP_ALLOWED_HOSTS": urlsplit(sandbox_url).netloc,
     }
     log = (settings.data_dir / "logs").joinpath("bench-road-worker.log")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +213,7 @@ def _one_round(settings: Settings, world: dict[str, Any], error_rate: float) -> 
         fault = {"target": "erp", "status": 503, "error_rate": error_rate, "seed": 7}
         httpx.post(f"{sandbox_url}/_sandbox/faults", json=fault, timeout=10).raise_for_status()
     run = uuid.uuid4().hex[:8]
-    with _worker(settings, settings.database_url, world["key"]) as worker:
+    with _worker(settings, settings.database_url, world["key"], sandbox_url) as worker:
         # Older traffic the worker caught up on is not part of these figures.
         baseline = _lag_buckets(httpx.get(f"{worker}/metrics", timeout=10).text)
         asyncio.run(_produce(settings, connector, run, 1_000_000 + flow_id * ORDERS))
