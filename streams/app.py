@@ -15,7 +15,7 @@ waves (p99 1.7 s at 500 events/s on an idle machine; 0.6 s with the wait at 20 m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -28,7 +28,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:  # an aiokafka AIOKafkaConsumer
         consumer = super()._create_worker_consumer(transport)
         # Read once, by start(), when it builds the fetcher: set before the consumer starts.
-        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        consumer._fetch_max_wait_ms = cast(RoadApp, self.app).fetch_max_wait_ms
         return consumer
 
 
