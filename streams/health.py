@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from faust.exceptions import ConsumerNotStarted
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -31,7 +32,10 @@ def app_health(app: faust.App) -> tuple[bool, dict[str, Any]]:
     # app.consumer would build a consumer on first access; read the private slot instead.
     consumer = getattr(app, "_consumer", None)
     consumer_state = consumer.state if consumer is not None else "absent"
-    assigned = len(consumer.assignment()) if consumer is not None else 0
+    try:
+        assigned = len(consumer.assignment()) if consumer is not None else 0
+    except ConsumerNotStarted:  # built, its thread not yet started: "starting", not a 500
+        assigned = 0
     healthy = app.state == "running" and consumer_state == "running"
     details = {
         "app": app.state,

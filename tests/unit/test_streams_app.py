@@ -66,6 +66,16 @@ def test_health_is_503_before_the_app_runs() -> None:
     assert details["app"] == "init" and details["consumer"] == "absent"
 
 
+def test_health_is_503_while_the_consumer_thread_has_not_started() -> None:
+    # A /health or /metrics request can come between building the consumer and starting its
+    # thread; assignment() raises ConsumerNotStarted then, which aiohttp logged as a 500.
+    app = create_app(settings())
+    consumer = app.consumer  # built, not started
+    healthy, details = app_health(app)
+    assert healthy is False
+    assert details["consumer"] == consumer.state and details["assigned_partitions"] == 0
+
+
 # ---- sink base ----------------------------------------------------------------------------
 
 
