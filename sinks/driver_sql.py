@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import sqlalchemy
@@ -29,7 +30,7 @@ from sqlalchemy import Connection, CursorResult
 def rows_of(template: str, rows: Sequence[Sequence[Any]]) -> tuple[str, tuple[Any, ...]]:
     """``rows`` as ``VALUES`` text (``template`` per row, e.g. ``(%s, %s::int)``) and the flat
     parameter tuple that goes with it."""
-    return ", ".join([template] * len(rows)), tuple(value for row in rows for value in row)
+    return ", ".join([template] * len(rows)), tuple(chain.from_iterable(rows))
 
 
 @dataclass

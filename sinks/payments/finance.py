@@ -286,7 +286,7 @@ def _item_answer(result: Any, elapsed_s: float) -> FinanceReceipt | Exception:
     if not isinstance(status, int):
         return SchemaInvalid("finance's batch answer has an item without a status")
     body = result.get("body")
-    text = json.dumps(body, separators=(",", ":"))
+    text = msgspec.json.encode(body).decode()
     error = body.get("error") if isinstance(body, dict) else None
     if 200 <= status < 300:
         reference = body.get("reference") if isinstance(body, dict) else None

@@ -13,12 +13,13 @@ the second transaction, in that same settlement-id order with no advisory lock h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Connection, func, or_, select
 
 from sinks.driver_sql import Script
@@ -36,7 +37,14 @@ Row = dict[str, Any]
 def shallow(record: Any) -> Row:
     """A dataclass's fields as a row, without :func:`dataclasses.asdict`'s deep copies (its
     JSON fields go to the driver as they are)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    kind: type = type(record)
+    return {name: getattr(record, name) for name in _field_names(kind)}
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    # dataclasses.fields() walks the class's field table on every call: a few per settlement.
+    return tuple(f.name for f in fields(kind))
 
 
 @dataclass(frozen=True)
@@ -185,7 +193,9 @@ def current(row: Any) -> Current:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """JSON text for a ``jsonb`` parameter (PostgreSQL keeps the value, not the text), by
+    msgspec: several per settlement, ~5x cheaper than ``json.dumps``."""
+    return msgspec.json.encode(value).decode()
 
 
 def add_settlements(script: Script, rows: Sequence[Row]) -> None:

@@ -27,7 +27,7 @@ from streams.road.pipeline import (
     Outcome,
     Pipeline,
     failure_kind,
-    observe,
+    observe_all,
     route_until_durable,
 )
 from streams.road.record import RoadRecord
@@ -155,6 +155,5 @@ async def _settle(
         for (index, _), hop in zip(routing, hops, strict=True):
             results[index] = hop
     done = [result for result in results if result is not None]
-    for result, (_, seconds) in zip(done, answers, strict=True):
-        observe(pipeline, result, seconds)
+    observe_all(pipeline, [(r, s) for r, (_, s) in zip(done, answers, strict=True)])
     return done

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -194,9 +195,19 @@ async def route_until_durable(
 
 def observe(pipeline: Pipeline, result: Outcome | Hop, seconds: float) -> None:
     """Count one record's result and its processing time."""
-    if isinstance(result, Hop):
-        outcome = "dead" if result.dead else "retry"
-    else:
-        outcome = result.status
-    metrics.RECORDS.labels(pipeline.name, outcome).inc()
-    metrics.PROCESSING_SECONDS.labels(pipeline.name).observe(seconds)
+    observe_all(pipeline, [(result, seconds)])
+
+
+def observe_all(pipeline: Pipeline, results: Sequence[tuple[Outcome | Hop, float]]) -> None:
+    """Count the results of a batch and their processing times: each metric's child looked
+    up once per batch (``labels`` takes a lock and builds a key on every call)."""
+    counts: Counter[str] = Counter()
+    seconds = metrics.PROCESSING_SECONDS.labels(pipeline.name)
+    for result, took in results:
+        if isinstance(result, Hop):
+            counts["dead" if result.dead else "retry"] += 1
+        else:
+            counts[result.status] += 1
+        seconds.observe(took)
+    for outcome, n in counts.items():
+        metrics.RECORDS.labels(pipeline.name, outcome).inc(n)

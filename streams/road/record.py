@@ -24,7 +24,13 @@ RawHeaders = Iterable[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | Non
 
 def _header_list(raw: RawHeaders) -> list[tuple[str, bytes]]:
     pairs = raw.items() if isinstance(raw, Mapping) else (raw or ())
-    return [(str(name), _as_bytes(value) or b"") for name, value in pairs]
+    # Kafka clients hand over (str, bytes) pairs: those pass as they are (a dozen per record).
+    return [
+        (name, value)
+        if type(name) is str and type(value) is bytes
+        else (str(name), _as_bytes(value) or b"")
+        for name, value in pairs
+    ]
 
 
 @dataclass(frozen=True)
