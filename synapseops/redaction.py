@@ -307,10 +307,14 @@ def scrub_document(document: Any) -> Any:
 
 
 def is_sensitive_header(name: str, extra: Iterable[str] = ()) -> bool:
-    lowered = name.lower()
+    return _sensitive(name.lower(), frozenset(item.lower() for item in extra))
+
+
+def _sensitive(lowered: str, extra: frozenset[str]) -> bool:
+    """``lowered`` (a header name in lower case) bears a secret; ``extra`` is lower case too."""
     return (
         lowered in SENSITIVE_HEADERS
-        or lowered in {item.lower() for item in extra}
+        or lowered in extra
         or any(part in lowered for part in _SENSITIVE_PARTS)
     )
 
@@ -320,6 +324,6 @@ def scrub_headers(headers: Mapping[str, str], *, also: Iterable[str] = ()) -> di
     value is scrubbed. ``also`` names more headers to hide (a credential's ``header_name``)."""
     extra = frozenset(name.lower() for name in also if name)
     return {
-        name: HIDDEN if is_sensitive_header(name, extra) else scrub(str(value))
+        name: HIDDEN if _sensitive(name.lower(), extra) else scrub(str(value))
         for name, value in headers.items()
     }

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streams.mapping import dump_output, load_payload
+import msgspec
+
+from streams.mapping import load_payload
 from synapseops.errors import SynapseOpsError
 from synapseops.redaction import scrub, scrub_bytes, scrub_document, scrub_headers
 
@@ -50,9 +52,17 @@ class Capped:
     size: int
 
 
+# Decimals as the JSON numbers they hold, digit for digit (``1E+2`` stays a number that
+# PostgreSQL reads as exactly 100): what jsonb keeps is the value, not the text.
+_DOCUMENT = msgspec.json.Encoder(decimal_format="number")
+
+
 def json_text(document: Any) -> str:
-    """``document`` as exact JSON text (cast to jsonb by the statement)."""
-    return dump_output(document).decode()
+    """``document`` as exact JSON text (cast to jsonb by the statement). Documents hold what
+    :func:`load_payload` decodes (no NaN, no infinity) and plain strings and numbers; msgspec
+    writes them ~10x faster than the mapping's own writer, whose byte-exact output matters for
+    what goes to targets, not here."""
+    return _DOCUMENT.encode(document).decode()
 
 
 def _body_document(body: bytes) -> Any:
