@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 from synapseops.errors import KafkaRejected, KafkaUnavailable
 from synapseops.logging import get_logger
 from synapseops.settings import KafkaSettings
+from synapseops.wakeups import Wakeups
 
 log = get_logger(__name__)
 
@@ -142,8 +143,8 @@ class AsyncProducer:
     """An idempotent ``acks=all`` producer whose sends are awaited until durable.
 
     A background thread serves delivery callbacks; each callback resolves the asyncio future
-    of its record on the loop that sent it, through a :class:`_Wakeups` (one wake-up of a
-    loop for all the reports a poll brings, not one per record).
+    of its record on the loop that sent it, through :class:`~synapseops.wakeups.Wakeups` (one
+    wake-up of a loop for all the reports a poll brings, not one per record).
     """
 
     def __init__(self, kafka: KafkaSettings, **overrides: Any) -> None:
@@ -154,7 +155,7 @@ class AsyncProducer:
         self._pending_bytes = 0
         self._broken = False
         self._closed = threading.Event()
-        self._wakeups = _Wakeups()
+        self._wakeups = Wakeups()
         self._poller = threading.Thread(target=self._poll_forever, daemon=True, name="kafka-poll")
         self._poller.start()
 
@@ -324,41 +325,6 @@ def record_size(
     """The bytes a record holds in the producer (before compression)."""
     size = len(key or b"") + len(value or b"")
     return size + sum(len(name) + len(data or b"") for name, data in headers or ())
-
-
-class _Wakeups:
-    """Calls handed from librdkafka's callback threads to event loops, in order, with at most
-    one wake-up of a loop in flight.
-
-    ``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call: with one per
-    delivery report, that write and the loop's read of it were ~10% of the ingress's CPU at
-    1,000 requests/s. Here the first call queued for a loop schedules one run of everything
-    queued for it by then; calls queued before that run starts ride along.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queued: dict[
-            asyncio.AbstractEventLoop, list[tuple[Callable[..., None], tuple[Any, ...]]]
-        ] = {}
-
-    def soon(self, loop: asyncio.AbstractEventLoop, call: Callable[..., None], *args: Any) -> None:
-        with self._lock:
-            queued = self._queued.setdefault(loop, [])
-            queued.append((call, args))
-            first = len(queued) == 1
-        if first:
-            try:
-                loop.call_soon_threadsafe(self._run, loop)
-            except RuntimeError:  # the loop is closed: nobody waits for these any more
-                with self._lock:
-                    self._queued.pop(loop, None)
-
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._lock:
-            calls = self._queued.pop(loop, [])
-        for call, args in calls:
-            call(*args)
 
 
 def _settle_result(future: asyncio.Future[T], result: T) -> None:

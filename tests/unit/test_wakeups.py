@@ -1,4 +1,4 @@
-"""Delivery reports handed to an event loop in bulk (synapseops.kafka._Wakeups): every call
+"""Delivery reports handed to an event loop in bulk (synapseops.wakeups.Wakeups): every call
 runs, in order, on its loop; a burst from a callback thread wakes the loop once, not per call."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from synapseops.kafka import _Wakeups
+from synapseops.wakeups import Wakeups
 
 
 class CountingLoop(asyncio.SelectorEventLoop):
@@ -21,7 +21,7 @@ class CountingLoop(asyncio.SelectorEventLoop):
 
 def test_a_burst_from_another_thread_runs_in_order_with_one_wake_up() -> None:
     loop = CountingLoop()
-    wakeups = _Wakeups()
+    wakeups = Wakeups()
     seen: list[int] = []
     try:
 
@@ -49,7 +49,7 @@ def test_a_burst_from_another_thread_runs_in_order_with_one_wake_up() -> None:
 
 def test_calls_queued_after_a_run_wake_the_loop_again() -> None:
     loop = CountingLoop()
-    wakeups = _Wakeups()
+    wakeups = Wakeups()
     seen: list[str] = []
     try:
         wakeups.soon(loop, seen.append, "a")
@@ -64,7 +64,7 @@ def test_calls_queued_after_a_run_wake_the_loop_again() -> None:
 def test_a_closed_loop_is_forgotten_not_raised_into_the_callback_thread() -> None:
     loop = CountingLoop()
     loop.close()
-    wakeups = _Wakeups()
+    wakeups = Wakeups()
     wakeups.soon(loop, print, "never")  # librdkafka's thread must not die of it
     wakeups.soon(loop, print, "never")
     assert loop.wakes == 2  # each call tried; nothing stays queued for a dead loop
