@@ -1,29 +1,39 @@
-"""Kafka-topic sources: a flow whose source endpoint is a topic gets that topic's records
-forwarded onto ``integration.events`` with the headers that route them to their flows.
+"""Kafka-topic sources: the records of a topic some flow's source endpoint names, delivered.
 
 A source endpoint of a ``kafka`` connector names its topic in ``kafka_topic``. One consumer
 (group ``<worker group>.integration-sources``) reads every such topic that has an enabled flow
 and passes :func:`~streams.integration.source_config.source_topic_problem` (no regex, no
 platform or internal topic: never the platform's own output); an endpoint that fails it is
-skipped and logged, the others are read. Each record is produced to ``integration.events``
-with its bytes and key unchanged and its own headers kept — except every platform header
-(``synapseops-*``, ``traceparent``/``tracestate``), which a foreign record may not set: it
-cannot forge an attempt count, a kind, an event id or trace state. The forwarder stamps its
-own: the connector/endpoint headers, a trace continued from a valid foreign ``traceparent``
-(as the HTTP ingress does), and the event id — the value of the endpoint's
-``event_id_header`` when configured and present, else ``<topic>/<partition>/<offset>`` —
-stable, so a record forwarded twice after a crash is absorbed downstream. A poll's records
-are forwarded together (produced at once, awaited once per partition) and their offsets
-committed once, only after every forwarded copy is durable.
+skipped and logged, the others are read. A record gets the headers that route it to its flows
+(:func:`~streams.integration.topic_sources.forwarded_headers`): its bytes and key unchanged, its
+own headers kept — except every platform header (``synapseops-*``, ``traceparent``/
+``tracestate``), which a foreign record may not set: it cannot forge an attempt count, a kind,
+an event id or trace state. Ours are stamped: the connector/endpoint headers, a trace
+continued from a valid foreign ``traceparent`` (as the HTTP ingress does), and the event id —
+the value of the endpoint's ``event_id_header`` when configured and present, else
+``<topic>/<partition>/<offset>`` — stable, so a record read twice after a crash is absorbed.
 
-Errors are contained per partition: a record that cannot be forwarded for a reason that may
-pass (Kafka unavailable, anything unforeseen) stays uncommitted, its partition is paused and
-retried after a backoff (doubling to :data:`MAX_BACKOFF_S`), and every other topic and
-partition keeps flowing. A record refused for good (a :class:`~synapseops.errors.FatalError`)
-goes to ``integration-delivery.dlq`` with its routing headers and the reason, like any poison
-record, and its partition moves on. The forwarder is a supervised task
-(``streams/supervision.py``) on the one consumer loop of :mod:`streams.consumer`: ``run``
-until ``stop``.
+Then, per partition of a poll (the partitions concurrently):
+
+- a topic read by **one** source endpoint (the usual case): its records are delivered here,
+  through the delivery pipeline on the road (:mod:`streams.integration.topic_delivery`: no
+  second Kafka hop);
+- a topic read by **several**: each record is forwarded onto ``integration.events``, a copy
+  per endpoint (produced at once, awaited once per partition), where the delivery pipeline's
+  agent reads them (that module says why these keep the hop).
+
+A partition's offsets are committed once for the poll, only after every delivery and every
+hand-off (a forwarded copy, a failed record's retry tier or dead letter) is durable.
+
+Errors are contained per partition. A delivered record that fails goes the road's way (its
+retry tiers, then the dead letter, with its history). A record that cannot be forwarded, or a
+run the road could not route, for a reason that may pass (Kafka unavailable, anything
+unforeseen) stays uncommitted: its partition is paused and retried after a backoff (doubling
+to :data:`MAX_BACKOFF_S`), and every other topic and partition keeps flowing. A copy refused
+for good (a :class:`~synapseops.errors.FatalError`) goes to ``integration-delivery.dlq`` with
+its routing headers and the reason, like any poison record, and its partition moves on. The
+reader is a supervised task (``streams/supervision.py``) on the one consumer loop of
+:mod:`streams.consumer`: ``run`` until ``stop``.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.consumer import ConsumerLoop
 from streams.integration.source_config import reserved_topics
+from streams.integration.topic_delivery import TopicDelivery
 from streams.integration.topic_sources import (
     TopicSource,
     dead_letter_headers,
@@ -74,14 +85,20 @@ class Hold:
 
 
 class KafkaSourceForwarder(ConsumerLoop):
-    """Forwards the records of every Kafka-topic source onto ``integration.events``."""
+    """Reads every Kafka-topic source: delivers its records (``direct``) or forwards them onto
+    ``integration.events`` (module docstring)."""
 
     def __init__(
-        self, settings: Settings, engine: sqlalchemy.Engine, producer: AsyncProducer
+        self,
+        settings: Settings,
+        engine: sqlalchemy.Engine,
+        producer: AsyncProducer,
+        direct: TopicDelivery | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.producer = producer
+        self.direct = direct
         self.group_id = f"{settings.worker.group_id}.integration-sources"
         super().__init__(
             consumer_config(settings.kafka, self.group_id),
@@ -96,6 +113,7 @@ class KafkaSourceForwarder(ConsumerLoop):
         self._sources: dict[str, list[TopicSource]] = {}
         self._listed_at = -REFRESH_S
         self.forwarded = 0
+        self.delivered = 0
 
     # ---- on the consumer loop (streams.consumer) ------------------------------------------
 
@@ -119,11 +137,17 @@ class KafkaSourceForwarder(ConsumerLoop):
         for message in messages:
             record = RoadRecord.from_confluent(message)
             runs.setdefault((record.topic, record.partition), []).append(record)
-        offsets = []
-        for records in runs.values():
-            upto = await self._forward_run(consumer, records, self._sources)
-            if upto is not None:
-                offsets.append(TopicPartition(records[0].topic, records[0].partition, upto))
+        # Partitions are independent (order is kept within one): their runs go concurrently,
+        # so one partition's slow target does not hold up the others' deliveries.
+        sources = self._sources
+        uptos = await asyncio.gather(
+            *(self._forward_run(consumer, records, sources) for records in runs.values())
+        )
+        offsets = [
+            TopicPartition(records[0].topic, records[0].partition, upto)
+            for records, upto in zip(runs.values(), uptos, strict=True)
+            if upto is not None
+        ]
         if offsets:
             # One commit for the batch; a commit lost to a rebalance only means the records
             # are forwarded again (their event ids are stable: absorbed downstream).
@@ -187,6 +211,8 @@ class KafkaSourceForwarder(ConsumerLoop):
         if held is not None and held.retry_at is not None:
             return None  # fetched before the pause took effect; read again once resumed
         targets = sources.get(records[0].topic, [])
+        if self.direct is not None and len(targets) == 1:
+            return await self._deliver_run(consumer, records, held, targets)
         outgoing: list[Outgoing] = []
         for record in records:
             outgoing += [
@@ -212,6 +238,27 @@ class KafkaSourceForwarder(ConsumerLoop):
             self.forwarded += 1
         self._held.pop(where, None)
         return upto
+
+    async def _deliver_run(
+        self,
+        consumer: Consumer,
+        records: list[RoadRecord],
+        held: Hold | None,
+        targets: list[TopicSource],
+    ) -> int | None:
+        """One partition's records delivered here (:mod:`streams.integration.topic_delivery`):
+        committable past the last once the road returned, held from the first if it raised."""
+        assert self.direct is not None
+        try:
+            await self.direct.deliver(records, targets[0])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._hold(consumer, records[0], held, exc, targets)
+            return None
+        self._held.pop((records[0].topic, records[0].partition), None)
+        self.delivered += len(records)
+        return records[-1].offset + 1
 
     async def _hold(
         self,

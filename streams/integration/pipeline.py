@@ -7,7 +7,8 @@ retry tier or after a replay. Source events have a batch handler (:mod:`streams.
 batches`: the flow catalog checked once, the Runs started in one transaction, deliveries
 concurrent across keys, the Runs finished in one transaction); the per-record handler is that
 batch handler on a batch of one — one code path. ``tasks(runtime)`` gives the REST pollers and
-the Kafka-topic forwarders (both supervised), ``services(runtime)`` the owner of the clients.
+the Kafka-topic sources (both supervised; a source topic's records are delivered through this
+pipeline where they are read), ``services(runtime)`` the owner of the clients.
 The work per flow and event:
 
 1. a succeeded run of (flow, source event) exists → nothing to do (duplicates are absorbed);
@@ -165,16 +166,18 @@ def delivery_for(runtime: Runtime) -> Delivery:
     return found
 
 
-def pipelines(runtime: Runtime) -> list[Pipeline]:
+def delivery_pipeline(runtime: Runtime) -> Pipeline:
     delivery = delivery_for(runtime)
-    return [
-        Pipeline.declared(
-            INTEGRATION_DELIVERY,
-            delivery.handlers,
-            runtime.settings,
-            batch_handlers=delivery.batch_handlers,
-        )
-    ]
+    return Pipeline.declared(
+        INTEGRATION_DELIVERY,
+        delivery.handlers,
+        runtime.settings,
+        batch_handlers=delivery.batch_handlers,
+    )
+
+
+def pipelines(runtime: Runtime) -> list[Pipeline]:
+    return [delivery_pipeline(runtime)]
 
 
 def services(runtime: Runtime) -> list[Service]:
@@ -182,12 +185,15 @@ def services(runtime: Runtime) -> list[Service]:
 
 
 def tasks(runtime: Runtime) -> list[TaskSpec]:
-    """The REST pollers and the Kafka-topic forwarders, supervised (streams/supervision.py)."""
+    """The REST pollers and the Kafka-topic sources (delivered on the road where they are
+    read: streams/integration/topic_delivery.py), supervised (streams/supervision.py)."""
     from streams.integration.kafka_source import KafkaSourceForwarder
     from streams.integration.poller import RestPoller
+    from streams.integration.topic_delivery import TopicDelivery
 
     settings, engine, producer = runtime.settings, runtime.engine, runtime.producer
+    direct = TopicDelivery(delivery_pipeline(runtime), runtime.router)
     return [
         TaskSpec("rest-poller", lambda: RestPoller(settings, engine, producer)),
-        TaskSpec("kafka-sources", lambda: KafkaSourceForwarder(settings, engine, producer)),
+        TaskSpec("kafka-sources", lambda: KafkaSourceForwarder(settings, engine, producer, direct)),
     ]
