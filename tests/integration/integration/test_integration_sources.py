@@ -137,12 +137,12 @@ def erp_requests(world: dict[str, Any], flow_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def published_events(settings: Settings, marks: list[int], connector: str) -> list[RoadRecord]:
-    """The records of ``connector`` on ``integration.events`` after ``marks`` (start offsets)."""
-    ends = end_offsets(settings, INTEGRATION_EVENTS.name)
-    consumer = Consumer(consumer_config(settings.kafka, f"t-events-{uuid.uuid4().hex}"))
+def records_after(settings: Settings, topic: str, marks: list[int]) -> list[RoadRecord]:
+    """Every record of ``topic`` past ``marks`` (its partitions' start offsets)."""
+    ends = end_offsets(settings, topic)
+    consumer = Consumer(consumer_config(settings.kafka, f"t-read-{uuid.uuid4().hex}"))
     pending = {p for p, (start, end) in enumerate(zip(marks, ends, strict=True)) if end > start}
-    consumer.assign([TopicPartition(INTEGRATION_EVENTS.name, p, marks[p]) for p in pending])
+    consumer.assign([TopicPartition(topic, p, marks[p]) for p in pending])
     found: list[RoadRecord] = []
     deadline = time.monotonic() + 20
     try:
@@ -151,14 +151,22 @@ def published_events(settings: Settings, marks: list[int], connector: str) -> li
             if message is None or message.error() is not None:
                 continue
             record = RoadRecord.from_confluent(message)
-            if kh.to_map(record.headers).get(kh.CONNECTOR) == connector:
-                found.append(record)
+            found.append(record)
             if record.offset + 1 >= ends[record.partition]:
                 pending.discard(record.partition)
     finally:
         consumer.close()
-    assert not pending, f"integration.events partitions {pending} not read to their end"
+    assert not pending, f"{topic} partitions {pending} not read to their end"
     return found
+
+
+def published_events(settings: Settings, marks: list[int], connector: str) -> list[RoadRecord]:
+    """The records of ``connector`` on ``integration.events`` after ``marks`` (start offsets)."""
+    return [
+        record
+        for record in records_after(settings, INTEGRATION_EVENTS.name, marks)
+        if kh.to_map(record.headers).get(kh.CONNECTOR) == connector
+    ]
 
 
 def succeeded_event_ids(world: dict[str, Any], flow_id: int) -> Counter[str]:

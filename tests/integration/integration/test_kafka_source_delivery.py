@@ -25,13 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from sinks.integration import store
 from sinks.integration.tables import SUCCEEDED, connectors, endpoints
-from streams.road import RoadRecord
 from synapseops import headers as kh
-from synapseops.kafka import consumer_config, producer_config
+from synapseops.kafka import producer_config
 from synapseops.settings import Settings
 from tests.integration.integration.test_integration_sources import (
     KAFKA_TO_ERP,
@@ -40,6 +39,7 @@ from tests.integration.integration.test_integration_sources import (
     erp_orders,
     flow_to_erp,
     published_events,
+    records_after,
     succeeded_event_ids,
     wait_for,
     worker_for,
@@ -89,29 +89,6 @@ def produce(settings: Settings, topic: str, records: list[tuple[str, dict[str, A
     for key, value in records:
         producer.produce(topic, json.dumps(value).encode(), key=key.encode())
     assert producer.flush(30) == 0
-
-
-def records_after(settings: Settings, topic: str, marks: list[int]) -> list[RoadRecord]:
-    """Every record of ``topic`` past ``marks`` (its partitions' start offsets)."""
-    ends = end_offsets(settings, topic)
-    consumer = Consumer(consumer_config(settings.kafka, f"t-read-{uuid.uuid4().hex}"))
-    pending = {p for p, (start, end) in enumerate(zip(marks, ends, strict=True)) if end > start}
-    consumer.assign([TopicPartition(topic, p, marks[p]) for p in pending])
-    found: list[RoadRecord] = []
-    deadline = time.monotonic() + 20
-    try:
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            record = RoadRecord.from_confluent(message)
-            found.append(record)
-            if record.offset + 1 >= ends[record.partition]:
-                pending.discard(record.partition)
-    finally:
-        consumer.close()
-    assert not pending, f"{topic} partitions {pending} not read to their end"
-    return found
 
 
 def fault(world: dict[str, Any], **body: Any) -> None:
