@@ -112,8 +112,6 @@ class KafkaSourceForwarder(ConsumerLoop):
         self._misconfigured = MisconfiguredSources("kafka")
         self._sources: dict[str, list[TopicSource]] = {}
         self._listed_at = -REFRESH_S
-        self.forwarded = 0
-        self.delivered = 0
 
     # ---- on the consumer loop (streams.consumer) ------------------------------------------
 
@@ -235,7 +233,6 @@ class KafkaSourceForwarder(ConsumerLoop):
                 await self._hold(consumer, record, held, exc, targets)
                 return upto
             upto = record.offset + 1
-            self.forwarded += 1
         self._held.pop(where, None)
         return upto
 
@@ -257,7 +254,6 @@ class KafkaSourceForwarder(ConsumerLoop):
             await self._hold(consumer, records[0], held, exc, targets)
             return None
         self._held.pop((records[0].topic, records[0].partition), None)
-        self.delivered += len(records)
         return records[-1].offset + 1
 
     async def _hold(
