@@ -75,16 +75,18 @@ class EventBatches:
         """One answer per record of ``records`` (the batch contract of :mod:`streams.road`)."""
         answers: list[Answer | None] = [None] * len(records)
         chunk: list[tuple[int, SourceEvent]] = []
+        ids: set[str] = set()  # the chunk's event ids
         for index, record in enumerate(records):
             try:
                 event = source_event(record)
             except Exception as exc:
                 answers[index] = exc
                 continue
-            if any(seen.event_id == event.event_id for _, seen in chunk):
+            if event.event_id in ids:
                 await self._chunk(records, chunk, answers)
-                chunk = []
+                chunk, ids = [], set()
             chunk.append((index, event))
+            ids.add(event.event_id)
         if chunk:
             await self._chunk(records, chunk, answers)
         return [answer if answer is not None else Outcome("skipped") for answer in answers]
@@ -100,15 +102,12 @@ class EventBatches:
         await asyncio.to_thread(
             finish_runs, self.engine, [one.finish for one in sent if one is not None]
         )
+        flows: dict[int, list[tuple[Started | None, Sent | None]]] = {}
+        for job, run, one in zip(jobs, started, sent, strict=True):
+            flows.setdefault(job.index, []).append((run, one))
         for index, _ in chunk:
             if answers[index] is None:
-                answers[index] = _answer(
-                    [
-                        (s, one)
-                        for job, s, one in zip(jobs, started, sent, strict=True)
-                        if job.index == index
-                    ]
-                )
+                answers[index] = _answer(flows.get(index, []))
 
     def _prepare(
         self,
