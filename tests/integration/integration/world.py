@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -174,13 +174,28 @@ def read_at(settings: Settings, topic: str, partition: int, offset: int) -> Road
     raise AssertionError(f"no record at {topic}/{partition}@{offset}")
 
 
+_LEADERLESS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
 def end_offsets(settings: Settings, topic: str) -> list[int]:
+    """The end offset of each of ``topic``'s partitions (as many as the topic has). Right after
+    the test broker's cold start a partition may have no leader yet: asked again until it has."""
     consumer = Consumer(consumer_config(settings.kafka, f"t-marks-{uuid.uuid4().hex}"))
     try:
-        return [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(INTEGRATION_EVENTS.partitions)
-        ]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+                return [
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(count or INTEGRATION_EVENTS.partitions)
+                ]
+            except KafkaException as exc:
+                error = exc.args[0]
+                leaderless = error.code() in _LEADERLESS or error.retriable()
+                if not leaderless or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
