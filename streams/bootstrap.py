@@ -155,7 +155,7 @@ def _tier_factory(
 class SharedProducer(Service):
     """The lifetime of the runtime's producer: closed (flushed) when the worker stops.
 
-    Listed before the supervisor and the modules' services: mode stops services in reverse
+    Listed before the modules' services and the supervisor: mode stops services in reverse
     order, so everything that produces has stopped by the time this closes the producer.
     """
 

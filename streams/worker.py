@@ -60,14 +60,15 @@ def build_worker(settings: Settings, engine: sqlalchemy.Engine) -> faust.Worker:
     health = HealthServer(
         app, settings.worker.metrics_host, settings.worker.metrics_port, supervisor=supervisor
     )
-    # mode stops services in reverse order: the modules' services, then every supervised
-    # task, then the shared producer they all produce with, then health.
+    # mode stops services in reverse order: every supervised task first (a Kafka source's
+    # lanes finish their deliveries), then the modules' services (the HTTP clients those
+    # deliveries use), then the shared producer they all produce with, then health.
     worker = faust.Worker(
         app,
         health,
         SharedProducer(runtime),
-        supervisor,
         *loaded.services,
+        supervisor,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,

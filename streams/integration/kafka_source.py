@@ -13,41 +13,47 @@ continued from a valid foreign ``traceparent`` (as the HTTP ingress does), and t
 the value of the endpoint's ``event_id_header`` when configured and present, else
 ``<topic>/<partition>/<offset>`` — stable, so a record read twice after a crash is absorbed.
 
-Then, per partition of a poll (the partitions concurrently):
+Then each partition's records of a poll go to that partition's lane
+(:mod:`streams.partition_lanes`): in order within the partition, the partitions concurrently,
+and the next poll is taken while they are in flight (the lanes bound how many records wait):
 
 - a topic read by **one** source endpoint (the usual case): its records are delivered here,
   through the delivery pipeline on the road (:mod:`streams.integration.topic_delivery`: no
-  second Kafka hop);
+  second Kafka hop), one road batch (``road.batch_size``) after the other — a poll takes up
+  to :data:`POLL_BATCHES` of them, since librdkafka hands its fetches over one partition at a
+  time and a poll of one batch would mostly be one partition, nothing overlapping;
 - a topic read by **several**: each record is forwarded onto ``integration.events``, a copy
   per endpoint (produced at once, awaited once per partition), where the delivery pipeline's
   agent reads them (that module says why these keep the hop).
 
-A partition's offsets are committed once for the poll, only after every delivery and every
-hand-off (a forwarded copy, a failed record's retry tier or dead letter) is durable.
+The loop commits what the lanes finished before each poll (one commit for all partitions), a
+partition's offset only past records whose delivery and every hand-off (a forwarded copy, a
+failed record's retry tier or dead letter) is durable; a revoked partition's lane finishes
+and is committed in ``on_revoke``, while still a member.
 
 Errors are contained per partition. A delivered record that fails goes the road's way (its
 retry tiers, then the dead letter, with its history). A record that cannot be forwarded, or a
 run the road could not route, for a reason that may pass (Kafka unavailable, anything
-unforeseen) stays uncommitted: its partition is paused and retried after a backoff (doubling
-to :data:`MAX_BACKOFF_S`), and every other topic and partition keeps flowing. A copy refused
-for good (a :class:`~synapseops.errors.FatalError`) goes to ``integration-delivery.dlq`` with
-its routing headers and the reason, like any poison record, and its partition moves on. The
-reader is a supervised task (``streams/supervision.py``) on the one consumer loop of
-:mod:`streams.consumer`: ``run`` until ``stop``.
+unforeseen) stays uncommitted: its partition is paused and retried after a backoff
+(:mod:`streams.integration.source_holds`), and every other topic and partition keeps
+flowing. A copy refused for good (a :class:`~synapseops.errors.FatalError`) goes to
+``integration-delivery.dlq`` with its routing headers and the reason, like any poison record,
+and its partition moves on. The reader is a supervised task (``streams/supervision.py``) on
+the one consumer loop of :mod:`streams.consumer`: ``run`` until ``stop``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import sqlalchemy
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.consumer import ConsumerLoop
 from streams.integration.source_config import reserved_topics
+from streams.integration.source_holds import Holds
 from streams.integration.topic_delivery import TopicDelivery
 from streams.integration.topic_sources import (
     TopicSource,
@@ -55,8 +61,9 @@ from streams.integration.topic_sources import (
     forwarded_headers,
     topic_sources,
 )
+from streams.partition_lanes import PartitionLanes
 from streams.road.record import RoadRecord
-from streams.source_metrics import SOURCE_FAILURES, MisconfiguredSources
+from streams.source_metrics import MisconfiguredSources
 from synapseops.errors import FatalError, SynapseOpsError
 from synapseops.kafka import AsyncProducer, Outgoing, consumer_config
 from synapseops.logging import get_logger
@@ -67,21 +74,13 @@ log = get_logger(__name__)
 
 REFRESH_S = 10.0
 POLL_S = 0.5
-FIRST_BACKOFF_S = 1.0
-MAX_BACKOFF_S = 300.0
+# Road batches one poll may take: enough that a poll spans partitions.
+POLL_BATCHES = 4
+# How long a poll may wait while lanes are busy: their finished offsets are committed after it.
+BUSY_POLL_S = 0.05
 
 
 Partition = tuple[str, int]
-
-
-@dataclass
-class Hold:
-    """A partition held back after a failed record: its offset, when to try again (``None``
-    once resumed, still on probation), and the delay that was waited."""
-
-    offset: int
-    retry_at: float | None
-    delay: float
 
 
 class KafkaSourceForwarder(ConsumerLoop):
@@ -103,12 +102,21 @@ class KafkaSourceForwarder(ConsumerLoop):
         super().__init__(
             consumer_config(settings.kafka, self.group_id),
             name="kafka-source",
-            batch_size=settings.road.batch_size,
+            # A poll takes several partitions' fetches (librdkafka hands them over one
+            # partition at a time), which then go concurrently; each partition's run is cut
+            # into the road's batches (:meth:`_deliver_run`).
+            batch_size=settings.road.batch_size * POLL_BATCHES,
         )
+        self.chunk = settings.road.batch_size
+        # Each partition's runs go on while the next poll is taken (streams/partition_lanes.py):
+        # a few polls' worth in all, a poll's worth per partition (_pace).
+        self.lanes = PartitionLanes(limit=self.batch_size * 3)
         self.reserved = reserved_topics(settings)
         registry = platform_registry(settings.retry.delays)
         self.dlq_topic = registry.pipelines[INTEGRATION_DELIVERY].dlq_topic
-        self._held: dict[Partition, Hold] = {}
+        self.holds = Holds()
+        self._polls = 0  # polls that brought records (a run knows its poll: source_holds.py)
+        self._busy: set[Partition] = set()  # paused while their lanes are full (_pace)
         self._misconfigured = MisconfiguredSources("kafka")
         self._sources: dict[str, list[TopicSource]] = {}
         self._listed_at = -REFRESH_S
@@ -122,34 +130,78 @@ class KafkaSourceForwarder(ConsumerLoop):
             fresh = await self._read_sources(self._sources)
             if self.consumer is None or sorted(fresh) != sorted(self._sources):
                 await self.close_consumer()
-                self._held.clear()
+                self.holds.clear()
+                self._busy.clear()
                 if fresh:
                     await self.subscribe(sorted(fresh))
                     log.info("kafka sources subscribed", extra={"topics": sorted(fresh)})
             self._sources = fresh
         if self.consumer is not None:
-            await self.call(self._unblock_due, self.consumer)
+            await self._commit_finished(self.consumer)
+            await self.call(self._pace, self.consumer)
+
+    def _pace(self, consumer: Consumer) -> None:
+        """On the consumer's thread, before a poll: the holds (pause what is newly held,
+        resume what is due), then the lanes. librdkafka serves a poll from one partition's
+        fetched records while it has any, so a poll would bring the partition already in
+        flight again and again, one lane busy and the others idle: a partition with a poll's
+        worth in its lane is paused until it is through (the fetch then goes on from the
+        record after the last one taken), and the polls bring the others."""
+        self.holds.apply(consumer, self._polls)
+        for where in list(self._busy):
+            if self.lanes.records_of(where) < self.batch_size:
+                self._busy.discard(where)
+                if not self.holds.holding(where):
+                    self._flip(consumer.resume, where)
+        for where in self.lanes.partitions():
+            if where not in self._busy and self.lanes.records_of(where) >= self.batch_size:
+                self._busy.add(where)
+                self._flip(consumer.pause, where)
+
+    def _flip(
+        self, pause_or_resume: Callable[[list[TopicPartition]], None], where: Partition
+    ) -> None:
+        try:
+            pause_or_resume([TopicPartition(*where)])
+        except KafkaException as exc:  # a partition just revoked: its next owner reads it
+            log.debug("pause/resume refused", extra={"partition": where, "error": str(exc)})
+
+    def poll_timeout(self) -> float:
+        return BUSY_POLL_S if self.lanes.busy else POLL_S
 
     async def on_messages(self, consumer: Consumer, messages: list[Message]) -> None:
         runs: dict[Partition, list[RoadRecord]] = {}
         for message in messages:
             record = RoadRecord.from_confluent(message)
             runs.setdefault((record.topic, record.partition), []).append(record)
-        # Partitions are independent (order is kept within one): their runs go concurrently,
-        # so one partition's slow target does not hold up the others' deliveries.
+        # Partitions are independent (order is kept within one): each run goes to its
+        # partition's lane, so one partition's slow target does not hold up the others, and
+        # the next poll is taken while these are in flight.
         sources = self._sources
-        uptos = await asyncio.gather(
-            *(self._forward_run(consumer, records, sources) for records in runs.values())
-        )
-        offsets = [
-            TopicPartition(records[0].topic, records[0].partition, upto)
-            for records, upto in zip(runs.values(), uptos, strict=True)
-            if upto is not None
-        ]
-        if offsets:
-            # One commit for the batch; a commit lost to a rebalance only means the records
-            # are forwarded again (their event ids are stable: absorbed downstream).
+        self._polls += 1
+        for where, records in runs.items():
+            run = partial(self._forward_run, records, sources, self._polls)
+            self.lanes.submit(where, len(records), run)
+        await self._commit_finished(consumer)
+        await self.lanes.room()
+
+    async def _commit_finished(self, consumer: Consumer) -> None:
+        """Commit what the lanes finished, on the consumer's thread. A commit lost to a
+        rebalance only means the records are read again (their event ids are stable:
+        absorbed downstream)."""
+        done = self.lanes.finished()
+        if done:
+            offsets = [TopicPartition(topic, part, upto) for (topic, part), upto in done.items()]
             await self.call(self.commit, consumer, offsets)
+
+    async def close_consumer(self) -> None:
+        # What is in flight finishes (or is abandoned after the lanes' grace) and is committed
+        # while still a member; then the consumer leaves.
+        consumer = self.consumer
+        if consumer is not None:
+            await asyncio.shield(self.lanes.drain())
+            await self._commit_finished(consumer)
+        await super().close_consumer()
 
     async def _read_sources(
         self, known: dict[str, list[TopicSource]]
@@ -166,51 +218,44 @@ class KafkaSourceForwarder(ConsumerLoop):
         # A partition (re)gained starts from its committed offset; no hold carries over, and
         # librdkafka may remember a pause across a revoke and a re-assign.
         consumer.assign(partitions)
-        for tp in partitions:
-            self._held.pop((tp.topic, tp.partition), None)
+        self.holds.drop((tp.topic, tp.partition) for tp in partitions)
+        self._busy.difference_update((tp.topic, tp.partition) for tp in partitions)
         try:
             consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in partitions])
         except KafkaException as exc:
             log.debug("resume on assign refused", extra={"error": str(exc)})
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._held.pop((tp.topic, tp.partition), None)
+        # Still a member: the revoked partitions' lanes finish (up to their grace) and what
+        # they finished is committed here, so their next owner starts after it.
+        done = self.lanes.settle([(tp.topic, tp.partition) for tp in partitions])
+        if done:
+            offsets = [TopicPartition(topic, part, upto) for (topic, part), upto in done.items()]
+            self.commit(consumer, offsets)
+        self.holds.drop((tp.topic, tp.partition) for tp in partitions)
 
-    def _unblock_due(self, consumer: Consumer) -> None:
-        now = time.monotonic()
-        for (topic, partition), hold in list(self._held.items()):
-            if hold.retry_at is None or hold.retry_at > now:
-                continue
-            try:
-                # Back to the record that failed (what was fetched behind it was dropped).
-                consumer.seek(TopicPartition(topic, partition, hold.offset))
-                consumer.resume([TopicPartition(topic, partition)])
-            except KafkaException as exc:
-                log.warning(
-                    "kafka source partition not resumed",
-                    extra={"topic": topic, "partition": partition, "error": str(exc)},
-                )
-                continue
-            hold.retry_at = None
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The group moved on without us: nothing of these may be committed any more.
+        self.lanes.abandon([(tp.topic, tp.partition) for tp in partitions])
+        self.holds.drop((tp.topic, tp.partition) for tp in partitions)
 
     async def _forward_run(
         self,
-        consumer: Consumer,
         records: list[RoadRecord],
         sources: Mapping[str, list[TopicSource]],
+        poll: int,
     ) -> int | None:
         """Forward one partition's records (all produced at once, awaited once); the offset
         its partition may be committed to, ``None`` if not past any. The first record that
         could not be forwarded holds back its partition, and only its own (module docstring).
         """
         where = (records[0].topic, records[0].partition)
-        held = self._held.get(where)
-        if held is not None and held.retry_at is not None:
+        if self.holds.blocks(records, poll):
             return None  # fetched before the pause took effect; read again once resumed
         targets = sources.get(records[0].topic, [])
+        endpoints = [source.endpoint for source in targets]
         if self.direct is not None and len(targets) == 1:
-            return await self._deliver_run(consumer, records, held, targets)
+            return await self._deliver_run(records, targets[0], endpoints)
         outgoing: list[Outgoing] = []
         for record in records:
             outgoing += [
@@ -230,57 +275,35 @@ class KafkaSourceForwarder(ConsumerLoop):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._hold(consumer, record, held, exc, targets)
+                self.holds.hold(record, exc, endpoints)
                 return upto
             upto = record.offset + 1
-        self._held.pop(where, None)
+        self.holds.release(where)
         return upto
 
     async def _deliver_run(
         self,
-        consumer: Consumer,
         records: list[RoadRecord],
-        held: Hold | None,
-        targets: list[TopicSource],
+        source: TopicSource,
+        endpoints: list[str],
     ) -> int | None:
-        """One partition's records delivered here (:mod:`streams.integration.topic_delivery`):
-        committable past the last once the road returned, held from the first if it raised."""
+        """One partition's records delivered here (:mod:`streams.integration.topic_delivery`),
+        a road batch after the other: committable past each batch the road returned; a batch
+        it raised for holds the partition from its first record (the ones before stay done)."""
         assert self.direct is not None
-        try:
-            await self.direct.deliver(records, targets[0])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._hold(consumer, records[0], held, exc, targets)
-            return None
-        self._held.pop((records[0].topic, records[0].partition), None)
-        return records[-1].offset + 1
-
-    async def _hold(
-        self,
-        consumer: Consumer,
-        record: RoadRecord,
-        held: Hold | None,
-        exc: Exception,
-        targets: list[TopicSource],
-    ) -> None:
-        delay = min(held.delay * 2, MAX_BACKOFF_S) if held is not None else FIRST_BACKOFF_S
-        self._held[(record.topic, record.partition)] = Hold(
-            record.offset, time.monotonic() + delay, delay
-        )
-        await self.call(consumer.pause, [TopicPartition(record.topic, record.partition)])
-        SOURCE_FAILURES.labels("kafka", "forward_failed").inc()
-        log.warning(
-            "kafka source record not forwarded; its partition waits and retries",
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "endpoints": [s.endpoint for s in targets],
-                "retry_in_s": delay,
-                "error": f"{type(exc).__name__}: {exc}",
-            },
-        )
+        upto = None
+        for start in range(0, len(records), self.chunk):
+            batch = records[start : start + self.chunk]
+            try:
+                await self.direct.deliver(batch, source)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.holds.hold(batch[0], exc, endpoints)
+                return upto
+            upto = batch[-1].offset + 1
+        self.holds.release((records[0].topic, records[0].partition))
+        return upto
 
     async def _dead_letter(
         self,

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.integration.integration.test_integration_sources import (
     create_topic,
     disable,
     erp_orders,
+    erp_requests,
     flow_to_erp,
     published_events,
     records_after,
@@ -152,52 +154,131 @@ def test_failures_of_a_source_topic_take_the_road_and_nothing_goes_through_the_e
     assert published_events(settings, events_marks, connector) == []
 
 
+BURST = 600
+
+
+def burst_flow(world: dict[str, Any], name: str) -> tuple[str, int, str]:
+    """A 3-partition source topic and its flow to the ERP: (topic, flow id, run id)."""
+    topic = f"t-direct-{name}-{uuid.uuid4().hex[:8]}"
+    create_topic(world["settings"], topic, partitions=3)
+    _, (source,) = kafka_source(world, topic)
+    return topic, flow_to_erp(world, source, KAFKA_TO_ERP), f"{name[0]}{uuid.uuid4().hex[:8]}"
+
+
+def burst_records(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """:data:`BURST` orders over seven keys."""
+    return [(f"c{n % 7}", order(run, f"c{n % 7}", n)) for n in range(BURST)]
+
+
+def burst_worker(
+    world: dict[str, Any], kafka_bootstrap: str, data_dir: Path, group: str | None = None
+) -> WorkerProcess:
+    """A worker in batches of 50: many commits in the burst, so a kill or a rebalance lands
+    between some of them."""
+    data_dir.mkdir(exist_ok=True)
+    env = {
+        "SYNAPSEOPS_WORKER_PIPELINES": "integration-delivery",
+        "SYNAPSEOPS_ROAD_BATCH_SIZE": "50",
+    }
+    return WorkerProcess(
+        kafka_bootstrap,
+        world["settings"].database_url,
+        data_dir,
+        group_id=group,
+        extra_env={**env, **world["worker_env"]},
+    )
+
+
+def delivered(world: dict[str, Any], flow_id: int) -> int:
+    return len(succeeded_event_ids(world, flow_id))
+
+
+@contextmanager
+def slow_erp_burst(
+    world: dict[str, Any], flow_id: int, *workers: WorkerProcess, latency_ms: int = 30
+) -> Iterator[None]:
+    """Every ERP order a little slow (a kill or a rebalance lands mid-burst); after, the
+    faults cleared, the workers stopped (their logs printed), the flow disabled."""
+    fault(world, latency_ms=latency_ms)
+    try:
+        yield
+    finally:
+        no_faults(world)
+        for worker in workers:
+            worker.stop()
+            print(worker.log_tail())
+        disable(world, flow_id)
+
+
+def assert_each_once_in_order(world: dict[str, Any], run: str, flow_id: int) -> None:
+    """Every order of the burst made once at the ERP, each key's in the order produced, and
+    one succeeded Run per record."""
+    made = erp_orders(world, run)
+    assert Counter(o["external_id"] for o in made) == Counter(
+        f"{run}-c{n % 7}-{n}" for n in range(BURST)
+    )
+    for key in {f"c{n % 7}" for n in range(BURST)}:
+        ns = [
+            int(o["external_id"].rsplit("-", 1)[1]) for o in made if f"-{key}-" in o["external_id"]
+        ]
+        assert ns == sorted(ns), f"key {key}'s orders out of order"
+    runs = succeeded_event_ids(world, flow_id)
+    assert len(runs) == BURST and set(runs.values()) == {1}
+
+
 def test_kill_9_mid_burst_on_a_source_topic_loses_nothing_and_doubles_nothing(
     world: dict[str, Any], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    settings = world["settings"]
-    topic = f"t-direct-crash-{uuid.uuid4().hex[:8]}"
-    create_topic(settings, topic, partitions=3)
-    _, (source,) = kafka_source(world, topic)
-    flow_id = flow_to_erp(world, source, KAFKA_TO_ERP)
-    run = f"k{uuid.uuid4().hex[:8]}"
-    total = 600
-    records = [(f"c{n % 7}", order(run, f"c{n % 7}", n)) for n in range(total)]
-    # Batches of 50: many commits in the burst, so the kill lands between some of them.
-    worker = WorkerProcess(
-        kafka_bootstrap,
-        settings.database_url,
-        tmp_path,
-        extra_env={
-            "SYNAPSEOPS_WORKER_PIPELINES": "integration-delivery",
-            "SYNAPSEOPS_ROAD_BATCH_SIZE": "50",
-            **world["worker_env"],
-        },
-    )
-    worker.start()
-    try:
+    topic, flow_id, run = burst_flow(world, "crash")
+    worker = burst_worker(world, kafka_bootstrap, tmp_path)
+    with slow_erp_burst(world, flow_id, worker):
+        worker.start()
         worker.wait_healthy()
-        fault(world, latency_ms=30)  # every order a little slow: the kill lands mid-burst
-        produce(settings, topic, records)
-        wait_for(lambda: len(succeeded_event_ids(world, flow_id)) >= total // 4, "a quarter", 90)
+        produce(world["settings"], topic, burst_records(run))
+        wait_for(lambda: delivered(world, flow_id) >= BURST // 4, "a quarter", 90)
         worker.kill_9()
-        crashed_at = len(succeeded_event_ids(world, flow_id))
+        crashed_at = delivered(world, flow_id)
         worker.start()  # the same group: from the committed offsets
         worker.wait_healthy()
-        wait_for(lambda: len(succeeded_event_ids(world, flow_id)) >= total, "all", 180)
+        wait_for(lambda: delivered(world, flow_id) >= BURST, "all", 180)
         time.sleep(2)
-    finally:
-        no_faults(world)
-        worker.stop()
-        print(worker.log_tail())
-        disable(world, flow_id)
 
-    assert crashed_at < total, "the kill came after the burst: it proves nothing"
-    orders = Counter(o["external_id"] for o in erp_orders(world, run))
-    assert orders == Counter(f"{run}-c{n % 7}-{n}" for n in range(total))
-    made = succeeded_event_ids(world, flow_id)
-    assert len(made) == total and set(made.values()) == {1}
-    print(f"direct source crash test: {total} records, kill -9 after {crashed_at} delivered")
+    assert crashed_at < BURST, "the kill came after the burst: it proves nothing"
+    assert_each_once_in_order(world, run, flow_id)
+    print(f"direct source crash test: {BURST} records, kill -9 after {crashed_at} delivered")
+
+
+def test_a_rebalance_mid_burst_settles_the_lanes_in_flight_and_keeps_each_keys_order(
+    world: dict[str, Any], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A second worker joins, then the first leaves, while batches are in flight in the
+    first's partition lanes (streams/partition_lanes.py): each revoke waits for the revoked
+    lanes and commits what they finished, so no record is lost or done twice, and every
+    key's orders reach the ERP in the order they were produced."""
+    topic, flow_id, run = burst_flow(world, "rebalance")
+    group = f"t-rebalance-{uuid.uuid4().hex[:8]}"  # one group: the two share the partitions
+    first, second = (burst_worker(world, kafka_bootstrap, tmp_path / n, group) for n in "ab")
+    # Slow enough that a batch is in flight longer than the group takes to rebalance: a
+    # revoke that did not wait for it would let the next owner send its records again.
+    with slow_erp_burst(world, flow_id, first, second, latency_ms=200):
+        first.start()
+        first.wait_healthy()
+        produce(world["settings"], topic, burst_records(run))
+        wait_for(lambda: delivered(world, flow_id) >= BURST // 5, "a fifth", 90)
+        second.start()  # joins the source group: the first's lanes are revoked mid-flight
+        second.wait_healthy()
+        wait_for(lambda: delivered(world, flow_id) >= BURST // 2, "a half", 120)
+        left_at = delivered(world, flow_id)
+        first.stop()  # leaves: its lanes settle and are committed as it goes
+        wait_for(lambda: delivered(world, flow_id) >= BURST, "all", 180)
+        time.sleep(2)
+
+    assert left_at < BURST, "the first left after the burst: it proves nothing"
+    assert_each_once_in_order(world, run, flow_id)
+    # Not even sent twice: each revoke let the lanes finish and committed them, so the next
+    # owner started after them instead of redoing what was in flight.
+    assert len(erp_requests(world, flow_id)) == BURST
+    print(f"rebalance test: {BURST} records, the first worker left after {left_at} delivered")
 
 
 def test_a_topic_read_by_two_endpoints_reaches_both_flows_through_the_events_topic(
