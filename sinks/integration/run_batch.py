@@ -249,7 +249,7 @@ def _documents(finish: RunFinish) -> _Documents:
     request = response = None
     request_apart = response_apart = None
     if finish.request is not None:
-        body = capped_document(finish.request.body)
+        body = capped_document(finish.request.body, finish.request.document)
         request = json_text(request_document(finish.request, body, finish))
         request_apart = _apart(body, finish.request.headers.get("Content-Type"))
     if finish.response is not None:

@@ -30,10 +30,14 @@ ERROR_CAP_CHARS = 4000
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """A request as sent. ``document``: the body decoded, when the platform wrote the body
+    from it (a mapped output): the Run shows it without decoding the bytes again."""
+
     method: str
     url: str
     headers: Mapping[str, str]
     body: bytes
+    document: Any = None
 
 
 @dataclass(frozen=True)
@@ -65,21 +69,24 @@ def json_text(document: Any) -> str:
     return _DOCUMENT.encode(document).decode()
 
 
-def _body_document(body: bytes) -> Any:
+def _body_document(body: bytes, document: Any = None) -> Any:
     """JSON when it is JSON, else text; scrubbed after decoding, so a secret spelled with JSON
-    escapes is found as well."""
+    escapes is found as well. ``document``, when given, is ``body`` decoded already."""
     if not body:
         return None
+    if document is not None:
+        return scrub_document(document)
     try:
         return scrub_document(load_payload(body))
     except SynapseOpsError:
         return scrub(body.decode("utf-8", "replace"))
 
 
-def capped_document(body: bytes) -> Capped:
+def capped_document(body: bytes, document: Any = None) -> Capped:
+    """``body`` as a row shows it; ``document``: the body decoded, if the caller has it."""
     if len(body) > BODY_CAP_BYTES:
         return Capped(None, scrub_bytes(body), len(body))
-    return Capped(_body_document(body), None, len(body))
+    return Capped(_body_document(body, document), None, len(body))
 
 
 def request_document(request: RecordedRequest, body: Capped, finish: RunFinish) -> dict[str, Any]:

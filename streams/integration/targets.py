@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sinks.http import HttpTarget, TargetResponse
 from sinks.integration.run_batch import RunFinish, Started
@@ -90,7 +91,7 @@ class Targets:
                 auth_headers=plan.auth,
                 traceparent=event.traceparent,
             )
-            request = _recorded_request(plan.target, outbound)
+            request = _recorded_request(plan.target, outbound, output)
             answer = await self._client(plan, plan.target).request(
                 outbound.method, outbound.path, content=outbound.body, headers=outbound.headers
             )
@@ -175,7 +176,7 @@ def _kafka_record(plan: FlowPlan, event: SourceEvent, started: Started) -> _Prod
             traceparent=event.traceparent,
         )
         shown = {name: raw.decode() for name, raw in headers}
-        request = RecordedRequest("PRODUCE", f"kafka://{target.topic}", shown, value)
+        request = RecordedRequest("PRODUCE", f"kafka://{target.topic}", shown, value, output)
         record = Outgoing(target.topic, value, key=record_key(target, output), headers=headers)
     except Exception as exc:
         return Sent(_failed(plan, started, begun, exc, request), exc)
@@ -227,9 +228,11 @@ def _failed(
     )
 
 
-def _recorded_request(target: Target, request: OutboundRequest) -> RecordedRequest:
+def _recorded_request(
+    target: Target, request: OutboundRequest, output: Mapping[str, Any]
+) -> RecordedRequest:
     return RecordedRequest(
-        request.method, target.base_url + request.path, request.headers, request.body
+        request.method, target.base_url + request.path, request.headers, request.body, output
     )
 
 
