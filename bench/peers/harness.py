@@ -86,7 +86,11 @@ class Bench:
                 process = row.start(ctx)
             except NotBuilt as exc:
                 return Result(row, note=str(exc))
-            profiler = _profiler(process, row)
+            try:
+                profiler = _profiler(process, row)
+            except BaseException:
+                stop_process(process)  # else the peer runs on beside every later row
+                raise
             figures, note = self._measure(process, output, timeout_s)
             if profiler is not None:
                 profiler.wait(timeout=60)
