@@ -100,7 +100,14 @@ class KafkaSourceForwarder(ConsumerLoop):
         self.direct = direct
         self.group_id = f"{settings.worker.group_id}.integration-sources"
         super().__init__(
-            consumer_config(settings.kafka, self.group_id),
+            # Prefetch about a poll's worth per partition (librdkafka's default is 100,000
+            # records): a partition paused while its lane is full (_pace) drops what was
+            # fetched behind it, and fetches it again on resume.
+            consumer_config(
+                settings.kafka,
+                self.group_id,
+                **{"queued.min.messages": settings.road.batch_size * POLL_BATCHES},
+            ),
             name="kafka-source",
             # A poll takes several partitions' fetches (librdkafka hands them over one
             # partition at a time), which then go concurrently; each partition's run is cut
