@@ -5,9 +5,10 @@ a Kafka-sourced endpoint on the input topic, a Kafka target producing to the out
 by the mapped ``source_order_id``, the golden Shopify → ERP mapping (``bench.peers.work``) and
 the flow; then runs ``synapseops worker`` (group ``--group``, only the ``integration-delivery``
 pipeline and its Kafka-source forwarder) as its child until SIGTERM, when it stops the worker
-and drops the database. Every order takes the real path: the forwarder onto
-``integration.events`` with the routing headers, the delivery pipeline (the road's headers,
-retry tiers and dead letters, a Run written before and after), the produce to the target. The
+and drops the database. Every order takes the real path: the Kafka-source reader delivers it
+where it reads it (``streams/integration/topic_delivery.py``; each partition in its lane beside
+the poll), through the delivery pipeline on the road (routing headers, retry tiers and dead
+letters, a Run written before and after), the produce to the target, the commit after. The
 output values are the engine's bytes exactly, like every other row's.
 
     python -m bench.peers.synapseops_peer --bootstrap H:P --input T --output T --group G \\
