@@ -47,7 +47,6 @@ class PartitionLanes:
         self.grace_s = grace_s
         self._tails: dict[Partition, asyncio.Task[None]] = {}
         self._done: dict[Partition, int] = {}
-        self._records = 0
         self._per: dict[Partition, int] = {}  # records in each partition's lane
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -71,7 +70,6 @@ class PartitionLanes:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
         previous = self._tails.get(where)
-        self._records += records
         self._per[where] = self._per.get(where, 0) + records
         task = self._loop.create_task(self._run(where, previous, records, work))
         self._tails[where] = task
@@ -95,7 +93,6 @@ class PartitionLanes:
             log.exception("partition lane failed", extra={"partition": f"{where[0]}/{where[1]}"})
             self._failure = self._failure or exc
         finally:
-            self._records -= records
             self._per[where] -= records
             if not self._per[where]:
                 del self._per[where]
@@ -112,13 +109,13 @@ class PartitionLanes:
 
     async def room(self) -> None:
         """Wait while the lanes hold more than ``limit`` records."""
-        while self._records > self.limit and self._tails:
+        while sum(self._per.values()) > self.limit and self._tails:
             await asyncio.wait(list(self._tails.values()), return_when=asyncio.FIRST_COMPLETED)
 
-    async def drain(self, timeout_s: float | None = None) -> None:
+    async def drain(self) -> None:
         """Wait for every lane (a consumer about to close); what they finished stays for
-        :meth:`finished`. A lane that outlasts ``timeout_s`` (the grace) is cancelled."""
-        await self._wait(list(self._tails), self.grace_s if timeout_s is None else timeout_s)
+        :meth:`finished`. A lane that outlasts the grace is cancelled."""
+        await self._wait(list(self._tails), self.grace_s)
 
     async def _wait(self, partitions: Iterable[Partition], timeout_s: float) -> None:
         wanted = set(partitions)

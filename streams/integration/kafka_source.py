@@ -198,8 +198,7 @@ class KafkaSourceForwarder(ConsumerLoop):
         absorbed downstream)."""
         done = self.lanes.finished()
         if done:
-            offsets = [TopicPartition(topic, part, upto) for (topic, part), upto in done.items()]
-            await self.call(self.commit, consumer, offsets)
+            await self.call(self.commit, consumer, _offsets(done))
 
     async def close_consumer(self) -> None:
         # What is in flight finishes (or is abandoned after the lanes' grace) and is committed
@@ -237,8 +236,7 @@ class KafkaSourceForwarder(ConsumerLoop):
         # they finished is committed here, so their next owner starts after it.
         done = self.lanes.settle([(tp.topic, tp.partition) for tp in partitions])
         if done:
-            offsets = [TopicPartition(topic, part, upto) for (topic, part), upto in done.items()]
-            self.commit(consumer, offsets)
+            self.commit(consumer, _offsets(done))
         self.holds.drop((tp.topic, tp.partition) for tp in partitions)
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -332,3 +330,7 @@ class KafkaSourceForwarder(ConsumerLoop):
                 "error": f"{type(exc).__name__}: {exc}",
             },
         )
+
+
+def _offsets(done: Mapping[Partition, int]) -> list[TopicPartition]:
+    return [TopicPartition(topic, partition, upto) for (topic, partition), upto in done.items()]
