@@ -3,27 +3,17 @@ is the one the body's bytes give: same JSON text, numbers digit for digit, secre
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from sinks.integration.run_documents import capped_document, json_text
-from streams.mapping import compile_mapping, dump_output, load_payload
+from streams.mapping import dump_output, load_payload
 from synapseops.redaction import HIDDEN, remember
-from tests.fixtures import GOLDEN
-from tests.unit.mapping.test_mapping_golden import CASES, FIXTURES, MAPPING_OF
-
-
-def mapped(case: str) -> object:
-    spec = json.loads((GOLDEN / f"{MAPPING_OF.get(case, case)}.mapping.json").read_text())
-    result = compile_mapping(spec).apply(load_payload((FIXTURES / CASES[case]).read_bytes()))
-    assert result.errors == []
-    return result.output
+from tests.unit.mapping.test_mapping_golden import CASES, mapped_output
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_document_from_the_output_is_the_document_from_the_bytes(case: str) -> None:
-    output = mapped(case)
+    output = mapped_output(case)
     body = dump_output(output)
     from_bytes, from_output = capped_document(body), capped_document(body, output)
     assert from_output.size == from_bytes.size == len(body)
