@@ -11,11 +11,11 @@ Two kinds of rule, applied in this order:
    character: ``\\u0061``, ``\\"``, ``%2F``, ``+``), and base64 (standard and URL-safe, whole or
    inside a longer base64 text at any of the three byte alignments, which covers the ``Basic``
    header of ``user:pass``).
-2. **Shapes of secrets nobody told us about**: the values of ``Authorization``, ``Cookie``,
-   signature and API-key headers (as ``Name: value`` lines, JSON members or Python reprs),
-   ``Bearer``/``Basic`` tokens, ``user:password@`` in URLs, ``token=``-like query parameters,
-   and vendor token shapes (``whsec_``, ``sk_live_``, ``xoxb-``, ``ghp_``, ``shpat_``,
-   ``AKIA…``, JWTs).
+2. **Shapes of secrets nobody told us about** (:mod:`synapseops.secret_shapes`): the values
+   of ``Authorization``, ``Cookie``, signature and API-key headers (as ``Name: value``
+   lines, JSON members or Python reprs), ``Bearer``/``Basic`` tokens, ``user:password@`` in
+   URLs, ``token=``-like query parameters, and vendor token shapes (``whsec_``, ``sk_live_``,
+   ``xoxb-``, ``ghp_``, ``shpat_``, ``AKIA…``, JWTs).
 
 Everything hidden becomes ``**hidden**``. Values shorter than :data:`MIN_SECRET_CHARS` are not
 remembered: hiding every ``"pw"`` would wreck every text and still protect nothing (the
@@ -31,94 +31,20 @@ from __future__ import annotations
 import base64
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-HIDDEN = "**hidden**"
+from synapseops.secret_shapes import _SENSITIVE_PARTS, hide_shapes
+from synapseops.secret_shapes import HIDDEN as HIDDEN
+from synapseops.secret_shapes import SENSITIVE_HEADERS as SENSITIVE_HEADERS
+
 MIN_SECRET_CHARS = 8
 MEMO_TEXT_CHARS, MEMO_ENTRIES = 200, 8192  # what Scrubber remembers having scrubbed
 
-# Header names whose values are secrets whatever they hold (n8n hides the same family).
-SENSITIVE_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "api-key",
-        "x-auth-token",
-        "x-access-token",
-        "x-shopify-access-token",
-        "x-shopify-hmac-sha256",
-        "x-hub-signature",
-        "x-hub-signature-256",
-        "webhook-signature",
-        "stripe-signature",
-    }
-)
-_SENSITIVE_PARTS = (
-    "token",
-    "secret",
-    "password",
-    "signature",
-    "api-key",
-    "apikey",
-    "cookie",
-    "authorization",
-    "credential",
-)
-
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f"}
 _JSON_SHORT.update({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-_HEADER_NAMES = "|".join(
-    re.escape(name) for name in sorted(SENSITIVE_HEADERS, key=len, reverse=True)
-)
-# `Name: value`, `"name": "value"`, `'Name': 'value'`, `name=value`: a scheme word stays
-# readable, the value up to its closing quote (or the line end, or an escape) is hidden.
-_HEADER_VALUE = re.compile(
-    rf"(?i)(?P<head>\b(?:{_HEADER_NAMES})\b[\"']?\s*[:=]\s*)"
-    r"(?:(?P<quote>[\"'])(?P<qscheme>(?:bearer|basic|token|digest)\s+)?"
-    r"(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\r\n])*)(?P<end>(?P=quote))?"
-    r"|(?P<scheme>(?:bearer|basic|token|digest)\s+)?(?P<bare>[^\r\n\"'\\]+))"
-)
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A scheme word then a token with at least one digit or symbol ("Basic authentication"
-    # is prose, "Basic dXNlcjpwYXNz" is a credential).
-    (
-        re.compile(
-            r"\b(Bearer|Basic|bearer|basic|BEARER|BASIC)(\s+)"
-            r"(?=[A-Za-z0-9._~+/-]*[0-9._~+/-])[A-Za-z0-9._~+/-]{8,}=*"
-        ),
-        rf"\1\2{HIDDEN}",
-    ),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@\"']+:)[^@\s/\"']+(@)"), rf"\1{HIDDEN}\2"),
-    (
-        re.compile(
-            r"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|"
-            r"secret|client_secret|password|passwd|signature|sig)=)[^&\s\"'#]+"
-        ),
-        rf"\1{HIDDEN}",
-    ),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{6,}"), HIDDEN),
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{6,}"), HIDDEN),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), HIDDEN),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), HIDDEN),
-    (re.compile(r"\bshp(?:at|ss|ca|pa|ua)_[A-Za-z0-9]{16,}"), HIDDEN),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), HIDDEN),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), HIDDEN),
-)
-# A text none of the shape rules above can match contains none of these (lowercased): each
-# rule's match holds one of them — a header name's tail, a scheme word, "://", the "=" of a
-# query parameter, a vendor prefix. Eleven regex passes become a few substring tests.
-_SHAPE_MARKS = (
-    "authorization", "cookie", "api-key", "auth-token", "access-token", "shopify-hmac-sha256",
-    "signature", "bearer", "basic", "://", "=", "whsec_", "_live_", "_test_", "xox",
-    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "shp", "akia", "asia", "eyj",
-)  # fmt: skip
-_ANY_MARK = re.compile("|".join(re.escape(mark) for mark in _SHAPE_MARKS))
 
 
 def _char_pattern(char: str) -> str:
@@ -180,6 +106,9 @@ class Scrubber:
             return frozenset(self._secrets)
 
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+        compiled = self._compiled  # compiled already: no lock (``remember`` only drops it)
+        if compiled is not None:
+            return compiled
         with self._lock:
             if self._compiled is None and self._secrets:
                 literal: set[str] = set()
@@ -208,8 +137,33 @@ class Scrubber:
             memo[text] = scrubbed
         return scrubbed
 
+    def document(self, document: Any) -> Any:
+        """:func:`scrub_document`: the memo is read inline, each string's own call only made
+        on a miss (a mapped order holds ~100 strings, most of them keys seen before)."""
+        memo, scrub = self._memo, self.scrub
+
+        def walk(value: Any) -> Any:
+            kind = type(value)
+            if kind is str:
+                return memo.get(value) or scrub(value)
+            if kind is dict:
+                return {
+                    (memo.get(key) or scrub(key)) if type(key) is str else scrub(str(key)): walk(
+                        item
+                    )
+                    for key, item in value.items()
+                }
+            if kind is list:
+                return [walk(item) for item in value]
+            if kind in _PLAIN:
+                return value
+            return _walk_any(value, walk)
+
+        return walk(document)
+
     def _scrub(self, text: str) -> str:
-        patterns = self._patterns()
+        # A known value is at least MIN_SECRET_CHARS long, and so is each of its spellings.
+        patterns = self._patterns() if len(text) >= MIN_SECRET_CHARS else None
         if patterns is not None:
             literal, flexible = patterns
             # The slow, thorough pass only where an escape can hide a character. It runs
@@ -219,20 +173,7 @@ class Scrubber:
             if "\\" in text or "%" in text or "+" in text:
                 text = flexible.sub(HIDDEN, text)
             text = literal.sub(HIDDEN, text)
-        # ASCII only: under IGNORECASE a few other letters match ASCII ones (U+017F is "s").
-        if text.isascii() and _ANY_MARK.search(text.lower()) is None:
-            return text
-        text = _HEADER_VALUE.sub(_hide_header_value, text)
-        for rule, replacement in _PATTERNS:
-            text = rule.sub(replacement, text)
-        return text
-
-
-def _hide_header_value(match: re.Match[str]) -> str:
-    if match.group("quote"):
-        scheme, end = match.group("qscheme") or "", match.group("end") or ""
-        return f"{match.group('head')}{match.group('quote')}{scheme}{HIDDEN}{end}"
-    return f"{match.group('head')}{match.group('scheme') or ''}{HIDDEN}"
+        return hide_shapes(text)
 
 
 _SCRUBBER = Scrubber()
@@ -297,13 +238,22 @@ def scrub_bytes(data: bytes) -> bytes:
 
 def scrub_document(document: Any) -> Any:
     """A JSON-like document with every string (keys too) scrubbed; other values kept."""
-    if isinstance(document, str):
-        return scrub(document)
-    if isinstance(document, Mapping):
-        return {scrub(str(key)): scrub_document(value) for key, value in document.items()}
-    if isinstance(document, list | tuple):
-        return [scrub_document(item) for item in document]
-    return document
+    return _SCRUBBER.document(document)
+
+
+# Values a document walk keeps as they are, by exact type (a subclass goes the general way).
+_PLAIN = frozenset({int, float, bool, type(None), Decimal})
+
+
+def _walk_any(value: Any, walk: Callable[[Any], Any]) -> Any:
+    """The document walk for what is not exactly a str, dict, list or plain scalar."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {scrub(str(key)): walk(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [walk(item) for item in value]
+    return value
 
 
 def is_sensitive_header(name: str, extra: Iterable[str] = ()) -> bool:
@@ -312,11 +262,17 @@ def is_sensitive_header(name: str, extra: Iterable[str] = ()) -> bool:
 
 def _sensitive(lowered: str, extra: frozenset[str]) -> bool:
     """``lowered`` (a header name in lower case) bears a secret; ``extra`` is lower case too."""
-    return (
-        lowered in SENSITIVE_HEADERS
-        or lowered in extra
-        or any(part in lowered for part in _SENSITIVE_PARTS)
-    )
+    named = _SENSITIVE_NAMES.get(lowered)
+    if named is None:
+        named = lowered in SENSITIVE_HEADERS or any(part in lowered for part in _SENSITIVE_PARTS)
+        if len(_SENSITIVE_NAMES) >= MEMO_ENTRIES:
+            _SENSITIVE_NAMES.clear()
+        _SENSITIVE_NAMES[lowered] = named
+    return named or lowered in extra
+
+
+# Header names already judged (the same few names come with every record), lower case.
+_SENSITIVE_NAMES: dict[str, bool] = {}
 
 
 def scrub_headers(headers: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:

@@ -7,8 +7,10 @@ import io
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from hypothesis import example, given, settings
@@ -161,6 +163,34 @@ def test_documents_bytes_and_headers_are_scrubbed() -> None:
         "X-Echo": f"<{HIDDEN}>",
         "Accept": "*/*",
     }
+
+
+def test_a_document_of_any_json_like_shape_is_scrubbed_through() -> None:
+    """The walk's fast paths (exact str, dict, list, plain scalars) and its general way
+    (tuples, other mappings, str subclasses, keys that are not strings) agree."""
+    secret = f"tok-{uuid.uuid4().hex}"
+    redaction.remember(secret)
+
+    class Text(str):
+        pass
+
+    document = {
+        "a": (secret, Decimal("1.50"), 2.5, True, None),
+        7: OrderedDict({secret: [Text(f"<{secret}>"), {"deep": [secret, 3]}]}),
+        "same": secret,
+    }
+    assert scrub_document(document) == {
+        "a": [HIDDEN, Decimal("1.50"), 2.5, True, None],
+        "7": {HIDDEN: [f"<{HIDDEN}>", {"deep": [HIDDEN, 3]}]},
+        "same": HIDDEN,
+    }
+    assert scrub_document(document) == scrub_document(document)  # the memo's answer the same
+
+
+def test_a_header_name_judged_once_is_judged_again_with_other_extra_names() -> None:
+    assert scrub_headers({"X-Erp-Key": "value"}) == {"X-Erp-Key": "value"}
+    assert scrub_headers({"X-Erp-Key": "value"}, also=("X-ERP-KEY",)) == {"X-Erp-Key": HIDDEN}
+    assert scrub_headers({"X-Erp-Key": "value"}) == {"X-Erp-Key": "value"}
 
 
 def test_shapes_of_unknown_secrets_are_hidden() -> None:

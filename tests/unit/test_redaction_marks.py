@@ -1,12 +1,13 @@
-"""The scrubber's shortcut (a text without any shape rule's mark skips the shape rules) hides
-exactly what the rules hide: every text, ASCII or not, scrubbed the same with and without it."""
+"""The scrubber's shortcuts (a text without any shape rule's mark skips the shape rules; a text
+skips each rule whose own marks it lacks) hide exactly what the rules hide: every text, ASCII
+or not, scrubbed the same with and without them."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapseops import redaction
+from synapseops import redaction, secret_shapes
 from synapseops.redaction import Scrubber
 
 # Pieces of every shape rule, near misses and neighbours, so the texts drawn hit the rules.
@@ -42,8 +43,8 @@ PIECES += SAMPLES
 
 
 def _every_rule(text: str) -> str:
-    text = redaction._HEADER_VALUE.sub(redaction._hide_header_value, text)
-    for rule, replacement in redaction._PATTERNS:
+    text = secret_shapes._HEADER_VALUE.sub(secret_shapes._hide_header_value, text)
+    for rule, replacement in secret_shapes._PATTERNS:
         text = rule.sub(replacement, text)
     return text
 
@@ -59,6 +60,15 @@ def test_no_text_a_rule_hides_takes_the_shortcut() -> None:
     for sample in SAMPLES:
         assert _every_rule(sample) != sample, sample  # the sample is one the rules hide
         assert Scrubber()._scrub(sample) == _every_rule(sample), sample
+        # ... and next to the marks of every other rule, in a URL and in a JSON member
+        for text in (f"https://host/x?{sample}&b=1", f'{{"note": "{sample} via api-key"}}'):
+            assert Scrubber()._scrub(text) == _every_rule(text), text
+
+
+def test_every_rule_has_marks_and_every_mark_is_lower_case() -> None:
+    assert len(secret_shapes._RULE_MARKS) == len(secret_shapes._PATTERNS)
+    for mark in secret_shapes._SHAPE_MARKS:
+        assert mark and mark == mark.lower(), mark
 
 
 def test_a_plain_text_comes_back_as_is_and_a_token_is_still_hidden() -> None:
