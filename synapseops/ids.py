@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 import uuid
@@ -24,8 +25,18 @@ def new_uuid() -> uuid.UUID:
 
 
 def new_traceparent() -> str:
-    """A fresh sampled W3C trace context: ``00-<trace-id>-<parent-id>-01``."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    """A fresh sampled W3C trace context: ``00-<trace-id>-<parent-id>-01``.
+
+    Trace and span ids need to be unique, not unguessable: like OpenTelemetry's own
+    ``RandomIdGenerator`` they come from :func:`random.getrandbits` (reseeded in a forked
+    child), a few hundred ns where two ``os.urandom`` system calls took microseconds each
+    per record. All zeros is invalid in W3C trace context, hence the ``or 1``.
+    """
+    return f"00-{_random_id(128):032x}-{_random_id(64):016x}-01"
+
+
+def _random_id(bits: int) -> int:
+    return random.getrandbits(bits) or 1
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
@@ -43,7 +54,7 @@ def child_traceparent(parent: str | None) -> str:
     parsed = parse_traceparent(parent)
     if parsed is None:
         return new_traceparent()
-    return f"00-{parsed[0]}-{os.urandom(8).hex()}-01"
+    return f"00-{parsed[0]}-{_random_id(64):016x}-01"
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

@@ -31,13 +31,17 @@ ERROR_CAP_CHARS = 4000
 @dataclass(frozen=True)
 class RecordedRequest:
     """A request as sent. ``document``: the body decoded, when the platform wrote the body
-    from it (a mapped output): the Run shows it without decoding the bytes again."""
+    from it (a mapped output): the Run shows it without decoding the bytes again. ``landed``:
+    what the platform learnt after sending, shown after the URL (a Kafka record's
+    ``/partition@offset``, digits of its own: not scrubbed, so the URL before it stays one
+    text the scrubber has seen before)."""
 
     method: str
     url: str
     headers: Mapping[str, str]
     body: bytes
     document: Any = None
+    landed: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def request_document(request: RecordedRequest, body: Capped, finish: RunFinish) 
     return {
         "method": request.method,
         "headers": scrub_headers(request.headers, also=finish.hide_headers),
-        "url": scrub(request.url),
+        "url": scrub(request.url) + request.landed,
         "body": body.shown,
         "body_bytes": body.size,
         "source": finish.source,
