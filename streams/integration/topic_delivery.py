@@ -30,7 +30,6 @@ would be taken for the first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from streams.integration.topic_sources import TopicSource, forwarded_headers
 from streams.road import metrics
@@ -45,10 +44,14 @@ from topics.registry import INTEGRATION_EVENT
 def as_source_events(records: Sequence[RoadRecord], source: TopicSource) -> list[RoadRecord]:
     """``records`` of ``source``'s topic as the delivery pipeline takes them (pure): same
     coordinates, bytes and key; the headers a forwarded copy would carry, and the kind."""
+    # Built directly: dataclasses.replace costs ~3 us a record (it inspects the fields).
     return [
-        replace(record, headers=kh.with_kind(forwarded_headers(record, source), INTEGRATION_EVENT))
+        RoadRecord(
+            record.topic, record.partition, record.offset, record.timestamp_ms, record.key,
+            record.value, kh.with_kind(forwarded_headers(record, source), INTEGRATION_EVENT),
+        )
         for record in records
-    ]
+    ]  # fmt: skip
 
 
 class TopicDelivery:
