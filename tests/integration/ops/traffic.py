@@ -22,7 +22,10 @@ WAIT_S = 90.0
 class StackTraffic:
     def __init__(self, stack: OpsStack) -> None:
         self.stack = stack
-        self.http = httpx.Client(timeout=40.0)
+        # Idle connections dropped after 1 s, well before uvicorn closes them (5 s): a request
+        # sent on a connection the server is closing meets "Server disconnected without
+        # sending a response" (it failed a fault set-up once, on a host under heavy steal).
+        self.http = httpx.Client(timeout=40.0, limits=httpx.Limits(keepalive_expiry=1.0))
         self.demo = DemoClient(stack.settings, self.http)
         self.samples = load_samples()
         self._numbers = order_numbers()
