@@ -136,14 +136,23 @@ def _expect(plan: Plan, per_payment: list[tuple[PaymentFactory, list[StripeEvent
 
 
 def start_groups_at_end(kafka: KafkaSettings, group: str, tiers: str = TIERS) -> None:
-    """The new worker's groups begin at the topics' ends: older records are other runs'."""
-    registry = platform_registry(RetrySettings(tiers=tiers).delays)
+    """The new worker's groups begin at the topics' ends: older records are other runs'.
+
+    The topics of these tiers are applied first: a test that runs before any worker with
+    these tiers started would otherwise find them missing (the worker applies its own)."""
+    retry = RetrySettings(tiers=tiers)
+    apply_topics(Settings(kafka=kafka, retry=retry))
+    registry = platform_registry(retry.delays)
     groups = [group, f"{group}.dead-letters"] + [
         f"{group}.{name}.tiers" for name in registry.pipelines
     ]
     probe = Consumer(consumer_config(kafka, f"{group}.probe"))
     offsets: list[TopicPartition] = []
     existing = probe.list_topics(timeout=10).topics
+    deadline = time.monotonic() + 30
+    while any(spec.name not in existing for spec in registry) and time.monotonic() < deadline:
+        time.sleep(0.5)  # just created: the metadata may not show them yet
+        existing = probe.list_topics(timeout=10).topics
     for spec in registry:
         for partition in existing[spec.name].partitions:
             high = _high_watermark(probe, TopicPartition(spec.name, partition))

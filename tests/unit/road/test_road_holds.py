@@ -111,7 +111,12 @@ def test_the_commit_point_never_passes_an_unfinished_record(
 def test_a_tier_consumer_never_resets_to_latest_and_parking_holds_many() -> None:
     from streams.road.pipeline import Outcome, Pipeline
     from streams.road.router import FailureRouter
-    from streams.road.tier_consumer import PARKING_CAPACITY, tier_consumers
+    from streams.road.tier_consumer import (
+        PARKING_CAPACITY,
+        TIER_CAPACITY,
+        TIER_MAX_BYTES,
+        tier_consumers,
+    )
     from synapseops.settings import KafkaSettings
     from topics.registry import PipelineSpec
 
@@ -129,5 +134,27 @@ def test_a_tier_consumer_never_resets_to_latest_and_parking_holds_many() -> None
     )
     assert [c.topic for c in consumers] == ["p.retry.1s", "p.retry.2s", "p.parking"]
     assert {c._config["auto.offset.reset"] for c in consumers} == {"earliest"}
-    assert [c._holds.capacity for c in consumers] == [1, 1, PARKING_CAPACITY]
+    assert [c._holds.capacity for c in consumers] == [
+        TIER_CAPACITY,
+        TIER_CAPACITY,
+        PARKING_CAPACITY,
+    ]
+    assert [c._holds.max_bytes for c in consumers][:2] == [TIER_MAX_BYTES] * 2
     assert {c.group_id for c in consumers} == {"w.p.tiers"}
+
+
+def test_a_tier_takes_a_burst_of_one_partition_at_once_and_runs_it_together() -> None:
+    """Twelve failures of one partition land on a tier together; its consumer holds them all
+    (due in offset order) without pausing, so they come due together: holding only the head
+    re-fetched each record after the one before it ran (up to 0.6 s late, bench road)."""
+    from streams.road.tier_consumer import TIER_CAPACITY, TIER_MAX_BYTES
+
+    holds = Holds(TIER_CAPACITY, TIER_MAX_BYTES)
+    burst = [_record(offset, size=2_000) for offset in range(100, 112)]
+    for n, record in enumerate(burst):
+        assert holds.take(record)
+        assert holds.hold(record, due_ms=1_000 + n) is False  # room: the partition flows on
+    assert holds.due(1_011) == [(record, 1_000 + n) for n, record in enumerate(burst)]
+    commits = [holds.finish(record) for record in burst]
+    assert [c.commit_offset for c in commits] == [*range(101, 112), 112]
+    assert {c.resume_at for c in commits} == {None}  # never paused
