@@ -92,15 +92,18 @@ def stored_ids(engine: sqlalchemy.Engine, run: str) -> list[str]:
         )
 
 
-def settled_count(engine: sqlalchemy.Engine, run: str) -> int:
-    """The run's stored rows once two reads 0.5 s apart agree (a dead writer's last commit in)."""
-    count = len(stored_ids(engine, run))
-    while True:
+def settled_count(engine: sqlalchemy.Engine, run: str, still_s: float = 2.0) -> int:
+    """The run's stored rows once they held still for ``still_s`` (a dead writer's last
+    commits in: the event log commits per record, and a COMMIT sent just before the kill can
+    land later on a loaded machine — a CI rehearsal counted one more redone than stored after
+    a 0.5 s window)."""
+    count, since = len(stored_ids(engine, run)), time.monotonic()
+    while time.monotonic() - since < still_s:
         time.sleep(0.5)
         again = len(stored_ids(engine, run))
-        if again == count:
-            return count
-        count = again
+        if again != count:
+            count, since = again, time.monotonic()
+    return count
 
 
 def wait_for(condition: object, what: str, within_s: float) -> None:
@@ -188,6 +191,7 @@ def test_kill_9_in_the_middle_of_a_batch_loses_nothing_and_doubles_nothing(
         wait_for(lambda: len(stored_ids(engine, run)) >= total, "every event", 180)
         time.sleep(2)  # anything redelivered late would show up now
         redone = metric(first, "skipped")
+        retried = metric(first, "retry")
     finally:
         first.stop()
         print(first.log_tail())
@@ -196,10 +200,14 @@ def test_kill_9_in_the_middle_of_a_batch_loses_nothing_and_doubles_nothing(
     assert len(ids) == len(set(ids)) == total  # every event once: nothing lost, none doubled
     assert set(ids) == {f"evt_{run}_{n}" for n in range(total)}
     # Handled again after the kill, absorbed by UNIQUE(source, event_id): what the killed
-    # worker had stored but not committed yet (Faust commits every 2.8 s). The group started
-    # at this run's records, so only they count.
-    print(f"kill -9 mid-batch: {total} events, {at_kill} stored at the kill, {redone:.0f} redone")
-    assert redone <= at_kill
+    # worker had stored but not committed yet (Faust commits every 2.8 s), and what the
+    # restarted one stored and then retried (a commit whose answer was lost). The group
+    # started at this run's records, so only they count.
+    print(
+        f"kill -9 mid-batch: {total} events, {at_kill} stored at the kill, "
+        f"{redone:.0f} redone, {retried:.0f} retried"
+    )
+    assert redone <= at_kill + retried
 
 
 def test_a_poison_record_inside_a_batch_is_dead_alone_and_its_neighbours_commit(
