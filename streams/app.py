@@ -4,7 +4,9 @@ Topics are created by the registry (``topics.admin``), never by Faust: ``topic_a
 is off so a typo in a topic name fails loudly instead of creating a stray topic, and the
 leader topic is disabled because no agent here needs leader election.
 
-The app's consumer is Faust's aiokafka one with a single change (:class:`RoadApp`): the fetch
+The app's consumer is Faust's aiokafka one with two changes. A partition whose log starts over
+(its topic deleted and re-created under the consumer) is read from its new start
+(:func:`forget_an_old_log`). And (:class:`RoadApp`) the fetch
 wait is ``SYNAPSEOPS_KAFKA_FETCH_MAX_WAIT_MS`` instead of Faust's fixed 1,500 ms. aiokafka keeps
 one fetch in flight per broker and leaves out of it every partition whose fetched records are
 still being handled. When all busy partitions were so (a batch in hand each), the fetch held
@@ -15,13 +17,17 @@ waves (p99 1.7 s at 500 events/s on an idle machine; 0.6 s with the wait at 20 m
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TransportT
+from faust.types import TP, Message, TransportT
 
+from synapseops.logging import get_logger
 from synapseops.settings import Settings
+
+log = get_logger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -35,6 +41,39 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # Faust's own signature (it calls this), hence its timeout parameter.
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109
+        """Faust's records, with what it remembers of a partition's old log forgotten when
+        the log starts over (:func:`forget_an_old_log`)."""
+        read = self._read_offset
+        async for tp, message in super().getmany(timeout):
+            last = read.get(tp)
+            if last is not None and message.offset < last:
+                forget_an_old_log(self, tp, last, message.offset)
+            yield tp, message
+
+
+def forget_an_old_log(consumer: Any, tp: TP, last: int, offset: int) -> None:
+    """A record below the last one read, though nothing of Faust's sought back: aiokafka
+    reset the position (``auto_offset_reset``, the old one out of range), i.e. the topic
+    was deleted and re-created under the consumer without a rebalance between (both inside
+    one metadata refresh). Faust drops every record below the last offset it read, so the
+    new log would go unread until it grew past the old one (a CI rehearsal: six triggers on a
+    re-created topic, unread for 120 s). Forget the partition's read, acked and committed
+    offsets, as Faust does for a revoked partition."""
+    log.warning(
+        "a partition's log started over: reading it from its new start",
+        extra={"topic": tp.topic, "partition": tp.partition, "last": last, "offset": offset},
+    )
+    for bookkeeping in (
+        consumer._read_offset,
+        consumer._gap,
+        consumer._acked,
+        consumer._acked_index,
+        consumer._committed_offset,
+    ):
+        bookkeeping.pop(tp, None)
 
 
 class _Transport(faust_aiokafka.Transport):
