@@ -12,6 +12,7 @@ offset once it has room. :mod:`streams.road.tier_consumer` does the Kafka side.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass, field
 
 from streams.road.record import RoadRecord
@@ -22,7 +23,12 @@ Partition = tuple[str, int]
 @dataclass
 class _Partition:
     held: list[tuple[int, int, RoadRecord]] = field(default_factory=list)  # (due, offset, rec)
-    unfinished: set[int] = field(default_factory=set)
+    # Offsets taken and not finished, in the order taken (ascending: :meth:`Holds.take` takes
+    # only offsets past the last one), and those finished behind the lowest unfinished one:
+    # the commit point is the head once finished heads are popped, O(1) per record (a min()
+    # over a set was O(n) per record, O(n²) for a tier's full batch of 500).
+    taken: deque[int] = field(default_factory=deque)
+    finished: set[int] = field(default_factory=set)
     next_offset: int | None = None
     held_bytes: int = 0
     paused: bool = False
@@ -52,7 +58,7 @@ class Holds:
         if state.paused or (state.next_offset is not None and record.offset < state.next_offset):
             return False
         state.next_offset = record.offset + 1
-        state.unfinished.add(record.offset)
+        state.taken.append(record.offset)
         return True
 
     def hold(self, record: RoadRecord, due_ms: int) -> bool:
@@ -86,9 +92,13 @@ class Holds:
     def finish(self, record: RoadRecord) -> Finished:
         """``record`` (taken before) is done: how far to commit, and whether to resume."""
         state = self._partitions[(record.topic, record.partition)]
-        state.unfinished.discard(record.offset)
+        taken, finished = state.taken, state.finished
+        if taken and record.offset >= taken[0]:
+            finished.add(record.offset)
+            while taken and taken[0] in finished:
+                finished.discard(taken.popleft())
         assert state.next_offset is not None
-        commit = min(state.unfinished) if state.unfinished else state.next_offset
+        commit = taken[0] if taken else state.next_offset
         resume_at = None
         if state.paused and len(state.held) < self.capacity and not self._over_bytes(state):
             state.paused = False
