@@ -91,7 +91,7 @@ class Bench:
             except BaseException:
                 stop_process(process)  # else the peer runs on beside every later row
                 raise
-            figures, note = self._measure(process, output, timeout_s)
+            figures, note = self._measure(process, output, timeout_s, launcher=row.launcher)
             if profiler is not None:
                 profiler.wait(timeout=60)
             check = OutputCheck(self.expected)
@@ -104,9 +104,9 @@ class Bench:
             delete_topics(kafka, [output])
 
     def _measure(
-        self, process: subprocess.Popen[bytes], output: str, timeout_s: float
+        self, process: subprocess.Popen[bytes], output: str, timeout_s: float, *, launcher: bool
     ) -> tuple[Figures | None, str]:
-        tree = ProcessTree(process.pid)
+        tree = ProcessTree(process.pid, root_rss=not launcher)
         watch = TopicWatch(self.settings.kafka, output, self.partitions)
         first: Sample | None = None  # the first sample that saw output
         grown: Sample | None = None  # the latest sample that saw more than the one before

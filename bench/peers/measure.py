@@ -2,7 +2,9 @@
 
 CPU is user + system time of the process and every descendant it has (threads included: a
 process' ``stat`` sums its threads), summed over every pid ever seen, so a child that exits keeps
-its share. Peak RSS is the sum of each process' high-water mark (``VmHWM``).
+its share. Peak RSS is the sum of each process' high-water mark (``VmHWM``) — but a root that
+is only a launcher (it sets things up, starts the peer and waits: ``root_rss=False``) is left
+out of it, or the table would charge its imports to the peer.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ProcessTree:
     """Samples of one peer (its root pid and whatever it starts)."""
 
     root: int
+    root_rss: bool = True  # False: the root only launches the peer (module docstring)
     _ticks: dict[int, tuple[int, int]] = field(default_factory=dict)
     _rss: dict[int, int] = field(default_factory=dict)
 
@@ -63,7 +66,7 @@ class ProcessTree:
             ticks = _cpu_ticks(pid)
             if ticks is not None:
                 self._ticks[pid] = ticks
-            rss = _peak_rss(pid)
+            rss = _peak_rss(pid) if self.root_rss or pid != self.root else None
             if rss is not None:
                 self._rss[pid] = max(rss, self._rss.get(pid, 0))
         return sum(user + system for user, system in self._ticks.values()) / TICKS
