@@ -33,7 +33,7 @@ from sinks.principals.users import create_user
 from synapseops.settings import DatabaseSettings, RetrySettings, Settings
 from synapseops.signatures import sign_stripe
 from tests.integration.databases import fresh_database
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
+from tests.integration.groups import start_groups_at_end
 from tests.integration.worker_process import CLI, WorkerProcess, free_port
 from topics.admin import apply_topics
 

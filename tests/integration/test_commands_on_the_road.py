@@ -38,6 +38,7 @@ from synapseops.settings import (
 )
 from synapseops.signatures import sign_stripe
 from tests.integration.databases import fresh_database
+from tests.integration.groups import start_groups_at_end
 from tests.integration.integration.world import (
     MAPPING,
     erp_orders,
@@ -49,7 +50,6 @@ from tests.integration.integration.world import (
     world_context,
 )
 from tests.integration.payments.factory import PaymentFactory
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import INTEGRATION_DELIVERY, PAYMENT_SETTLEMENT

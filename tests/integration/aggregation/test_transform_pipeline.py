@@ -30,7 +30,7 @@ from synapseops.settings import KafkaSettings, RetrySettings, Settings
 from tests.fixtures import SAMPLES
 from tests.integration.aggregation.canonical import end_offsets, read_canonical
 from tests.integration.databases import fresh_database
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
+from tests.integration.groups import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess, running_worker
 from topics.admin import apply_topics
 from topics.registry import AGGREGATION_RAW, MARKET_TICKS

@@ -28,8 +28,8 @@ from sinks.notifications.approvals import Answer
 from sinks.notifications.tables import approvals, runs
 from synapseops.kafka import producer_config
 from tests.integration.databases import fresh_database
+from tests.integration.groups import start_groups_at_end
 from tests.integration.notifications.harness import Harness, build, settings_for, trigger
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import NOTIFICATION_TRIGGERS

@@ -22,18 +22,16 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import SecretStr
 
 from sinks.aggregation.warehouse import Warehouse
 from sinks.db import make_engine
-from synapseops.kafka import consumer_config
 from synapseops.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -42,11 +40,11 @@ from synapseops.settings import (
     SandboxSettings,
     Settings,
 )
+from tests.integration.groups import TIERS, commit_at_end, topic_ends, worker_group_topics
 from tests.integration.worker_process import CLI, WorkerProcess, free_port
 from topics.admin import apply_topics
-from topics.registry import CANONICAL_EVENTS, platform_registry
+from topics.registry import CANONICAL_EVENTS
 
-TIERS = "1s,2s,3s"
 HEALTHY_WITHIN_S = 60.0
 
 
@@ -98,47 +96,6 @@ class ServedProcess:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def worker_group_topics(group: str) -> dict[str, list[str]]:
-    """Each consumer group a worker of ``group`` commits with, and the topics it reads
-    (streams/bootstrap.py): agents the inputs, tiers their pipeline's tiers and parking, the
-    dead-letter store every dead-letter topic."""
-    registry = platform_registry(RetrySettings(tiers=TIERS).delays)
-    pipelines = registry.pipelines.values()
-    groups = {
-        group: sorted({topic for spec in pipelines for topic in spec.inputs}),
-        f"{group}.dead-letters": sorted(spec.dlq_topic for spec in pipelines),
-    }
-    for spec in pipelines:
-        groups[f"{group}.{spec.name}.tiers"] = [*spec.retry_topics, spec.parking_topic]
-    return groups
-
-
-def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Sequence[str]]) -> None:
-    """Commit each group's topics at their ends before its first member runs: what other tests
-    left there is not this worker's work, and a group only commits on what it reads."""
-    ends = topic_ends(kafka, {topic for topics in groups.values() for topic in topics})
-    for group, topics in groups.items():
-        consumer = Consumer(consumer_config(kafka, group))
-        consumer.commit(offsets=[tp for topic in topics for tp in ends[topic]], asynchronous=False)
-        consumer.close()
-
-
-def topic_ends(kafka: KafkaSettings, topics: set[str]) -> dict[str, list[TopicPartition]]:
-    """Every partition of ``topics`` at its end offset."""
-    probe = Consumer(consumer_config(kafka, f"probe-{uuid4().hex[:8]}"))
-    try:
-        existing = probe.list_topics(timeout=10).topics
-        return {
-            topic: [
-                TopicPartition(topic, partition, _end(probe, topic, partition))
-                for partition in existing[topic].partitions
-            ]
-            for topic in topics
-        }
-    finally:
-        probe.close()
-
-
 def start_loader_at_end(stack: OpsStack) -> None:
     """The loader's stored offsets at the canonical topic's end (what other tests left there
     is not its work; it trusts ``warehouse.loader_offsets``, not Kafka), the same offsets
@@ -150,18 +107,7 @@ def start_loader_at_end(stack: OpsStack) -> None:
         Warehouse(engine, stack.loader_group).load([], offsets)
     finally:
         engine.dispose()
-    start_groups_at_end(stack.kafka, {stack.loader_group: [CANONICAL_EVENTS.name]})
-
-
-def _end(probe: Consumer, topic: str, partition: int) -> int:
-    deadline = time.monotonic() + 30  # a topic created a moment ago may have no leader yet
-    while True:
-        try:
-            return int(probe.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    commit_at_end(stack.kafka, {stack.loader_group: [CANONICAL_EVENTS.name]})
 
 
 class OpsStack:
@@ -241,7 +187,7 @@ class OpsStack:
 
     def start(self) -> OpsStack:
         apply_topics(self.settings.model_copy(update={"retry": RetrySettings(tiers=TIERS)}))
-        start_groups_at_end(self.kafka, worker_group_topics(self.group))
+        commit_at_end(self.kafka, worker_group_topics(self.group))
         start_loader_at_end(self)
         self.sandbox.start()
         self.worker.start()

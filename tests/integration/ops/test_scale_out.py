@@ -49,9 +49,9 @@ from sandbox.harness import SandboxServer
 from synapseops.kafka import producer_config
 from synapseops.settings import KafkaSettings, RetrySettings, Settings
 from tests.integration.databases import fresh_database
+from tests.integration.groups import start_groups_at_end
 from tests.integration.ops.traffic import wait_until
 from tests.integration.payments.factory import PaymentFactory
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS

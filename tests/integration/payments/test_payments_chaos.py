@@ -32,7 +32,7 @@ from uuid import uuid4
 import httpx
 import pytest
 import sqlalchemy
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 from sqlalchemy import func, select
 
 from sandbox.harness import SandboxServer
@@ -40,18 +40,17 @@ from sinks.dead_letters.tables import dead_letters
 from sinks.payments.reconciliation import reconciliation
 from sinks.payments.tables import payment_events, settlements
 from synapseops import headers as h
-from synapseops.kafka import consumer_config, producer_config
-from synapseops.settings import KafkaSettings, RetrySettings, Settings
+from synapseops.kafka import producer_config
+from synapseops.settings import KafkaSettings, Settings
 from tests.integration.databases import fresh_database
+from tests.integration.groups import TIERS, start_groups_at_end
 from tests.integration.payments.factory import PaymentFactory, StripeEvent
 from tests.integration.worker_process import WorkerProcess
-from topics.admin import apply_topics
-from topics.registry import STRIPE_EVENTS, platform_registry
+from topics.registry import STRIPE_EVENTS
 
 pytestmark = pytest.mark.integration
 
 EVENTS = int(os.environ.get("SYNAPSEOPS_CHAOS_EVENTS", "10000"))
-TIERS = "1s,2s,3s"
 THRESHOLD = 1_000_000
 FINISH_DEADLINE_S = 600.0
 
@@ -135,54 +134,12 @@ def _expect(plan: Plan, per_payment: list[tuple[PaymentFactory, list[StripeEvent
                 plan.settleable[payment.dispute_settlement] = obj["amount"]
 
 
-def start_groups_at_end(kafka: KafkaSettings, group: str, tiers: str = TIERS) -> None:
-    """The new worker's groups begin at the topics' ends: older records are other runs'.
-
-    The topics of these tiers are applied first: a test that runs before any worker with
-    these tiers started would otherwise find them missing (the worker applies its own)."""
-    retry = RetrySettings(tiers=tiers)
-    apply_topics(Settings(kafka=kafka, retry=retry))
-    registry = platform_registry(retry.delays)
-    groups = [group, f"{group}.dead-letters"] + [
-        f"{group}.{name}.tiers" for name in registry.pipelines
-    ]
-    probe = Consumer(consumer_config(kafka, f"{group}.probe"))
-    offsets: list[TopicPartition] = []
-    existing = probe.list_topics(timeout=10).topics
-    deadline = time.monotonic() + 30
-    while any(spec.name not in existing for spec in registry) and time.monotonic() < deadline:
-        time.sleep(0.5)  # just created: the metadata may not show them yet
-        existing = probe.list_topics(timeout=10).topics
-    for spec in registry:
-        for partition in existing[spec.name].partitions:
-            high = _high_watermark(probe, TopicPartition(spec.name, partition))
-            offsets.append(TopicPartition(spec.name, partition, high))
-    probe.close()
-    for name in groups:
-        consumer = Consumer(consumer_config(kafka, name))
-        consumer.commit(offsets=offsets, asynchronous=False)
-        consumer.close()
-
-
-def _high_watermark(probe: Consumer, partition: TopicPartition) -> int:
-    # A topic created a moment ago (topics apply with new tiers) may not have a leader yet.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return int(probe.get_watermark_offsets(partition, 10)[1])
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 @contextmanager
 def chaos_worker(
     kafka_bootstrap: str, database: str, sandbox: SandboxServer, tmp_path: Path
 ) -> Iterator[WorkerProcess]:
     group = f"t-pay-chaos-{uuid4().hex[:8]}"
     settings = Settings(kafka=KafkaSettings(bootstrap=kafka_bootstrap))
-    apply_topics(settings.model_copy(update={"retry": RetrySettings(tiers=TIERS)}))
     start_groups_at_end(settings.kafka, group)
     worker = WorkerProcess(
         kafka_bootstrap,

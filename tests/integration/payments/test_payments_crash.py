@@ -28,8 +28,8 @@ from sinks.payments.tables import payment_events, settlements
 from synapseops.kafka import producer_config
 from synapseops.settings import KafkaSettings, RetrySettings, Settings
 from tests.integration.databases import fresh_database
+from tests.integration.groups import TIERS, start_groups_at_end
 from tests.integration.payments.factory import PaymentFactory, StripeEvent
-from tests.integration.payments.test_payments_chaos import TIERS, start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.admin import apply_topics
 from topics.registry import STRIPE_EVENTS

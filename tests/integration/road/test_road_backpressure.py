@@ -23,7 +23,7 @@ import sqlalchemy
 
 from synapseops.settings import KafkaSettings
 from tests.integration.databases import fresh_database
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
+from tests.integration.groups import start_groups_at_end
 from tests.integration.road.test_road_batches import (
     events,
     produce,

@@ -10,7 +10,7 @@ work; *how many* records were handled again is the restarted worker's
 printed, and bounded by what a worker can hold uncommitted.
 
 Each test's groups start where their topics end before the test produces
-(:func:`~tests.integration.payments.test_payments_chaos.start_groups_at_end`): the worker's
+(:func:`~tests.integration.groups.start_groups_at_end`): the worker's
 own group and its tiers' group alike. A fresh group would otherwise read every record earlier
 tests left on the shared topics (in a whole-suite run, thousands: most of these tests' time,
 none of their subject) — and a record another test left on a retry tier, stored by the killed
@@ -41,7 +41,7 @@ from synapseops import headers as h
 from synapseops.kafka import AsyncProducer, Outgoing, consumer_config
 from synapseops.settings import KafkaSettings
 from tests.integration.databases import fresh_database
-from tests.integration.payments.test_payments_chaos import start_groups_at_end
+from tests.integration.groups import start_groups_at_end
 from tests.integration.worker_process import WorkerProcess
 from topics.registry import INBOUND_EVENTS
 
