@@ -41,7 +41,7 @@ from sinks.payments.reconciliation import reconciliation
 from sinks.payments.tables import payment_events, settlements
 from synapseops import headers as h
 from synapseops.kafka import producer_config
-from synapseops.settings import KafkaSettings, Settings
+from synapseops.settings import KafkaSettings
 from tests.integration.databases import fresh_database
 from tests.integration.groups import TIERS, start_groups_at_end
 from tests.integration.payments.factory import PaymentFactory, StripeEvent
@@ -139,8 +139,7 @@ def chaos_worker(
     kafka_bootstrap: str, database: str, sandbox: SandboxServer, tmp_path: Path
 ) -> Iterator[WorkerProcess]:
     group = f"t-pay-chaos-{uuid4().hex[:8]}"
-    settings = Settings(kafka=KafkaSettings(bootstrap=kafka_bootstrap))
-    start_groups_at_end(settings.kafka, group)
+    start_groups_at_end(KafkaSettings(bootstrap=kafka_bootstrap), group)
     worker = WorkerProcess(
         kafka_bootstrap,
         database,

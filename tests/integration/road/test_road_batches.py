@@ -15,7 +15,7 @@ own group and its tiers' group alike. A fresh group would otherwise read every r
 tests left on the shared topics (in a whole-suite run, thousands: most of these tests' time,
 none of their subject) — and a record another test left on a retry tier, stored by the killed
 worker and read again by the restarted one before the tier's offset was committed, counted as
-redone though it is not this run's (CI failed the kill test twice by exactly one so).
+redone though it is not this run's (CI failed the kill test three times by exactly one so).
 """
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ def stored_ids(engine: sqlalchemy.Engine, run: str) -> list[str]:
 
 
 def settled_count(engine: sqlalchemy.Engine, run: str, still_s: float = 2.0) -> int:
-    """The run's stored rows once they held still for ``still_s`` (a dead writer's last
-    commits in: the event log commits per record, and a COMMIT sent just before the kill can
-    land later on a loaded machine — a CI rehearsal counted one more redone than stored after
-    a 0.5 s window)."""
+    """The run's stored rows once they held still for ``still_s``: a dead writer's last
+    commits in (the event log commits per record; a COMMIT sent just before the kill may land
+    a moment later on a loaded machine). The off-by-one CI saw three times was not this but a
+    tiers' group left fresh (module docstring)."""
     count, since = len(stored_ids(engine, run)), time.monotonic()
     while time.monotonic() - since < still_s:
         time.sleep(0.5)
